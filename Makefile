@@ -1,0 +1,29 @@
+# One place for the commands CI and people run, so they cannot drift apart.
+# The target dir lives outside the clone so fresh clones (and CI) reuse the build.
+CARGO_TARGET_DIR ?= $(HOME)/.cache/reco-target
+export CARGO_TARGET_DIR
+
+.PHONY: help up test check fmt clippy
+
+help: ## List the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-8s %s\n", $$1, $$2}'
+
+up: ## Run the whole platform in one process (embedded broker, topics, API)
+	cargo run --release -p reco -- up
+
+test: ## Run every test (installs what the tests need first)
+	./scripts/test-deps.sh
+	@if cargo nextest --version >/dev/null 2>&1; then \
+		cargo nextest run --workspace --all-targets --no-fail-fast; \
+	else \
+		cargo test --workspace --all-targets --no-fail-fast; \
+	fi
+	cargo test --workspace --doc
+
+fmt: ## Check formatting
+	cargo fmt --all --check
+
+clippy: ## Lint, warnings are errors
+	cargo clippy --workspace --all-targets -- -D warnings
+
+check: fmt clippy test ## Everything CI checks, and lints

@@ -1,0 +1,47 @@
+//! Everything reco says to Kafka: topic specs and their setup, the event producer, and the
+//! embedded Kafka-protocol broker that `reco up` runs in-process.
+//!
+//! All client code is `rdkafka` (librdkafka), the same against the embedded broker and
+//! against a production cluster, so tests on the embedded broker exercise the production path.
+//! The one exception is [`topics`]' config fix, which needs IncrementalAlterConfigs; rdkafka
+//! does not wrap it, so it is sent with the `tansu-sans-io` protocol codec (see `alter.rs`).
+//!
+//! ```no_run
+//! # async fn demo() -> reco_kafka::Result<()> {
+//! use reco_kafka::{EmbeddedBroker, BrokerStorage, topics};
+//! let broker = EmbeddedBroker::start("127.0.0.1:9092".parse().unwrap(), BrokerStorage::Memory).await?;
+//! let report = topics::ensure_topics(&broker.bootstrap(), &topics::default_topics(), false).await?;
+//! broker.stop().await;
+//! # Ok(()) }
+//! ```
+
+mod alter;
+mod broker;
+mod error;
+mod producer;
+pub mod topics;
+
+use std::time::Duration;
+
+use rdkafka::ClientConfig;
+
+pub use broker::{BrokerStorage, EmbeddedBroker};
+pub use error::{Error, Result};
+pub use producer::{Delivery, EventProducer, Outgoing, ProducerSettings, ping};
+
+/// How long admin and metadata calls wait for the broker before reporting it unreachable.
+pub const ADMIN_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The client settings every reco Kafka client shares.
+pub fn client_config(bootstrap_servers: &str) -> ClientConfig {
+    let mut config = ClientConfig::new();
+    config
+        .set("bootstrap.servers", bootstrap_servers)
+        .set("client.id", "reco")
+        // Failing fast on a dead broker is what lets the API answer 503 promptly; librdkafka
+        // keeps reconnecting in the background either way.
+        .set("socket.connection.setup.timeout.ms", "3000")
+        .set("reconnect.backoff.max.ms", "1000")
+        .set("log_level", "3");
+    config
+}

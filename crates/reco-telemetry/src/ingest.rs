@@ -1,0 +1,74 @@
+//! Metrics of `POST /events`: what reached Kafka, what was refused and why.
+
+use prometheus_client::{
+    encoding::EncodeLabelSet,
+    metrics::{counter::Counter, family::Family, histogram::Histogram},
+    registry::Registry,
+};
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct TopicLabel {
+    topic: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ReasonLabel {
+    reason: &'static str,
+}
+
+#[derive(Debug)]
+pub struct IngestMetrics {
+    accepted: Family<TopicLabel, Counter>,
+    rejected: Family<ReasonLabel, Counter>,
+    unacknowledged: Family<TopicLabel, Counter>,
+    ack_duration: Histogram,
+}
+
+impl IngestMetrics {
+    pub(crate) fn register(registry: &mut Registry) -> Self {
+        let m = IngestMetrics {
+            accepted: Family::default(),
+            rejected: Family::default(),
+            unacknowledged: Family::default(),
+            ack_duration: Histogram::new([0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0]),
+        };
+        registry.register(
+            "reco_api_events_accepted",
+            "Events acknowledged by the broker and answered 202, by topic",
+            m.accepted.clone(),
+        );
+        registry.register(
+            "reco_api_events_rejected",
+            "Events refused by validation, by the first error kind of each event",
+            m.rejected.clone(),
+        );
+        registry.register(
+            "reco_api_events_unacknowledged",
+            "Events the broker did not acknowledge in time (the request answered 503), by topic",
+            m.unacknowledged.clone(),
+        );
+        registry.register(
+            "reco_api_produce_ack_duration_seconds",
+            "Time from handing a request's events to the producer until the last acknowledgment",
+            m.ack_duration.clone(),
+        );
+        m
+    }
+
+    pub fn accepted(&self, topic: &str, n: u64) {
+        self.accepted.get_or_create(&TopicLabel { topic: topic.to_owned() }).inc_by(n);
+    }
+
+    /// `reason` is a validation `ErrorKind` name: a fixed set.
+    pub fn rejected(&self, reason: &'static str) {
+        self.rejected.get_or_create(&ReasonLabel { reason }).inc();
+    }
+
+    pub fn unacknowledged(&self, topic: &str, n: u64) {
+        self.unacknowledged.get_or_create(&TopicLabel { topic: topic.to_owned() }).inc_by(n);
+    }
+
+    pub fn ack_duration(&self, seconds: f64) {
+        self.ack_duration.observe(seconds);
+    }
+}

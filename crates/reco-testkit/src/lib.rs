@@ -1,0 +1,131 @@
+//! Test helpers for reco (not published): an embedded broker on a free port, a consumer that
+//! reads topics back, and a parser for the Prometheus text that `/metrics` serves.
+
+mod metrics;
+
+use std::{net::SocketAddr, time::Duration};
+
+use rdkafka::{
+    Message, Offset, TopicPartitionList,
+    consumer::{BaseConsumer, Consumer},
+};
+use reco_kafka::{BrokerStorage, EmbeddedBroker, client_config, topics};
+
+pub use metrics::{Sample, Samples};
+
+/// A port nobody listens on right now (the OS picks it; a race with another process is
+/// possible but rare enough for tests).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("no free port")
+}
+
+pub fn free_addr() -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], free_port()))
+}
+
+/// Starts an in-memory embedded broker on a free port with the platform's topics created.
+pub async fn broker_with_topics() -> EmbeddedBroker {
+    let broker = EmbeddedBroker::start(free_addr(), BrokerStorage::Memory).await.expect("broker starts");
+    let mut specs = topics::default_topics();
+    specs.iter_mut().for_each(|s| s.replication_factor = Some(1));
+    topics::ensure_topics(&broker.bootstrap(), &specs, false).await.expect("topics created");
+    broker
+}
+
+/// A record read back from Kafka.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Record {
+    pub topic: String,
+    pub partition: i32,
+    pub offset: i64,
+    pub key: Option<Vec<u8>>,
+    pub payload: Option<Vec<u8>>,
+}
+
+/// Number of records in `topic` (sum over partitions of high minus low watermark).
+pub async fn topic_count(bootstrap: &str, topic: &str) -> i64 {
+    let (bootstrap, topic) = (bootstrap.to_owned(), topic.to_owned());
+    tokio::task::spawn_blocking(move || {
+        let consumer: BaseConsumer = client_config(&bootstrap).create().expect("consumer");
+        let metadata = consumer.fetch_metadata(Some(&topic), Duration::from_secs(10)).expect("metadata");
+        let partitions = metadata.topics()[0].partitions().len() as i32;
+        (0..partitions)
+            .map(|p| {
+                let (low, high) = consumer.fetch_watermarks(&topic, p, Duration::from_secs(10)).expect("watermarks");
+                high - low
+            })
+            .sum()
+    })
+    .await
+    .expect("watermark task")
+}
+
+/// Reads every record of `topic` from the beginning, without a consumer group, until the
+/// topic's current end. Order is by partition, then offset.
+pub async fn read_topic(bootstrap: &str, topic: &str) -> Vec<Record> {
+    let (bootstrap, topic) = (bootstrap.to_owned(), topic.to_owned());
+    tokio::task::spawn_blocking(move || {
+        let consumer: BaseConsumer = client_config(&bootstrap)
+            .set("group.id", "reco-testkit")
+            .set("enable.auto.commit", "false")
+            .create()
+            .expect("consumer");
+        let metadata = consumer.fetch_metadata(Some(&topic), Duration::from_secs(10)).expect("metadata");
+        let mut ends = Vec::new();
+        let mut assignment = TopicPartitionList::new();
+        for p in metadata.topics()[0].partitions() {
+            let (low, high) = consumer.fetch_watermarks(&topic, p.id(), Duration::from_secs(10)).expect("watermarks");
+            if high > low {
+                assignment.add_partition_offset(&topic, p.id(), Offset::Offset(low)).expect("assign");
+                ends.push((p.id(), high));
+            }
+        }
+        let total: i64 = ends.iter().map(|(p, h)| {
+            let low = assignment.find_partition(&topic, *p).and_then(|e| e.offset().to_raw()).unwrap_or(0);
+            h - low
+        }).sum();
+        let mut records = Vec::new();
+        if total == 0 {
+            return records;
+        }
+        consumer.assign(&assignment).expect("assign");
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        while (records.len() as i64) < total && std::time::Instant::now() < deadline {
+            if let Some(Ok(m)) = consumer.poll(Duration::from_millis(100)) {
+                records.push(Record {
+                    topic: m.topic().to_owned(),
+                    partition: m.partition(),
+                    offset: m.offset(),
+                    key: m.key().map(<[u8]>::to_vec),
+                    payload: m.payload().map(<[u8]>::to_vec),
+                });
+            }
+        }
+        assert_eq!(records.len() as i64, total, "could not read all of {topic} in time");
+        records.sort_by_key(|r| (r.partition, r.offset));
+        records
+    })
+    .await
+    .expect("read task")
+}
+
+/// Polls `check` every 50 ms until it returns true or `timeout` passes; returns the last answer.
+pub async fn wait_until<F, Fut>(timeout: Duration, mut check: F) -> bool
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        if check().await {
+            return true;
+        }
+        if tokio::time::Instant::now() >= deadline {
+            return false;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}

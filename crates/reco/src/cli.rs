@@ -1,0 +1,205 @@
+//! Command-line options. Every option is a flag with an environment variable (DESIGN §8);
+//! the original platform's names (`KAFKA_BOOTSTRAP_SERVERS`, `LAKEHOUSE_PATH`,
+//! `STORAGE_FORMAT`) are kept. Defaults let `reco up` run from a checkout with no env at all.
+
+use std::{net::SocketAddr, path::PathBuf, time::Duration};
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use reco_api::ApiConfig;
+use reco_core::Rules;
+use reco_kafka::topics::TopicSpec;
+
+#[derive(Debug, Parser)]
+#[command(name = "reco", version, about = "Real-time event pipeline and trending service")]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run everything in one process: embedded broker, topic setup and the API.
+    Up(UpArgs),
+    /// Run the HTTP API against a Kafka cluster.
+    Serve(ServeArgs),
+    /// Manage the platform's topics.
+    Topics {
+        #[command(subcommand)]
+        command: TopicsCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TopicsCommand {
+    /// Create missing topics and report (or, with --fix, repair) drifted configs. Idempotent.
+    Init(TopicsInitArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct UpArgs {
+    /// Listen address of the embedded Kafka-protocol broker.
+    #[arg(long, env = "RECO_BROKER_ADDR", default_value = "127.0.0.1:9092")]
+    pub broker_addr: SocketAddr,
+    /// Where the embedded broker keeps its log: `sqlite` (a file in the lake folder, kept
+    /// across restarts) or `memory` (lost at exit).
+    #[arg(long, env = "RECO_BROKER_STORAGE", value_enum, default_value_t = BrokerStorageKind::Sqlite)]
+    pub broker_storage: BrokerStorageKind,
+    #[command(flatten)]
+    pub lake: LakeArgs,
+    #[command(flatten)]
+    pub http: HttpArgs,
+    #[command(flatten)]
+    pub topics: TopicArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    #[command(flatten)]
+    pub kafka: KafkaArgs,
+    #[command(flatten)]
+    pub lake: LakeArgs,
+    #[command(flatten)]
+    pub http: HttpArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct TopicsInitArgs {
+    #[command(flatten)]
+    pub kafka: KafkaArgs,
+    #[command(flatten)]
+    pub topics: TopicArgs,
+    /// Set drifted topic configs back to the expected values.
+    #[arg(long, env = "RECO_TOPICS_FIX")]
+    pub fix: bool,
+    /// Print the report as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum BrokerStorageKind {
+    Sqlite,
+    Memory,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum StorageFormat {
+    /// Delta Lake tables (default).
+    Delta,
+    /// Plain Parquet files plus a batch log.
+    Parquet,
+}
+
+#[derive(Debug, Args)]
+pub struct KafkaArgs {
+    /// Kafka bootstrap servers, comma-separated.
+    #[arg(long, env = "KAFKA_BOOTSTRAP_SERVERS", default_value = "127.0.0.1:9092")]
+    pub kafka_bootstrap_servers: String,
+}
+
+#[derive(Debug, Args)]
+pub struct LakeArgs {
+    /// Root folder of the lakehouse (silver and gold tables; the embedded broker's data).
+    #[arg(long, env = "LAKEHOUSE_PATH", default_value = "./data")]
+    pub lakehouse_path: PathBuf,
+    /// Table format of the silver and gold tables.
+    #[arg(long, env = "STORAGE_FORMAT", value_enum, default_value_t = StorageFormat::Delta)]
+    pub storage_format: StorageFormat,
+}
+
+#[derive(Debug, Args)]
+pub struct HttpArgs {
+    /// Listen address of the HTTP API (and its /metrics).
+    #[arg(long, env = "RECO_HTTP_ADDR", default_value = "0.0.0.0:8000")]
+    pub http_addr: SocketAddr,
+    /// Largest request body in bytes; larger ones get 413.
+    #[arg(long, env = "RECO_BODY_LIMIT_BYTES", default_value_t = 1024 * 1024)]
+    pub body_limit_bytes: usize,
+    /// Most events in one POST /events batch.
+    #[arg(long, env = "RECO_MAX_BATCH_EVENTS", default_value_t = 1000)]
+    pub max_batch_events: usize,
+    /// Longest wait for the broker's acknowledgment before answering 503, in milliseconds.
+    #[arg(long, env = "RECO_ACK_TIMEOUT_MS", default_value_t = 5000)]
+    pub ack_timeout_ms: u64,
+    /// Longest a request may take before it is answered 503, in milliseconds.
+    #[arg(long, env = "RECO_REQUEST_TIMEOUT_MS", default_value_t = 10_000)]
+    pub request_timeout_ms: u64,
+    /// How far in the future an event timestamp may be, in seconds (client clock skew).
+    #[arg(long, env = "RECO_MAX_FUTURE_SECS", default_value_t = 900)]
+    pub max_future_secs: i64,
+    /// Lowest accepted rating.
+    #[arg(long, env = "RECO_RATING_MIN", default_value_t = 0.0, allow_negative_numbers = true)]
+    pub rating_min: f64,
+    /// Highest accepted rating.
+    #[arg(long, env = "RECO_RATING_MAX", default_value_t = 5.0)]
+    pub rating_max: f64,
+}
+
+impl HttpArgs {
+    pub fn api_config(&self) -> anyhow::Result<ApiConfig> {
+        anyhow::ensure!(
+            self.rating_min.is_finite() && self.rating_max.is_finite() && self.rating_min <= self.rating_max,
+            "--rating-min ({}) must not exceed --rating-max ({})",
+            self.rating_min,
+            self.rating_max
+        );
+        anyhow::ensure!(
+            self.request_timeout_ms > self.ack_timeout_ms,
+            "--request-timeout-ms ({}) must exceed --ack-timeout-ms ({}) so a slow broker gets a precise answer",
+            self.request_timeout_ms,
+            self.ack_timeout_ms
+        );
+        Ok(ApiConfig {
+            body_limit_bytes: self.body_limit_bytes,
+            max_batch_events: self.max_batch_events,
+            request_timeout: Duration::from_millis(self.request_timeout_ms),
+            rules: Rules {
+                max_future_us: self.max_future_secs.saturating_mul(1_000_000),
+                rating_min: self.rating_min,
+                rating_max: self.rating_max,
+                ..Rules::default()
+            },
+        })
+    }
+
+    pub fn ack_timeout(&self) -> Duration {
+        Duration::from_millis(self.ack_timeout_ms)
+    }
+}
+
+#[derive(Debug, Args)]
+pub struct TopicArgs {
+    /// Partitions of each events topic.
+    #[arg(long, env = "RECO_TOPIC_PARTITIONS", default_value_t = 3)]
+    pub partitions: i32,
+    /// Replication factor for new topics; unset lets the broker decide.
+    #[arg(long, env = "RECO_TOPIC_REPLICATION_FACTOR")]
+    pub replication_factor: Option<i32>,
+    /// retention.ms of events_views (default 7 days).
+    #[arg(long, env = "RECO_VIEWS_RETENTION_MS", default_value_t = 604_800_000)]
+    pub views_retention_ms: i64,
+    /// retention.ms of events_clicks (default 7 days).
+    #[arg(long, env = "RECO_CLICKS_RETENTION_MS", default_value_t = 604_800_000)]
+    pub clicks_retention_ms: i64,
+    /// retention.ms of events_ratings (default 30 days).
+    #[arg(long, env = "RECO_RATINGS_RETENTION_MS", default_value_t = 2_592_000_000)]
+    pub ratings_retention_ms: i64,
+}
+
+impl TopicArgs {
+    pub fn specs(&self) -> Vec<TopicSpec> {
+        [
+            ("events_views", self.views_retention_ms),
+            ("events_clicks", self.clicks_retention_ms),
+            ("events_ratings", self.ratings_retention_ms),
+        ]
+        .into_iter()
+        .map(|(name, retention_ms)| TopicSpec {
+            name: name.to_owned(),
+            partitions: self.partitions,
+            retention_ms,
+            replication_factor: self.replication_factor,
+        })
+        .collect()
+    }
+}

@@ -1,0 +1,3 @@
+pub mod serve;
+pub mod topics;
+pub mod up;

@@ -1,0 +1,78 @@
+//! `reco up`: the whole platform in one process, for one machine with no Docker and no JVM.
+//!
+//! Components (broker, API; silver and gold when they land) run as tasks sharing one
+//! metrics registry and one shutdown token. If any component stops with an error, the others
+//! are stopped too and `reco up` exits non-zero: half a platform running is worse than none.
+
+use std::{process::ExitCode, sync::Arc, time::Instant};
+
+use anyhow::Context;
+use reco_kafka::{BrokerStorage, EmbeddedBroker};
+use reco_telemetry::Telemetry;
+use tokio::task::JoinSet;
+use tracing::{error, info};
+
+use crate::{
+    cli::{BrokerStorageKind, UpArgs},
+    commands::{serve::Api, topics::ensure_and_log},
+    shutdown,
+};
+
+pub async fn run(args: UpArgs, started: Instant) -> anyhow::Result<ExitCode> {
+    let shutdown = shutdown::on_signal();
+    let telemetry = Arc::new(Telemetry::new());
+    let lake = &args.lake.lakehouse_path;
+    std::fs::create_dir_all(lake).with_context(|| format!("cannot create the lake folder {}", lake.display()))?;
+
+    let storage = match args.broker_storage {
+        BrokerStorageKind::Sqlite => BrokerStorage::Sqlite(lake.join("_broker").join("tansu.db")),
+        BrokerStorageKind::Memory => BrokerStorage::Memory,
+    };
+    let broker = EmbeddedBroker::start(args.broker_addr, storage.clone()).await?;
+    let bootstrap = broker.bootstrap();
+    let mut specs = args.topics.specs();
+    // One broker can hold one replica; asking the broker's default is pointless here.
+    for spec in &mut specs {
+        spec.replication_factor.get_or_insert(1);
+    }
+    ensure_and_log(&bootstrap, &specs).await?;
+    let api = Api::bind(&args.http, &bootstrap, telemetry.clone()).await?;
+    let http_addr = api.listener.local_addr()?;
+
+    let mut components = JoinSet::new();
+    components.spawn({
+        let shutdown = shutdown.clone();
+        async move { ("api", api.run(shutdown).await) }
+    });
+
+    let storage_note = match &storage {
+        BrokerStorage::Sqlite(path) => path.display().to_string(),
+        BrokerStorage::Memory => "memory (lost at exit)".into(),
+    };
+    println!("reco up: ready in {} ms", started.elapsed().as_millis());
+    println!("  API        http://{http_addr}  (POST /events, GET /health/ready, GET /openapi.json)");
+    println!("  metrics    http://{http_addr}/metrics");
+    println!("  broker     {bootstrap}  (Kafka protocol; storage: {storage_note})");
+    println!("  lakehouse  {}  (format: {:?})", lake.display(), args.lake.storage_format);
+    println!("Press Ctrl-C to stop.");
+
+    let mut failed = false;
+    while let Some(joined) = components.join_next().await {
+        match joined {
+            Ok((_, Ok(()))) => {}
+            Ok((name, Err(e))) => {
+                error!(component = name, error = %format!("{e:#}"), "component failed; stopping reco up");
+                failed = true;
+            }
+            Err(e) => {
+                error!(error = %e, "component panicked; stopping reco up");
+                failed = true;
+            }
+        }
+        // Whatever ended first, the rest follow.
+        shutdown.cancel();
+    }
+    broker.stop().await;
+    info!("reco up stopped");
+    Ok(if failed { ExitCode::FAILURE } else { ExitCode::SUCCESS })
+}

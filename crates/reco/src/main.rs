@@ -1,0 +1,41 @@
+//! `reco`: the binary is thin glue. Each subcommand parses its options, builds the stage
+//! crates' components and runs them until a shutdown signal; all logic lives in the crates.
+
+mod cli;
+mod commands;
+mod shutdown;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+use crate::cli::{Cli, Command, TopicsCommand};
+
+fn main() -> ExitCode {
+    let started = std::time::Instant::now();
+    let cli = Cli::parse();
+    reco_telemetry::init_tracing();
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(async move {
+        match cli.command {
+            Command::Up(args) => commands::up::run(args, started).await,
+            Command::Serve(args) => commands::serve::run(args).await,
+            Command::Topics { command: TopicsCommand::Init(args) } => commands::topics::init(args).await,
+        }
+    });
+    // librdkafka and tansu may leave background threads; do not wait for them.
+    runtime.shutdown_timeout(std::time::Duration::from_secs(1));
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,104 @@
+//! `reco up` as a user runs it: a child process with no environment of ours, ready quickly,
+//! accepting events, counting them in /metrics, and stopping cleanly on SIGTERM/SIGINT.
+
+use std::{
+    io::{BufRead, BufReader},
+    process::{Child, Command, Stdio},
+    time::{Duration, Instant},
+};
+
+use reco_testkit::{Samples, free_port};
+use serde_json::json;
+
+struct Up {
+    child: Child,
+    http: String,
+    broker: String,
+    ready_line: String,
+}
+
+fn start_up(lake: &std::path::Path, storage: &str, broker_port: u16) -> Up {
+    let http_port = free_port();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_reco"))
+        .arg("up")
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("RECO_HTTP_ADDR", format!("127.0.0.1:{http_port}"))
+        .env("RECO_BROKER_ADDR", format!("127.0.0.1:{broker_port}"))
+        .env("LAKEHOUSE_PATH", lake)
+        .env("RECO_BROKER_STORAGE", storage)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("spawn reco up");
+    let stdout = child.stdout.take().unwrap();
+    let mut lines = BufReader::new(stdout).lines();
+    let ready_line = lines
+        .by_ref()
+        .map_while(Result::ok)
+        .find(|l| l.starts_with("reco up: ready"))
+        .expect("reco up prints its ready line");
+    // Keep draining stdout so the child never blocks on a full pipe.
+    std::thread::spawn(move || for _ in lines {});
+    Up { child, http: format!("http://127.0.0.1:{http_port}"), broker: format!("127.0.0.1:{broker_port}"), ready_line }
+}
+
+fn signal(child: &Child, sig: &str) {
+    let status = Command::new("kill").args(["-s", sig, &child.id().to_string()]).status().unwrap();
+    assert!(status.success());
+}
+
+fn wait_exit(child: &mut Child, within: Duration) -> std::process::ExitStatus {
+    let deadline = Instant::now() + within;
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return status;
+        }
+        assert!(Instant::now() < deadline, "reco up did not stop within {within:?}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn up_serves_events_and_metrics_then_stops_cleanly() {
+    let lake = tempfile::tempdir().unwrap();
+    let started = Instant::now();
+    let broker_port = free_port();
+    let mut up = start_up(lake.path(), "sqlite", broker_port);
+    let ready_after = started.elapsed();
+    eprintln!("{} (observed by the test: {ready_after:?})", up.ready_line);
+    let reported_ms: u64 = up.ready_line.split_whitespace().nth(4).unwrap().parse().unwrap();
+    assert!(reported_ms < 2000, "ready within 2 s: {}", up.ready_line);
+
+    let client = reqwest::Client::new();
+    let ready = client.get(format!("{}/health/ready", up.http)).send().await.unwrap();
+    assert_eq!(ready.status(), 200);
+    let response = client
+        .post(format!("{}/events", up.http))
+        .json(&json!([{"type": "view", "user_id": "u1", "item_id": "m1"},
+                      {"type": "rating", "user_id": "u1", "item_id": "m1", "rating": 5}]))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 202);
+    let text = client.get(format!("{}/metrics", up.http)).send().await.unwrap().text().await.unwrap();
+    let metrics = Samples::parse(&text);
+    assert_eq!(metrics.value("reco_api_events_accepted_total", &[("topic", "events_views")]), 1.0);
+    assert_eq!(metrics.value("reco_api_events_accepted_total", &[("topic", "events_ratings")]), 1.0);
+    assert_eq!(
+        metrics.value("http_requests_total", &[("method", "POST"), ("endpoint", "/events"), ("status", "202")]),
+        1.0
+    );
+
+    signal(&up.child, "TERM");
+    let status = wait_exit(&mut up.child, Duration::from_secs(15));
+    assert!(status.success(), "clean exit on SIGTERM: {status:?}");
+    assert!(lake.path().join("_broker/tansu.db").exists(), "broker data kept in the lake folder");
+
+    // A restart on the same lake keeps the data: the events are still in the topic.
+    let mut again = start_up(lake.path(), "sqlite", broker_port);
+    assert_eq!(reco_testkit::topic_count(&again.broker, "events_views").await, 1);
+    assert_eq!(reco_testkit::topic_count(&again.broker, "events_ratings").await, 1);
+    signal(&again.child, "INT");
+    assert!(wait_exit(&mut again.child, Duration::from_secs(15)).success(), "clean exit on SIGINT");
+}
