@@ -26,7 +26,8 @@ pub(crate) async fn live() -> Json<Value> {
 pub(crate) async fn ready(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
     match state.producer.ping(PROBE_TIMEOUT).await {
         Ok(()) => Ok(Json(json!({"status": "ready", "checks": {"broker": "ok"}}))),
-        Err(e) => Err(ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "not_ready", format!("broker: {e}"))
-            .retry_after(1)),
+        Err(e) => {
+            Err(ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "not_ready", format!("broker: {e}")).retry_after(1))
+        }
     }
 }

@@ -16,15 +16,14 @@ async fn broker_down_means_503_and_recovery_after() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("tansu.db");
     let ack = Duration::from_secs(2);
-    let mut h = Harness::with(ApiConfig::default(), ack).await;
-    // Swap the in-memory broker for a SQLite-backed one on the same port, so a restart keeps
-    // topics and producer state, as `reco up` does.
-    let addr = h.broker.as_ref().unwrap().addr();
-    h.broker.take().unwrap().stop().await;
+    // SQLite storage, as `reco up` uses, so a restart keeps topics and producer state.
+    let addr = reco_testkit::free_addr();
     let broker = EmbeddedBroker::start(addr, BrokerStorage::Sqlite(db.clone())).await.unwrap();
     let mut specs = reco_kafka::topics::default_topics();
     specs.iter_mut().for_each(|s| s.replication_factor = Some(1));
-    reco_kafka::topics::ensure_topics(&h.bootstrap, &specs, false).await.unwrap();
+    reco_kafka::topics::ensure_topics(&broker.bootstrap(), &specs, false).await.unwrap();
+    let mut h = Harness::on_broker(broker, ApiConfig::default(), ack);
+    let broker = h.broker.take().unwrap();
 
     let event = |id: &str| json!({"type": "view", "event_id": id, "user_id": "u", "item_id": "i"}).to_string();
     let (status, body) = h.post_json(&event("before")).await;
@@ -60,7 +59,12 @@ async fn broker_down_means_503_and_recovery_after() {
     let ids: Vec<String> = reco_testkit::read_topic(&h.bootstrap, "events_views")
         .await
         .into_iter()
-        .map(|r| serde_json::from_slice::<serde_json::Value>(&r.payload.unwrap()).unwrap()["event_id"].as_str().unwrap().to_owned())
+        .map(|r| {
+            serde_json::from_slice::<serde_json::Value>(&r.payload.unwrap()).unwrap()["event_id"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        })
         .collect();
     assert!(ids.contains(&"before".to_owned()) && ids.contains(&"after".to_owned()), "{ids:?}");
     broker.stop().await;

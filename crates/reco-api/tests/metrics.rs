@@ -28,7 +28,8 @@ async fn http_and_ingest_metrics_move_by_the_right_amounts() {
         assert_eq!(h.post_json(&good).await.0, StatusCode::ACCEPTED);
     }
     let batch = json!([{"type": "click", "user_id": "u", "item_id": "i"},
-                       {"type": "click", "user_id": "v", "item_id": "j"}]).to_string();
+                       {"type": "click", "user_id": "v", "item_id": "j"}])
+    .to_string();
     assert_eq!(h.post_json(&batch).await.0, StatusCode::ACCEPTED);
     let bad = json!({"type": "view", "user_id": "", "item_id": "i"}).to_string();
     assert_eq!(h.post_json(&bad).await.0, StatusCode::UNPROCESSABLE_ENTITY);
@@ -51,11 +52,18 @@ async fn http_and_ingest_metrics_move_by_the_right_amounts() {
 
     assert_eq!(delta(REQS, &[("endpoint", "unmatched"), ("status", "404")]), 4.0);
     let endpoints = after.label_values(REQS, "endpoint");
-    assert!(endpoints.iter().all(|e| !e.contains("secret") && !e.contains("wp-login") && e != "/events/123"), "{endpoints:?}");
+    assert!(
+        endpoints.iter().all(|e| !e.contains("secret") && !e.contains("wp-login") && e != "/events/123"),
+        "{endpoints:?}"
+    );
 
     assert_eq!(delta("reco_api_events_accepted_total", &[("topic", "events_views")]), 3.0);
     assert_eq!(delta("reco_api_events_accepted_total", &[("topic", "events_clicks")]), 2.0);
     assert_eq!(delta("reco_api_events_rejected_total", &[("reason", "invalid_field")]), 1.0);
     assert!(after.value("process_resident_memory_bytes", &[]) > 0.0);
-    assert_eq!(delta(REQS, &[("method", "GET"), ("endpoint", "/metrics"), ("status", "200")]), 1.0, "the first scrape counted");
+    assert_eq!(
+        delta(REQS, &[("method", "GET"), ("endpoint", "/metrics"), ("status", "200")]),
+        1.0,
+        "the first scrape counted"
+    );
 }

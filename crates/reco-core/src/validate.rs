@@ -119,12 +119,7 @@ pub fn decode_json(bytes: &[u8]) -> Result<Value, FieldError> {
 }
 
 /// Validates one event. `now_us` is the current time (injected: this crate reads no clock).
-pub fn validate_event(
-    value: &Value,
-    rules: &Rules,
-    now_us: i64,
-    mode: Mode<'_>,
-) -> Result<Event, Vec<FieldError>> {
+pub fn validate_event(value: &Value, rules: &Rules, now_us: i64, mode: Mode<'_>) -> Result<Event, Vec<FieldError>> {
     let Value::Object(obj) = value else {
         return Err(vec![FieldError::item(
             ErrorKind::InvalidField,
@@ -186,9 +181,7 @@ pub fn validate_event(
     };
 
     match (event_type, event_id, user_id, item_id, event_time_us) {
-        (Some(event_type), Some(event_id), Some(user_id), Some(item_id), Some(event_time_us))
-            if errors.is_empty() =>
-        {
+        (Some(event_type), Some(event_id), Some(user_id), Some(item_id), Some(event_time_us)) if errors.is_empty() => {
             Ok(Event { event_type, event_id, user_id, item_id, event_time_us, session_id, rating })
         }
         _ => Err(errors),
@@ -339,10 +332,9 @@ fn timestamp(
             (None, Some(_)) => Ok(i64::MAX),
             (None, None) => Err(format!("{n} is not an integer number of epoch milliseconds")),
         },
-        Some(other) => Err(format!(
-            "must be an RFC 3339 string or integer epoch milliseconds, got {}",
-            json_type(other)
-        )),
+        Some(other) => {
+            Err(format!("must be an RFC 3339 string or integer epoch milliseconds, got {}", json_type(other)))
+        }
     };
     match parsed {
         Err(message) => {

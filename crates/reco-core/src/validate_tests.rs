@@ -153,9 +153,16 @@ fn arb_json() -> impl Strategy<Value = Value> {
         prop_oneof![
             prop::collection::vec(inner.clone(), 0..4).prop_map(Value::Array),
             prop::collection::vec(
-                (prop_oneof![Just("type".to_owned()), Just("user_id".to_owned()),
-                             Just("timestamp".to_owned()), Just("rating".to_owned()),
-                             "[a-z_]{1,10}"], inner),
+                (
+                    prop_oneof![
+                        Just("type".to_owned()),
+                        Just("user_id".to_owned()),
+                        Just("timestamp".to_owned()),
+                        Just("rating".to_owned()),
+                        "[a-z_]{1,10}"
+                    ],
+                    inner
+                ),
                 0..8
             )
             .prop_map(|kv| Value::Object(kv.into_iter().collect())),

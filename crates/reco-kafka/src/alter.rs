@@ -31,10 +31,8 @@ pub(crate) async fn set_topic_configs(bootstrap: &str, topic: &str, configs: &[(
 
     let body: Body = IncrementalAlterConfigsRequest::default()
         .resources(Some(vec![
-            AlterConfigsResource::default()
-                .resource_type(TOPIC_RESOURCE)
-                .resource_name(topic.to_owned())
-                .configs(Some(
+            AlterConfigsResource::default().resource_type(TOPIC_RESOURCE).resource_name(topic.to_owned()).configs(
+                Some(
                     configs
                         .iter()
                         .map(|(k, v)| {
@@ -44,7 +42,8 @@ pub(crate) async fn set_topic_configs(bootstrap: &str, topic: &str, configs: &[(
                                 .value(Some((*v).to_owned()))
                         })
                         .collect(),
-                )),
+                ),
+            ),
         ]))
         .validate_only(false)
         .into();

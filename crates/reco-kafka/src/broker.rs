@@ -42,19 +42,15 @@ impl EmbeddedBroker {
                 .map_err(|e| fail(format!("cannot listen: {e} (is another broker running?)")))?,
         );
         // Clients must be told an address they can connect to, never 0.0.0.0.
-        let advertised = if addr.ip().is_unspecified() {
-            SocketAddr::from((Ipv4Addr::LOCALHOST, addr.port()))
-        } else {
-            addr
-        };
+        let advertised =
+            if addr.ip().is_unspecified() { SocketAddr::from((Ipv4Addr::LOCALHOST, addr.port())) } else { addr };
         let listener = Url::parse(&format!("tcp://{addr}")).map_err(|e| fail(e.to_string()))?;
         let advertised = Url::parse(&format!("tcp://{advertised}")).map_err(|e| fail(e.to_string()))?;
         let storage_url = match &storage {
             BrokerStorage::Memory => Url::parse("memory://tansu/"),
             BrokerStorage::Sqlite(path) => {
                 if let Some(dir) = path.parent() {
-                    std::fs::create_dir_all(dir)
-                        .map_err(|e| fail(format!("cannot create {}: {e}", dir.display())))?;
+                    std::fs::create_dir_all(dir).map_err(|e| fail(format!("cannot create {}: {e}", dir.display())))?;
                 }
                 Url::parse(&sqlite_url_path(path).map_err(fail)?)
             }

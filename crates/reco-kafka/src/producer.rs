@@ -2,7 +2,10 @@
 //! [`ProducerSettings::ack_timeout`] whether each record was acknowledged; it never waits
 //! forever and never mistakes an unacknowledged record for a delivered one.
 
-use std::time::Duration;
+use std::{
+    sync::{Arc, PoisonError, RwLock},
+    time::{Duration, Instant},
+};
 
 use futures_util::future::join_all;
 use rdkafka::{
@@ -11,6 +14,8 @@ use rdkafka::{
     producer::{FutureProducer, FutureRecord, Producer},
     util::Timeout,
 };
+
+use tracing::warn;
 
 use crate::{Error, Result, client_config, topics::run_blocking};
 
@@ -50,9 +55,17 @@ pub struct Delivery {
     pub offset: i64,
 }
 
+/// The producer in use and how many times it was replaced.
+struct Slot {
+    producer: FutureProducer,
+    generation: u64,
+    created: Instant,
+}
+
+/// Cheap to clone; clones share one librdkafka producer.
 #[derive(Clone)]
 pub struct EventProducer {
-    inner: FutureProducer,
+    slot: Arc<RwLock<Slot>>,
     settings: ProducerSettings,
 }
 
@@ -64,17 +77,55 @@ impl std::fmt::Debug for EventProducer {
 
 impl EventProducer {
     pub fn new(settings: ProducerSettings) -> Result<Self> {
-        let inner: FutureProducer = client_config(&settings.bootstrap_servers)
-            .set("enable.idempotence", "true")
-            .set("acks", "all")
-            .set("message.timeout.ms", settings.ack_timeout.as_millis().to_string())
-            .set("request.timeout.ms", settings.ack_timeout.as_millis().min(30_000).to_string())
-            .set("linger.ms", settings.linger.as_millis().to_string())
-            .set("compression.type", "lz4")
-            .create()?;
-        Ok(EventProducer { inner, settings })
+        let producer = create(&settings)?;
+        let slot = Slot { producer, generation: 0, created: Instant::now() };
+        Ok(EventProducer { slot: Arc::new(RwLock::new(slot)), settings })
     }
 
+    fn current(&self) -> (FutureProducer, u64) {
+        let slot = self.slot.read().unwrap_or_else(PoisonError::into_inner);
+        (slot.producer.clone(), slot.generation)
+    }
+
+    /// Replaces the producer after a failed delivery, at most once per `ack_timeout`.
+    ///
+    /// After a delivery timeout librdkafka's idempotent producer asks the broker to bump its
+    /// epoch (InitProducerId with its current id, KIP-360). tansu 0.6 does not implement that
+    /// request (it panics the connection), so the producer would never recover from a broker
+    /// outage. A fresh producer gets a fresh producer id instead, which every broker supports;
+    /// on Kafka it costs one extra round trip after a failure. Idempotence still holds for
+    /// every record the new producer sends.
+    fn replace_after_failure(&self, failed_generation: u64) {
+        let mut slot = self.slot.write().unwrap_or_else(PoisonError::into_inner);
+        if slot.generation != failed_generation || slot.created.elapsed() < self.settings.ack_timeout {
+            return;
+        }
+        match create(&self.settings) {
+            Ok(fresh) => {
+                let old = std::mem::replace(&mut slot.producer, fresh);
+                slot.generation += 1;
+                slot.created = Instant::now();
+                warn!(generation = slot.generation, "replaced the Kafka producer after a failed delivery");
+                // Dropping a producer purges and briefly flushes it: keep that off async workers.
+                tokio::task::spawn_blocking(move || drop(old));
+            }
+            Err(e) => warn!(error = %e, "could not create a replacement Kafka producer"),
+        }
+    }
+}
+
+fn create(settings: &ProducerSettings) -> Result<FutureProducer> {
+    Ok(client_config(&settings.bootstrap_servers)
+        .set("enable.idempotence", "true")
+        .set("acks", "all")
+        .set("message.timeout.ms", settings.ack_timeout.as_millis().to_string())
+        .set("request.timeout.ms", settings.ack_timeout.as_millis().min(30_000).to_string())
+        .set("linger.ms", settings.linger.as_millis().to_string())
+        .set("compression.type", "lz4")
+        .create()?)
+}
+
+impl EventProducer {
     pub fn settings(&self) -> &ProducerSettings {
         &self.settings
     }
@@ -82,11 +133,24 @@ impl EventProducer {
     /// Sends every record and waits for all acknowledgments, returning one result per record
     /// in order. Records are enqueued together so librdkafka batches them per partition.
     pub async fn send_all(&self, records: &[Outgoing<'_>]) -> Vec<Result<Delivery, KafkaError>> {
+        let (producer, generation) = self.current();
+        let results = self.send_with(&producer, records).await;
+        if results.iter().any(Result::is_err) {
+            self.replace_after_failure(generation);
+        }
+        results
+    }
+
+    async fn send_with(
+        &self,
+        producer: &FutureProducer,
+        records: &[Outgoing<'_>],
+    ) -> Vec<Result<Delivery, KafkaError>> {
         let mut pending = Vec::with_capacity(records.len());
         for r in records {
             let record = FutureRecord::to(r.topic).key(r.key).payload(r.payload);
             // `send_result` only enqueues; a full local queue fails here instead of blocking.
-            pending.push(self.inner.send_result(record).map_err(|(e, _)| e));
+            pending.push(producer.send_result(record).map_err(|(e, _)| e));
         }
         let waits = pending.into_iter().map(|p| async move {
             match p {
@@ -109,17 +173,17 @@ impl EventProducer {
 
     /// Waits up to `timeout` for queued records to be delivered (graceful shutdown).
     pub async fn flush(&self, timeout: Duration) -> Result<()> {
-        let inner = self.inner.clone();
-        run_blocking(move || Ok(inner.flush(Timeout::After(timeout))?)).await
+        let (producer, _) = self.current();
+        run_blocking(move || Ok(producer.flush(Timeout::After(timeout))?)).await
     }
 
     /// Checks that the cluster answers a metadata request within `timeout`.
     /// Uses the producer's own connections, so a probe costs one small request.
     pub async fn ping(&self, timeout: Duration) -> Result<()> {
-        let inner = self.inner.clone();
+        let (producer, _) = self.current();
         let bootstrap = self.settings.bootstrap_servers.clone();
         run_blocking(move || {
-            inner
+            producer
                 .client()
                 .fetch_metadata(Some("events_views"), timeout)
                 .map(|_| ())

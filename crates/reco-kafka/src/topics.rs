@@ -83,11 +83,8 @@ pub async fn describe_topics(bootstrap: &str, names: &[String]) -> Result<Vec<To
     let admin = admin(bootstrap)?;
     let present: Vec<&String> = names.iter().filter(|n| partitions.contains_key(*n)).collect();
     let specifiers: Vec<ResourceSpecifier> = present.iter().map(|n| ResourceSpecifier::Topic(n)).collect();
-    let configs = if specifiers.is_empty() {
-        Vec::new()
-    } else {
-        admin.describe_configs(&specifiers, &options()).await?
-    };
+    let configs =
+        if specifiers.is_empty() { Vec::new() } else { admin.describe_configs(&specifiers, &options()).await? };
     let mut states = Vec::new();
     for (name, config) in present.into_iter().zip(configs) {
         let config = config.map_err(|code| Error::Topic {
@@ -189,10 +186,9 @@ pub async fn partition_counts(bootstrap: &str) -> Result<HashMap<String, i32>> {
     let bootstrap = bootstrap.to_owned();
     run_blocking(move || {
         let consumer: BaseConsumer = client_config(&bootstrap).create()?;
-        let metadata = consumer.fetch_metadata(None, ADMIN_TIMEOUT).map_err(|e| Error::Unreachable {
-            bootstrap: bootstrap.clone(),
-            message: e.to_string(),
-        })?;
+        let metadata = consumer
+            .fetch_metadata(None, ADMIN_TIMEOUT)
+            .map_err(|e| Error::Unreachable { bootstrap: bootstrap.clone(), message: e.to_string() })?;
         Ok(metadata
             .topics()
             .iter()

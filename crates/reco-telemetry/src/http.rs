@@ -45,8 +45,7 @@ pub struct HttpMetrics {
 impl HttpMetrics {
     pub(crate) fn register(registry: &mut Registry) -> Self {
         let requests = Family::default();
-        let duration =
-            Family::<DurationLabels, Histogram>::new_with_constructor(|| Histogram::new(BUCKETS));
+        let duration = Family::<DurationLabels, Histogram>::new_with_constructor(|| Histogram::new(BUCKETS));
         registry.register("http_requests", "HTTP requests by method, route template and status", requests.clone());
         registry.register(
             "http_request_duration_seconds",
@@ -58,12 +57,8 @@ impl HttpMetrics {
 
     pub fn observe(&self, method: &str, endpoint: &str, status: u16, seconds: f64) {
         let method = known_method(method);
-        self.requests
-            .get_or_create(&RequestLabels { method, endpoint: endpoint.to_owned(), status })
-            .inc();
-        self.duration
-            .get_or_create(&DurationLabels { method, endpoint: endpoint.to_owned() })
-            .observe(seconds);
+        self.requests.get_or_create(&RequestLabels { method, endpoint: endpoint.to_owned(), status }).inc();
+        self.duration.get_or_create(&DurationLabels { method, endpoint: endpoint.to_owned() }).observe(seconds);
     }
 }
 
@@ -79,13 +74,9 @@ fn known_method(method: &str) -> &'static str {
 pub async fn track_http(State(telemetry): State<Arc<Telemetry>>, req: Request, next: Next) -> Response {
     let start = Instant::now();
     let method = req.method().as_str().to_owned();
-    let endpoint = req
-        .extensions()
-        .get::<MatchedPath>()
-        .map_or_else(|| UNMATCHED_ENDPOINT.to_owned(), |p| p.as_str().to_owned());
+    let endpoint =
+        req.extensions().get::<MatchedPath>().map_or_else(|| UNMATCHED_ENDPOINT.to_owned(), |p| p.as_str().to_owned());
     let response = next.run(req).await;
-    telemetry
-        .http
-        .observe(&method, &endpoint, response.status().as_u16(), start.elapsed().as_secs_f64());
+    telemetry.http.observe(&method, &endpoint, response.status().as_u16(), start.elapsed().as_secs_f64());
     response
 }

@@ -30,7 +30,9 @@ impl IngestMetrics {
             accepted: Family::default(),
             rejected: Family::default(),
             unacknowledged: Family::default(),
-            ack_duration: Histogram::new([0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0]),
+            ack_duration: Histogram::new([
+                0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+            ]),
         };
         registry.register(
             "reco_api_events_accepted",

@@ -3,8 +3,7 @@ use tracing_subscriber::{EnvFilter, fmt};
 /// Logs to stderr, filtered by `RUST_LOG` (default: `info` for reco, `warn` for libraries,
 /// whose per-connection chatter would drown ours).
 pub fn init_tracing() {
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| {
-        EnvFilter::new("warn,reco=info,reco_api=info,reco_kafka=info,reco_telemetry=info")
-    });
+    let filter = EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| EnvFilter::new("warn,reco=info,reco_api=info,reco_kafka=info,reco_telemetry=info"));
     let _ = fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
 }

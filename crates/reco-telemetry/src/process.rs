@@ -63,7 +63,11 @@ impl Collector for ProcessCollector {
             cpu.metric_type(),
         )?)?;
         let gauges: [(&str, &str, ConstGauge<f64>); 5] = [
-            ("process_resident_memory_bytes", "Resident memory size in bytes", ConstGauge::new(s.resident_bytes as f64)),
+            (
+                "process_resident_memory_bytes",
+                "Resident memory size in bytes",
+                ConstGauge::new(s.resident_bytes as f64),
+            ),
             ("process_virtual_memory_bytes", "Virtual memory size in bytes", ConstGauge::new(s.virtual_bytes as f64)),
             ("process_open_fds", "Number of open file descriptors", ConstGauge::new(s.open_fds as f64)),
             ("process_threads", "Number of OS threads", ConstGauge::new(s.threads as f64)),

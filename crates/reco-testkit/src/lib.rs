@@ -1,6 +1,7 @@
 //! Test helpers for reco (not published): an embedded broker on a free port, a consumer that
 //! reads topics back, and a parser for the Prometheus text that `/metrics` serves.
 
+pub mod http;
 mod metrics;
 
 use std::{net::SocketAddr, time::Duration};
@@ -16,10 +17,7 @@ pub use metrics::{Sample, Samples};
 /// A port nobody listens on right now (the OS picks it; a race with another process is
 /// possible but rare enough for tests).
 pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("no free port")
+    std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("no free port")
 }
 
 pub fn free_addr() -> SocketAddr {
@@ -83,10 +81,13 @@ pub async fn read_topic(bootstrap: &str, topic: &str) -> Vec<Record> {
                 ends.push((p.id(), high));
             }
         }
-        let total: i64 = ends.iter().map(|(p, h)| {
-            let low = assignment.find_partition(&topic, *p).and_then(|e| e.offset().to_raw()).unwrap_or(0);
-            h - low
-        }).sum();
+        let total: i64 = ends
+            .iter()
+            .map(|(p, h)| {
+                let low = assignment.find_partition(&topic, *p).and_then(|e| e.offset().to_raw()).unwrap_or(0);
+                h - low
+            })
+            .sum();
         let mut records = Vec::new();
         if total == 0 {
             return records;

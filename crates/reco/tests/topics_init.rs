@@ -19,20 +19,31 @@ async fn init(bootstrap: &str, extra: &[&str]) -> (Output, Value) {
     })
     .await
     .unwrap();
-    let json = serde_json::from_slice(&output.stdout)
-        .unwrap_or_else(|_| panic!("stdout is JSON: {}\nstderr: {}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr)));
+    let json = serde_json::from_slice(&output.stdout).unwrap_or_else(|_| {
+        panic!(
+            "stdout is JSON: {}\nstderr: {}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        )
+    });
     (output, json)
 }
 
 fn outcomes(report: &Value) -> Vec<(String, String)> {
-    report.as_array().unwrap().iter().map(|r| (r["topic"].as_str().unwrap().to_owned(), r["outcome"].as_str().unwrap().to_owned())).collect()
+    report
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| (r["topic"].as_str().unwrap().to_owned(), r["outcome"].as_str().unwrap().to_owned()))
+        .collect()
 }
 
 const NAMES: [&str; 3] = ["events_clicks", "events_ratings", "events_views"];
 
 #[tokio::test(flavor = "multi_thread")]
 async fn init_creates_then_changes_nothing() {
-    let broker = reco_kafka::EmbeddedBroker::start(reco_testkit::free_addr(), reco_kafka::BrokerStorage::Memory).await.unwrap();
+    let broker =
+        reco_kafka::EmbeddedBroker::start(reco_testkit::free_addr(), reco_kafka::BrokerStorage::Memory).await.unwrap();
     let bootstrap = broker.bootstrap();
 
     let (out, report) = init(&bootstrap, &[]).await;
@@ -41,11 +52,16 @@ async fn init_creates_then_changes_nothing() {
 
     let (out, report) = init(&bootstrap, &[]).await;
     assert!(out.status.success());
-    assert_eq!(outcomes(&report), NAMES.map(|n| (n.to_owned(), "unchanged".to_owned())).to_vec(), "second run changes nothing");
+    assert_eq!(
+        outcomes(&report),
+        NAMES.map(|n| (n.to_owned(), "unchanged".to_owned())).to_vec(),
+        "second run changes nothing"
+    );
 
     let names: Vec<String> = NAMES.map(String::from).to_vec();
     let states = describe_topics(&bootstrap, &names).await.unwrap();
-    let described: Vec<(String, i32, Option<i64>)> = states.into_iter().map(|s| (s.name, s.partitions, s.retention_ms)).collect();
+    let described: Vec<(String, i32, Option<i64>)> =
+        states.into_iter().map(|s| (s.name, s.partitions, s.retention_ms)).collect();
     assert_eq!(
         described,
         vec![
@@ -58,10 +74,12 @@ async fn init_creates_then_changes_nothing() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn drift_is_reported_then_fixed() {
-    let broker = reco_kafka::EmbeddedBroker::start(reco_testkit::free_addr(), reco_kafka::BrokerStorage::Memory).await.unwrap();
+    let broker =
+        reco_kafka::EmbeddedBroker::start(reco_testkit::free_addr(), reco_kafka::BrokerStorage::Memory).await.unwrap();
     let bootstrap = broker.bootstrap();
     // Someone created events_views by hand with 1-day retention and 2 partitions.
-    let drifted = TopicSpec { name: "events_views".into(), partitions: 2, retention_ms: 86_400_000, replication_factor: Some(1) };
+    let drifted =
+        TopicSpec { name: "events_views".into(), partitions: 2, retention_ms: 86_400_000, replication_factor: Some(1) };
     ensure_topics(&bootstrap, &[drifted], false).await.unwrap();
 
     let (out, report) = init(&bootstrap, &[]).await;
@@ -72,7 +90,14 @@ async fn drift_is_reported_then_fixed() {
         .as_array()
         .unwrap()
         .iter()
-        .map(|d| (d["setting"].as_str().unwrap(), d["expected"].as_str().unwrap(), d["actual"].as_str().unwrap(), d["fixed"].as_bool().unwrap()))
+        .map(|d| {
+            (
+                d["setting"].as_str().unwrap(),
+                d["expected"].as_str().unwrap(),
+                d["actual"].as_str().unwrap(),
+                d["fixed"].as_bool().unwrap(),
+            )
+        })
         .collect();
     assert_eq!(drifts, vec![("partitions", "3", "2", false), ("retention.ms", "604800000", "86400000", false)]);
 

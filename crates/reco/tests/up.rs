@@ -7,7 +7,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use reco_testkit::{Samples, free_port};
+use reco_testkit::{Samples, free_port, http};
 use serde_json::json;
 
 struct Up {
@@ -40,7 +40,7 @@ fn start_up(lake: &std::path::Path, storage: &str, broker_port: u16) -> Up {
         .expect("reco up prints its ready line");
     // Keep draining stdout so the child never blocks on a full pipe.
     std::thread::spawn(move || for _ in lines {});
-    Up { child, http: format!("http://127.0.0.1:{http_port}"), broker: format!("127.0.0.1:{broker_port}"), ready_line }
+    Up { child, http: format!("127.0.0.1:{http_port}"), broker: format!("127.0.0.1:{broker_port}"), ready_line }
 }
 
 fn signal(child: &Child, sig: &str) {
@@ -70,19 +70,13 @@ async fn up_serves_events_and_metrics_then_stops_cleanly() {
     let reported_ms: u64 = up.ready_line.split_whitespace().nth(4).unwrap().parse().unwrap();
     assert!(reported_ms < 2000, "ready within 2 s: {}", up.ready_line);
 
-    let client = reqwest::Client::new();
-    let ready = client.get(format!("{}/health/ready", up.http)).send().await.unwrap();
-    assert_eq!(ready.status(), 200);
-    let response = client
-        .post(format!("{}/events", up.http))
-        .json(&json!([{"type": "view", "user_id": "u1", "item_id": "m1"},
-                      {"type": "rating", "user_id": "u1", "item_id": "m1", "rating": 5}]))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 202);
-    let text = client.get(format!("{}/metrics", up.http)).send().await.unwrap().text().await.unwrap();
-    let metrics = Samples::parse(&text);
+    let ready = http::get(&up.http, "/health/ready").await.unwrap();
+    assert_eq!(ready.status, 200, "{}", ready.text());
+    let events = json!([{"type": "view", "user_id": "u1", "item_id": "m1"},
+                        {"type": "rating", "user_id": "u1", "item_id": "m1", "rating": 5}]);
+    let response = http::post_json(&up.http, "/events", &events).await.unwrap();
+    assert_eq!(response.status, 202, "{}", response.text());
+    let metrics = Samples::parse(&http::get(&up.http, "/metrics").await.unwrap().text());
     assert_eq!(metrics.value("reco_api_events_accepted_total", &[("topic", "events_views")]), 1.0);
     assert_eq!(metrics.value("reco_api_events_accepted_total", &[("topic", "events_ratings")]), 1.0);
     assert_eq!(

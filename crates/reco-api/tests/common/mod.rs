@@ -27,7 +27,11 @@ impl Harness {
     }
 
     pub async fn with(config: ApiConfig, ack_timeout: Duration) -> Harness {
-        let broker = reco_testkit::broker_with_topics().await;
+        Self::on_broker(reco_testkit::broker_with_topics().await, config, ack_timeout)
+    }
+
+    /// On a broker the test started itself (with the platform's topics).
+    pub fn on_broker(broker: EmbeddedBroker, config: ApiConfig, ack_timeout: Duration) -> Harness {
         let bootstrap = broker.bootstrap();
         let producer = EventProducer::new(ProducerSettings {
             bootstrap_servers: bootstrap.clone(),
@@ -44,8 +48,13 @@ impl Harness {
     }
 
     pub async fn post_json(&self, body: &str) -> (StatusCode, Value) {
-        self.send(Request::post("/events").header("content-type", "application/json").body(Body::from(body.to_owned())).unwrap())
-            .await
+        self.send(
+            Request::post("/events")
+                .header("content-type", "application/json")
+                .body(Body::from(body.to_owned()))
+                .unwrap(),
+        )
+        .await
     }
 
     pub async fn send(&self, request: Request<Body>) -> (StatusCode, Value) {

@@ -10,7 +10,10 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
-use crate::{cli::{HttpArgs, ServeArgs}, shutdown};
+use crate::{
+    cli::{HttpArgs, ServeArgs},
+    shutdown,
+};
 
 /// How long shutdown waits for queued events to reach the broker.
 const FLUSH_TIMEOUT: Duration = Duration::from_secs(10);
