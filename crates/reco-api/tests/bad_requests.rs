@@ -28,7 +28,9 @@ fn without(key: &str) -> String {
 }
 
 /// (description, body, expected status, expected code, field named in details: (index, field))
-fn corpus() -> Vec<(&'static str, String, StatusCode, &'static str, Option<(Option<usize>, &'static str)>)> {
+type Case = (&'static str, String, StatusCode, &'static str, Option<(Option<usize>, &'static str)>);
+
+fn corpus() -> Vec<Case> {
     use StatusCode as S;
     let far_future = (chrono::Utc::now() + chrono::Duration::days(1)).to_rfc3339();
     let rating = |r: Value| json!({"type": "rating", "user_id": "u", "item_id": "i", "rating": r}).to_string();
