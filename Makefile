@@ -2,6 +2,9 @@
 # The target dir lives outside the clone so fresh clones (and CI) reuse the build.
 CARGO_TARGET_DIR ?= $(HOME)/.cache/reco-target
 export CARGO_TARGET_DIR
+# The independent reader (Python deltalake + pyarrow) the silver tests compare against.
+RECO_PYTHON ?= $(HOME)/.cache/reco-venv/bin/python
+export RECO_PYTHON
 
 .PHONY: help up test check fmt clippy
 

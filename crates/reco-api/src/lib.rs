@@ -86,7 +86,21 @@ pub async fn serve(listener: TcpListener, state: AppState, shutdown: Cancellatio
 }
 
 async fn metrics(State(state): State<AppState>) -> Response {
-    ([(header::CONTENT_TYPE, reco_telemetry::CONTENT_TYPE)], state.telemetry.render()).into_response()
+    render_metrics(&state.telemetry)
+}
+
+fn render_metrics(telemetry: &Telemetry) -> Response {
+    ([(header::CONTENT_TYPE, reco_telemetry::CONTENT_TYPE)], telemetry.render()).into_response()
+}
+
+/// The small router of a job process (silver, gold): `/metrics` and `/health/live`.
+pub fn metrics_app(telemetry: Arc<Telemetry>) -> Router {
+    Router::new()
+        .route("/metrics", get(|State(t): State<Arc<Telemetry>>| async move { render_metrics(&t) }))
+        .route("/health/live", get(health::live))
+        .fallback(not_found)
+        .layer(from_fn_with_state(telemetry.clone(), track_http))
+        .with_state(telemetry)
 }
 
 async fn not_found() -> ApiError {

@@ -15,6 +15,7 @@ mod http;
 mod ingest;
 mod logging;
 mod process;
+mod silver;
 
 use std::fmt;
 
@@ -23,6 +24,7 @@ use prometheus_client::{encoding::text::encode, registry::Registry};
 pub use http::{HttpMetrics, UNMATCHED_ENDPOINT, track_http};
 pub use ingest::IngestMetrics;
 pub use logging::init_tracing;
+pub use silver::SilverMetrics;
 
 /// The `Content-Type` of [`Telemetry::render`]'s output.
 pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
@@ -32,6 +34,7 @@ pub struct Telemetry {
     registry: Registry,
     pub http: HttpMetrics,
     pub ingest: IngestMetrics,
+    pub silver: SilverMetrics,
 }
 
 impl fmt::Debug for Telemetry {
@@ -51,8 +54,9 @@ impl Telemetry {
         let mut registry = Registry::default();
         let http = HttpMetrics::register(&mut registry);
         let ingest = IngestMetrics::register(&mut registry);
+        let silver = SilverMetrics::register(&mut registry);
         process::register(&mut registry);
-        Telemetry { registry, http, ingest }
+        Telemetry { registry, http, ingest, silver }
     }
 
     /// The exposition text (OpenMetrics, which Prometheus scrapes natively).

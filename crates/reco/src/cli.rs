@@ -22,6 +22,8 @@ pub enum Command {
     Up(UpArgs),
     /// Run the HTTP API against a Kafka cluster.
     Serve(ServeArgs),
+    /// Run the Kafka → silver job (validated, de-duplicated tables plus dead-letter tables).
+    Silver(SilverArgs),
     /// Manage the platform's topics.
     Topics {
         #[command(subcommand)]
@@ -50,6 +52,8 @@ pub struct UpArgs {
     pub http: HttpArgs,
     #[command(flatten)]
     pub topics: TopicArgs,
+    #[command(flatten)]
+    pub silver: SilverOptions,
 }
 
 #[derive(Debug, Args)]
@@ -60,6 +64,35 @@ pub struct ServeArgs {
     pub lake: LakeArgs,
     #[command(flatten)]
     pub http: HttpArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct SilverArgs {
+    #[command(flatten)]
+    pub kafka: KafkaArgs,
+    #[command(flatten)]
+    pub lake: LakeArgs,
+    #[command(flatten)]
+    pub silver: SilverOptions,
+    /// Listen address of the job's /metrics and /health/live.
+    #[arg(long, env = "RECO_METRICS_ADDR", default_value = "0.0.0.0:9101")]
+    pub metrics_addr: SocketAddr,
+}
+
+#[derive(Debug, Args)]
+pub struct SilverOptions {
+    /// Consumer group of the silver workers; workers in one group split the partitions.
+    #[arg(long = "silver-group-id", env = "RECO_SILVER_GROUP_ID", default_value = "reco-silver")]
+    pub group_id: String,
+    /// Flush a batch when it holds this many bytes of records.
+    #[arg(long, env = "RECO_SILVER_MAX_BATCH_BYTES", default_value_t = 32 * 1024 * 1024)]
+    pub max_batch_bytes: usize,
+    /// Flush a batch when its oldest record is this old, in milliseconds (the latency bound).
+    #[arg(long, env = "RECO_SILVER_MAX_BATCH_AGE_MS", default_value_t = 2000)]
+    pub max_batch_age_ms: u64,
+    /// Catch duplicate event_ids within this much event time, in seconds.
+    #[arg(long, env = "RECO_SILVER_DEDUPE_HORIZON_SECS", default_value_t = 24 * 3600)]
+    pub dedupe_horizon_secs: u64,
 }
 
 #[derive(Debug, Args)]
@@ -105,6 +138,17 @@ pub struct LakeArgs {
     /// Table format of the silver and gold tables.
     #[arg(long, env = "STORAGE_FORMAT", value_enum, default_value_t = StorageFormat::Delta)]
     pub storage_format: StorageFormat,
+}
+
+impl LakeArgs {
+    pub fn lake(&self) -> anyhow::Result<reco_lake::Lake> {
+        let format = match self.storage_format {
+            StorageFormat::Delta => reco_lake::Format::Delta,
+            StorageFormat::Parquet => reco_lake::Format::Parquet,
+        };
+        reco_lake::Lake::new(&self.lakehouse_path, format)
+            .map_err(|e| anyhow::anyhow!("lakehouse {}: {e}", self.lakehouse_path.display()))
+    }
 }
 
 #[derive(Debug, Args)]

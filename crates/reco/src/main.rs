@@ -26,6 +26,7 @@ fn main() -> ExitCode {
         match cli.command {
             Command::Up(args) => commands::up::run(args, started).await,
             Command::Serve(args) => commands::serve::run(args).await,
+            Command::Silver(args) => commands::silver::run(args).await,
             Command::Topics { command: TopicsCommand::Init(args) } => commands::topics::init(args).await,
         }
     });

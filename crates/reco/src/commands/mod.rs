@@ -1,3 +1,4 @@
 pub mod serve;
+pub mod silver;
 pub mod topics;
 pub mod up;

@@ -39,7 +39,13 @@ pub async fn run(args: UpArgs, started: Instant) -> anyhow::Result<ExitCode> {
     let api = Api::bind(&args.http, &bootstrap, telemetry.clone()).await?;
     let http_addr = api.listener.local_addr()?;
 
+    let silver = args.silver.config(&bootstrap, &args.lake)?;
+
     let mut components = JoinSet::new();
+    components.spawn({
+        let (telemetry, shutdown) = (telemetry.clone(), shutdown.clone());
+        async move { ("silver", reco_silver::run(silver, telemetry, shutdown).await.map_err(anyhow::Error::from)) }
+    });
     components.spawn({
         let shutdown = shutdown.clone();
         async move { ("api", api.run(shutdown).await) }
@@ -53,7 +59,7 @@ pub async fn run(args: UpArgs, started: Instant) -> anyhow::Result<ExitCode> {
     println!("  API        http://{http_addr}  (POST /events, GET /health/ready, GET /openapi.json)");
     println!("  metrics    http://{http_addr}/metrics");
     println!("  broker     {bootstrap}  (Kafka protocol; storage: {storage_note})");
-    println!("  lakehouse  {}  (format: {:?})", lake.display(), args.lake.storage_format);
+    println!("  lakehouse  {}  (format: {:?}; silver job running)", lake.display(), args.lake.storage_format);
     println!("Press Ctrl-C to stop.");
 
     let mut failed = false;

@@ -1,0 +1,236 @@
+//! Delta Lake tables, written with delta-rs' `RecordBatchWriter` and committed by us, so the
+//! offsets travel in the same commit as the rows (`txn` actions).
+//!
+//! The silver table and the dead-letter table are two Delta tables, and Delta has no
+//! multi-table commit. Order and offsets make them agree anyway: the dead-letter rows of a
+//! batch are committed first (with the batch's end offsets as the dead-letter table's `txn`),
+//! then the silver rows. After a crash between the two, the batch is re-read from the silver
+//! offsets and its dead-letter rows below the dead-letter `txn` are skipped.
+
+use std::{collections::HashMap, path::Path};
+
+use deltalake::kernel::engine::arrow_conversion::TryIntoKernel;
+use deltalake::{
+    DeltaTable, DeltaTableError,
+    arrow::datatypes::SchemaRef,
+    kernel::{
+        Action, StructType, Transaction,
+        transaction::{CommitBuilder, CommitProperties, TransactionError},
+    },
+    protocol::{DeltaOperation, SaveMode},
+    writer::{DeltaWriter, RecordBatchWriter},
+};
+use url::Url;
+
+use crate::{
+    CommitOutcome, CommitStats, DataFile, Error, Lake, Result, StoredOffsets, StreamBatch, app_id, crash_point,
+    schema::{EVENT_DATE, deadletter_batch, deadletter_schema, silver_batch, silver_schema},
+};
+
+#[derive(Debug)]
+pub struct DeltaTopic {
+    topic: String,
+    with_rating: bool,
+    silver: DeltaTable,
+    deadletter: DeltaTable,
+}
+
+impl DeltaTopic {
+    pub async fn open(lake: &Lake, topic: &str, with_rating: bool) -> Result<DeltaTopic> {
+        let silver = open_or_create(&lake.silver_path(topic), silver_schema(with_rating), &[EVENT_DATE]).await?;
+        let deadletter = open_or_create(&lake.deadletter_path(topic), deadletter_schema(), &[]).await?;
+        Ok(DeltaTopic { topic: topic.to_owned(), with_rating, silver, deadletter })
+    }
+
+    pub async fn stored_offsets(&mut self, partitions: &[i32]) -> Result<StoredOffsets> {
+        refresh(&mut self.silver).await?;
+        refresh(&mut self.deadletter).await?;
+        Ok(StoredOffsets {
+            silver: txn_versions(&self.silver, &self.topic, partitions).await?,
+            deadletter: txn_versions(&self.deadletter, &self.topic, partitions).await?,
+        })
+    }
+
+    pub async fn commit(&mut self, batch: StreamBatch) -> Result<CommitOutcome> {
+        let partitions: Vec<i32> = batch.offsets.keys().copied().collect();
+        let stored = self.stored_offsets(&partitions).await?;
+        for (p, (expected, _)) in &batch.offsets {
+            if stored.silver.get(p) != expected.as_ref() {
+                return Ok(CommitOutcome::Conflict { partition: *p });
+            }
+        }
+        let mut stats = CommitStats::default();
+
+        let deadletter: Vec<_> = batch
+            .deadletter
+            .into_iter()
+            .filter(|r| stored.deadletter.get(&r.kafka_partition).is_none_or(|&done| r.kafka_offset >= done))
+            .collect();
+        if !deadletter.is_empty() {
+            let txns = batch
+                .offsets
+                .iter()
+                .filter(|(p, (_, end))| stored.deadletter.get(p).is_none_or(|done| end > done))
+                .map(|(p, (_, end))| Transaction::new(app_id(&self.topic, *p), *end))
+                .collect();
+            let rows = deadletter.len();
+            match write_and_commit(&mut self.deadletter, deadletter_batch(&deadletter)?, txns).await? {
+                Committed::Yes { bytes, .. } => {
+                    stats.deadletter_rows = rows;
+                    stats.bytes += bytes;
+                }
+                Committed::Conflict => return Ok(conflict(&batch.offsets)),
+            }
+        }
+
+        let txns = batch.offsets.iter().map(|(p, (_, end))| Transaction::new(app_id(&self.topic, *p), *end)).collect();
+        let rows = batch.silver.len();
+        match write_and_commit(&mut self.silver, silver_batch(&batch.silver, self.with_rating)?, txns).await? {
+            Committed::Yes { version, bytes } => {
+                stats.version = version;
+                stats.silver_rows = rows;
+                stats.bytes += bytes;
+                Ok(CommitOutcome::Committed(stats))
+            }
+            Committed::Conflict => Ok(conflict(&batch.offsets)),
+        }
+    }
+
+    pub async fn silver_files(&mut self) -> Result<Vec<DataFile>> {
+        refresh(&mut self.silver).await?;
+        files(&self.silver)
+    }
+
+    pub async fn deadletter_files(&mut self) -> Result<Vec<DataFile>> {
+        refresh(&mut self.deadletter).await?;
+        files(&self.deadletter)
+    }
+}
+
+fn conflict(offsets: &std::collections::BTreeMap<i32, (Option<i64>, i64)>) -> CommitOutcome {
+    CommitOutcome::Conflict { partition: offsets.keys().next().copied().unwrap_or_default() }
+}
+
+enum Committed {
+    Yes { version: i64, bytes: u64 },
+    Conflict,
+}
+
+fn table_path(table: &DeltaTable) -> String {
+    table.table_url().to_string()
+}
+
+/// Writes `batch` (possibly empty: a commit of offsets only) and commits it with `txns`.
+async fn write_and_commit(
+    table: &mut DeltaTable,
+    batch: deltalake::arrow::array::RecordBatch,
+    txns: Vec<Transaction>,
+) -> Result<Committed> {
+    let name = table_path(table);
+    let err = |source| Error::Delta { table: name.clone(), source };
+    let mut adds = Vec::new();
+    if batch.num_rows() > 0 {
+        let mut writer = RecordBatchWriter::for_table(table).map_err(err)?;
+        writer.write(batch).await.map_err(err)?;
+        adds = writer.flush().await.map_err(err)?;
+    }
+    let bytes = adds.iter().map(|a| a.size.max(0) as u64).sum();
+    crash_point("crash_before_commit");
+    let snapshot = table.snapshot().map_err(err)?;
+    let partition_by = snapshot.metadata().partition_columns();
+    let operation = DeltaOperation::Write {
+        mode: SaveMode::Append,
+        partition_by: (!partition_by.is_empty()).then(|| partition_by.to_vec()),
+        predicate: None,
+    };
+    let actions = adds.into_iter().map(Action::Add).collect();
+    let result = CommitBuilder::from(CommitProperties::default().with_application_transactions(txns))
+        .with_actions(actions)
+        .build(Some(snapshot), table.log_store(), operation)
+        .await;
+    match result {
+        Ok(finalized) => {
+            let version = finalized.version() as i64;
+            refresh(table).await?;
+            Ok(Committed::Yes { version, bytes })
+        }
+        Err(DeltaTableError::Transaction {
+            source: TransactionError::CommitConflict(_) | TransactionError::MaxCommitAttempts(_),
+        }) => {
+            refresh(table).await?;
+            Ok(Committed::Conflict)
+        }
+        Err(e) => Err(err(e)),
+    }
+}
+
+async fn refresh(table: &mut DeltaTable) -> Result<()> {
+    let name = table_path(table);
+    table.update_state().await.map_err(|source| Error::Delta { table: name, source })
+}
+
+async fn txn_versions(table: &DeltaTable, topic: &str, partitions: &[i32]) -> Result<HashMap<i32, i64>> {
+    let name = table_path(table);
+    let err = |source| Error::Delta { table: name.clone(), source };
+    let snapshot = table.snapshot().map_err(err)?;
+    let mut out = HashMap::new();
+    for &p in partitions {
+        if let Some(v) =
+            snapshot.transaction_version(table.log_store().as_ref(), app_id(topic, p)).await.map_err(err)?
+        {
+            out.insert(p, v);
+        }
+    }
+    Ok(out)
+}
+
+fn files(table: &DeltaTable) -> Result<Vec<DataFile>> {
+    let name = table_path(table);
+    let uris = table.get_file_uris().map_err(|source| Error::Delta { table: name, source })?;
+    Ok(uris
+        // delta-rs gives local files as plain (percent-encoded) paths, not file:// URLs.
+        .filter_map(|uri| {
+            let url = if uri.starts_with("file:") { Url::parse(&uri) } else { Url::parse(&format!("file://{uri}")) };
+            url.ok()?.to_file_path().ok()
+        })
+        .map(|path| {
+            let event_date = crate::read::partition_date(&path);
+            DataFile { path, event_date }
+        })
+        .collect())
+}
+
+async fn open_or_create(path: &Path, schema: SchemaRef, partition_by: &[&str]) -> Result<DeltaTable> {
+    std::fs::create_dir_all(path).map_err(|e| Error::io(path, e))?;
+    let url = Url::from_directory_path(path).map_err(|()| Error::Io {
+        path: path.display().to_string(),
+        source: std::io::Error::other("not an absolute path"),
+    })?;
+    let expected: StructType = schema.as_ref().try_into_kernel().map_err(|e| Error::delta(path, e.into()))?;
+    match deltalake::open_table(url.clone()).await {
+        Ok(table) => {
+            let actual = table.snapshot().map_err(|e| Error::delta(path, e))?.schema();
+            if actual.as_ref() != &expected {
+                return Err(Error::SchemaMismatch {
+                    table: path.display().to_string(),
+                    details: format!("expected {expected:?}, found {actual:?}"),
+                });
+            }
+            Ok(table)
+        }
+        Err(DeltaTableError::NotATable(_)) | Err(DeltaTableError::InvalidTableLocation(_)) => {
+            let created = deltalake::operations::create::CreateBuilder::new()
+                .with_location(url.as_str())
+                .with_columns(expected.fields().cloned())
+                .with_partition_columns(partition_by.iter().map(|s| s.to_string()))
+                .with_save_mode(SaveMode::Ignore)
+                .await;
+            match created {
+                Ok(table) => Ok(table),
+                // Another worker created it a moment earlier.
+                Err(_) => deltalake::open_table(url).await.map_err(|e| Error::delta(path, e)),
+            }
+        }
+        Err(e) => Err(Error::delta(path, e)),
+    }
+}

@@ -1,0 +1,39 @@
+use std::path::Path;
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("Delta table {table}: {source}")]
+    Delta { table: String, source: deltalake::DeltaTableError },
+    #[error("table {table} has a different schema than reco writes: {details}")]
+    SchemaMismatch { table: String, details: String },
+    #[error("{path}: {source}")]
+    Io { path: String, source: std::io::Error },
+    #[error("batch log {path}: {message}")]
+    BatchLog { path: String, message: String },
+    #[error("Arrow/Parquet: {0}")]
+    Arrow(String),
+}
+
+impl Error {
+    pub(crate) fn io(path: &Path, source: std::io::Error) -> Error {
+        Error::Io { path: path.display().to_string(), source }
+    }
+
+    pub(crate) fn delta(table: &Path, source: deltalake::DeltaTableError) -> Error {
+        Error::Delta { table: table.display().to_string(), source }
+    }
+}
+
+impl From<deltalake::arrow::error::ArrowError> for Error {
+    fn from(e: deltalake::arrow::error::ArrowError) -> Self {
+        Error::Arrow(e.to_string())
+    }
+}
+
+impl From<deltalake::parquet::errors::ParquetError> for Error {
+    fn from(e: deltalake::parquet::errors::ParquetError) -> Self {
+        Error::Arrow(e.to_string())
+    }
+}

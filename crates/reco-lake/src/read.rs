@@ -1,0 +1,137 @@
+//! Reading committed files back as typed rows (tests, de-duplication state, the gold job).
+
+use std::{fs::File, path::Path};
+
+use chrono::NaiveDate;
+use deltalake::{
+    arrow::{
+        array::{Array, AsArray, RecordBatch},
+        datatypes::{Float64Type, Int32Type, Int64Type, TimestampMicrosecondType},
+    },
+    parquet::arrow::{ProjectionMask, arrow_reader::ParquetRecordBatchReaderBuilder},
+};
+
+use crate::{DataFile, DeadLetterRow, Error, Result, SilverRow};
+
+const EPOCH: NaiveDate = match NaiveDate::from_ymd_opt(1970, 1, 1) {
+    Some(d) => d,
+    None => unreachable!(),
+};
+
+/// `YYYY-MM-DD` of days since the epoch.
+pub fn format_date(days: i32) -> String {
+    EPOCH.checked_add_signed(chrono::Duration::days(days.into())).map(|d| d.to_string()).unwrap_or_default()
+}
+
+/// The `event_date=YYYY-MM-DD` directory a file sits in, as days since the epoch.
+pub fn partition_date(path: &Path) -> Option<i32> {
+    path.components().find_map(|c| {
+        let s = c.as_os_str().to_str()?.strip_prefix("event_date=")?;
+        let date = NaiveDate::parse_from_str(s, "%Y-%m-%d").ok()?;
+        Some((date - EPOCH).num_days() as i32)
+    })
+}
+
+/// Reads the named columns of a Parquet file (all of them when `columns` is empty).
+pub fn read_batches(path: &Path, columns: &[&str]) -> Result<Vec<RecordBatch>> {
+    let file = File::open(path).map_err(|e| Error::io(path, e))?;
+    let builder = ParquetRecordBatchReaderBuilder::try_new(file)?;
+    let builder = if columns.is_empty() {
+        builder
+    } else {
+        let schema = builder.parquet_schema();
+        let indices: Vec<usize> =
+            (0..schema.num_columns()).filter(|i| columns.contains(&schema.column(*i).name())).collect();
+        let mask = ProjectionMask::leaves(schema, indices);
+        builder.with_projection(mask)
+    };
+    let reader = builder.with_batch_size(64 * 1024).build()?;
+    reader.collect::<Result<Vec<_>, _>>().map_err(Into::into)
+}
+
+fn column<'a>(batch: &'a RecordBatch, name: &str) -> Result<&'a dyn Array> {
+    batch.column_by_name(name).map(|c| c.as_ref()).ok_or_else(|| Error::Arrow(format!("column {name} missing")))
+}
+
+fn opt_str(a: &dyn Array, i: usize) -> Option<String> {
+    (!a.is_null(i)).then(|| a.as_string::<i32>().value(i).to_owned())
+}
+
+/// Every silver row in `files`.
+pub fn read_silver(files: &[DataFile]) -> Result<Vec<SilverRow>> {
+    let mut rows = Vec::new();
+    for f in files {
+        for b in read_batches(&f.path, &[])? {
+            let (id, user, item) = (column(&b, "event_id")?, column(&b, "user_id")?, column(&b, "item_id")?);
+            let time = column(&b, "event_time")?.as_primitive::<TimestampMicrosecondType>();
+            let session = column(&b, "session_id")?;
+            let rating = b.column_by_name("rating").map(|c| c.as_primitive::<Float64Type>().clone());
+            let partition = column(&b, "kafka_partition")?.as_primitive::<Int32Type>();
+            let offset = column(&b, "kafka_offset")?.as_primitive::<Int64Type>();
+            let ingested = column(&b, "ingested_at")?.as_primitive::<TimestampMicrosecondType>();
+            for i in 0..b.num_rows() {
+                rows.push(SilverRow {
+                    event_id: id.as_string::<i32>().value(i).to_owned(),
+                    user_id: user.as_string::<i32>().value(i).to_owned(),
+                    item_id: item.as_string::<i32>().value(i).to_owned(),
+                    event_time_us: time.value(i),
+                    session_id: opt_str(session, i),
+                    rating: rating.as_ref().map(|r| r.value(i)),
+                    kafka_partition: partition.value(i),
+                    kafka_offset: offset.value(i),
+                    ingested_at_us: ingested.value(i),
+                });
+            }
+        }
+    }
+    Ok(rows)
+}
+
+/// Every dead-letter row in `files`.
+pub fn read_deadletter(files: &[DataFile]) -> Result<Vec<DeadLetterRow>> {
+    let mut rows = Vec::new();
+    for f in files {
+        for b in read_batches(&f.path, &[])? {
+            let topic = column(&b, "kafka_topic")?;
+            let partition = column(&b, "kafka_partition")?.as_primitive::<Int32Type>();
+            let offset = column(&b, "kafka_offset")?.as_primitive::<Int64Type>();
+            let ts = column(&b, "kafka_timestamp")?.as_primitive::<TimestampMicrosecondType>();
+            let key = column(&b, "key")?.as_binary::<i32>();
+            let payload = column(&b, "payload")?.as_binary::<i32>();
+            let (kind, message) = (column(&b, "error_kind")?, column(&b, "error_message")?);
+            let at = column(&b, "dead_lettered_at")?.as_primitive::<TimestampMicrosecondType>();
+            for i in 0..b.num_rows() {
+                rows.push(DeadLetterRow {
+                    kafka_topic: topic.as_string::<i32>().value(i).to_owned(),
+                    kafka_partition: partition.value(i),
+                    kafka_offset: offset.value(i),
+                    kafka_timestamp_us: (!ts.is_null(i)).then(|| ts.value(i)),
+                    key: (!key.is_null(i)).then(|| key.value(i).to_vec()),
+                    payload: (!payload.is_null(i)).then(|| payload.value(i).to_vec()),
+                    error_kind: kind.as_string::<i32>().value(i).to_owned(),
+                    error_message: message.as_string::<i32>().value(i).to_owned(),
+                    dead_lettered_at_us: at.value(i),
+                });
+            }
+        }
+    }
+    Ok(rows)
+}
+
+/// `(event_id, event_time_us)` of silver rows of `partition` in `files` (de-duplication state).
+pub fn read_ids(files: &[DataFile], partition: i32) -> Result<Vec<(String, i64)>> {
+    let mut out = Vec::new();
+    for f in files {
+        for b in read_batches(&f.path, &["event_id", "event_time", "kafka_partition"])? {
+            let id = column(&b, "event_id")?.as_string::<i32>();
+            let time = column(&b, "event_time")?.as_primitive::<TimestampMicrosecondType>();
+            let p = column(&b, "kafka_partition")?.as_primitive::<Int32Type>();
+            for i in 0..b.num_rows() {
+                if p.value(i) == partition {
+                    out.push((id.value(i).to_owned(), time.value(i)));
+                }
+            }
+        }
+    }
+    Ok(out)
+}

@@ -1,0 +1,114 @@
+//! One Kafka record → a silver row or a dead-letter row. Pure: the same validation as the API.
+
+use reco_core::{ErrorKind, EventType, FieldError, Mode, Rules, decode_json, validate_event};
+use reco_lake::{DeadLetterRow, SilverRow};
+
+/// The coordinates and bytes of one record.
+#[derive(Debug, Clone, Copy)]
+pub struct RawRecord<'a> {
+    pub topic: &'a str,
+    pub partition: i32,
+    pub offset: i64,
+    pub timestamp_us: Option<i64>,
+    pub key: Option<&'a [u8]>,
+    pub payload: Option<&'a [u8]>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Decoded {
+    Valid(SilverRow),
+    Invalid { kind: ErrorKind, message: String },
+}
+
+/// Validates a record's payload; `now_us` bounds how far in the future an event may be.
+pub fn decode(record: &RawRecord<'_>, rules: &Rules, now_us: i64) -> Decoded {
+    let Some(payload) = record.payload else {
+        return Decoded::Invalid { kind: ErrorKind::InvalidJson, message: "record has no value".into() };
+    };
+    let value = match decode_json(payload) {
+        Ok(v) => v,
+        Err(e) => return Decoded::Invalid { kind: e.kind, message: e.message },
+    };
+    let topic_type = EventType::from_topic(record.topic);
+    match validate_event(&value, rules, now_us, Mode::Stored { topic_type }) {
+        Ok(e) => Decoded::Valid(SilverRow {
+            event_id: e.event_id,
+            user_id: e.user_id,
+            item_id: e.item_id,
+            event_time_us: e.event_time_us,
+            session_id: e.session_id,
+            rating: e.rating,
+            kafka_partition: record.partition,
+            kafka_offset: record.offset,
+            ingested_at_us: now_us,
+        }),
+        Err(errors) => Decoded::Invalid {
+            kind: errors.first().map_or(ErrorKind::InvalidField, |e| e.kind),
+            message: describe(&errors),
+        },
+    }
+}
+
+/// "field: message; field: message" — every problem, readable in one cell.
+fn describe(errors: &[FieldError]) -> String {
+    errors
+        .iter()
+        .map(|e| match &e.field {
+            Some(f) => format!("{f}: {}", e.message),
+            None => e.message.clone(),
+        })
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+/// The dead-letter row of a record.
+pub fn dead_letter(record: &RawRecord<'_>, kind: ErrorKind, message: String, now_us: i64) -> DeadLetterRow {
+    DeadLetterRow {
+        kafka_topic: record.topic.to_owned(),
+        kafka_partition: record.partition,
+        kafka_offset: record.offset,
+        kafka_timestamp_us: record.timestamp_us,
+        key: record.key.map(<[u8]>::to_vec),
+        payload: record.payload.map(<[u8]>::to_vec),
+        error_kind: kind.as_str().to_owned(),
+        error_message: message,
+        dead_lettered_at_us: now_us,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(payload: &[u8]) -> RawRecord<'_> {
+        RawRecord {
+            topic: "events_views",
+            partition: 1,
+            offset: 7,
+            timestamp_us: None,
+            key: None,
+            payload: Some(payload),
+        }
+    }
+
+    #[test]
+    fn valid_and_invalid() {
+        let now = 1_800_000_000_000_000;
+        let ok = br#"{"event_id":"e","user_id":"u","item_id":"i","timestamp":"2019-01-01T00:00:00Z"}"#;
+        assert!(matches!(decode(&record(ok), &Rules::default(), now), Decoded::Valid(r) if r.kafka_offset == 7));
+        let click = br#"{"type":"click","event_id":"e","user_id":"u","item_id":"i","timestamp":0}"#;
+        assert!(matches!(
+            decode(&record(click), &Rules::default(), now),
+            Decoded::Invalid { kind: ErrorKind::InvalidField, .. }
+        ));
+        assert!(matches!(
+            decode(&record(b"\xff"), &Rules::default(), now),
+            Decoded::Invalid { kind: ErrorKind::InvalidJson, .. }
+        ));
+        let no_value = RawRecord { payload: None, ..record(b"") };
+        assert!(matches!(
+            decode(&no_value, &Rules::default(), now),
+            Decoded::Invalid { kind: ErrorKind::InvalidJson, .. }
+        ));
+    }
+}

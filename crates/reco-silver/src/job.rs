@@ -1,0 +1,304 @@
+//! The consumer loop: read, validate, de-duplicate, buffer, commit with offsets.
+
+use std::{
+    collections::{BTreeMap, HashMap},
+    sync::{
+        Arc,
+        atomic::{AtomicBool, Ordering},
+    },
+    time::{Duration, Instant},
+};
+
+use rdkafka::{
+    ClientContext, Message, Offset, Statistics, TopicPartitionList,
+    consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance, StreamConsumer},
+    message::BorrowedMessage,
+};
+use reco_core::ErrorKind;
+use reco_lake::{CommitOutcome, StreamBatch, TopicTables, read};
+use reco_telemetry::Telemetry;
+use tokio_util::sync::CancellationToken;
+use tracing::{debug, info, warn};
+
+use crate::{
+    Error, Result, SilverConfig,
+    decode::{Decoded, RawRecord, dead_letter, decode},
+    dedupe::Dedupe,
+};
+
+/// Consumer callbacks: note revocations (the loop drops uncommitted work) and export lag.
+struct Context {
+    revoked: AtomicBool,
+    telemetry: Arc<Telemetry>,
+}
+
+impl ClientContext for Context {
+    fn stats(&self, statistics: Statistics) {
+        for (topic, t) in &statistics.topics {
+            for (partition, p) in &t.partitions {
+                if *partition >= 0 && p.consumer_lag >= 0 {
+                    self.telemetry.silver.consumer_lag(topic, *partition, p.consumer_lag);
+                }
+            }
+        }
+    }
+}
+
+impl ConsumerContext for Context {
+    fn pre_rebalance(&self, _: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        if matches!(rebalance, Rebalance::Revoke(_)) {
+            self.revoked.store(true, Ordering::SeqCst);
+        }
+    }
+}
+
+/// What the job knows about one assigned partition.
+struct PartitionState {
+    /// Next offset stored in the silver table (the compare-and-set expectation).
+    committed: Option<i64>,
+    /// Next offset to accept: committed plus what is buffered.
+    position: Option<i64>,
+    dedupe: Dedupe,
+}
+
+#[derive(Default)]
+struct Pending {
+    batch: StreamBatch,
+    bytes: usize,
+    newest_event_us: Option<i64>,
+}
+
+pub(crate) struct Job {
+    config: SilverConfig,
+    telemetry: Arc<Telemetry>,
+    consumer: Arc<StreamConsumer<Context>>,
+    tables: HashMap<String, TopicTables>,
+    partitions: HashMap<(String, i32), PartitionState>,
+    pending: BTreeMap<String, Pending>,
+    pending_bytes: usize,
+    oldest_pending: Option<Instant>,
+}
+
+impl Job {
+    pub(crate) async fn new(config: SilverConfig, telemetry: Arc<Telemetry>) -> Result<Job> {
+        let context = Context { revoked: AtomicBool::new(false), telemetry: telemetry.clone() };
+        let consumer: StreamConsumer<Context> = reco_kafka::client_config(&config.bootstrap_servers)
+            .set("group.id", &config.group_id)
+            .set("enable.auto.commit", "false")
+            .set("enable.auto.offset.store", "false")
+            .set("auto.offset.reset", "earliest")
+            .set("statistics.interval.ms", "5000")
+            .set("fetch.wait.max.ms", "100")
+            .create_with_context(context)
+            .map_err(reco_kafka::Error::from)?;
+        let topics: Vec<&str> = config.topics.iter().map(String::as_str).collect();
+        consumer.subscribe(&topics).map_err(reco_kafka::Error::from)?;
+        let mut tables = HashMap::new();
+        for topic in &config.topics {
+            let with_rating = topic == "events_ratings";
+            tables.insert(topic.clone(), TopicTables::open(&config.lake, topic, with_rating).await?);
+        }
+        Ok(Job {
+            config,
+            telemetry,
+            consumer: Arc::new(consumer),
+            tables,
+            partitions: HashMap::new(),
+            pending: BTreeMap::new(),
+            pending_bytes: 0,
+            oldest_pending: None,
+        })
+    }
+
+    pub(crate) async fn run(mut self, shutdown: CancellationToken) -> Result<()> {
+        info!(group = %self.config.group_id, topics = ?self.config.topics, "silver job consuming");
+        // A received message borrows the consumer; holding it outside `self` lets the handler
+        // take `&mut self` while the message is alive (no copy of the payload).
+        let consumer = Arc::clone(&self.consumer);
+        loop {
+            let deadline = self.oldest_pending.map(|t| t + self.config.max_batch_age);
+            tokio::select! {
+                biased;
+                () = shutdown.cancelled() => break,
+                () = sleep_until(deadline) => self.flush().await?,
+                message = consumer.recv() => {
+                    if consumer.context().revoked.swap(false, Ordering::SeqCst) {
+                        self.forget_uncommitted();
+                    }
+                    match message {
+                        Ok(m) => self.handle(&m).await?,
+                        Err(e) => warn!(error = %e, "consumer error"),
+                    }
+                    if self.pending_bytes >= self.config.max_batch_bytes {
+                        self.flush().await?;
+                    }
+                }
+            }
+        }
+        // Graceful stop: commit what was read, so a restart re-reads nothing.
+        if !self.consumer.context().revoked.load(Ordering::SeqCst) {
+            self.flush().await?;
+        }
+        info!("silver job stopped");
+        Ok(())
+    }
+
+    /// A revocation happened: uncommitted work may now belong to another worker. Drop it; the
+    /// records are re-read from the committed offsets by whoever owns the partition.
+    fn forget_uncommitted(&mut self) {
+        debug!("partitions revoked; dropping uncommitted batches");
+        self.pending.clear();
+        self.pending_bytes = 0;
+        self.oldest_pending = None;
+        self.partitions.clear();
+    }
+
+    async fn handle(&mut self, m: &BorrowedMessage<'_>) -> Result<()> {
+        let topic = m.topic().to_owned();
+        let (partition, offset) = (m.partition(), m.offset());
+        let key = (topic.clone(), partition);
+        if !self.partitions.contains_key(&key) {
+            let state = self.load_partition(&topic, partition).await?;
+            self.partitions.insert(key.clone(), state);
+        }
+        let Some(state) = self.partitions.get_mut(&key) else { return Ok(()) };
+        if let Some(position) = state.position {
+            if offset < position {
+                // Already committed (a restart re-reads from the group offset): skip, and jump
+                // ahead when far behind rather than reading everything again.
+                if position - offset > 10_000 {
+                    let _ = self.consumer.seek(&topic, partition, Offset::Offset(position), Duration::from_secs(1));
+                }
+                return Ok(());
+            }
+        }
+        self.telemetry.silver.record_in(&topic);
+        let now_us = chrono::Utc::now().timestamp_micros();
+        let record = RawRecord {
+            topic: &topic,
+            partition,
+            offset,
+            timestamp_us: m.timestamp().to_millis().map(|ms| ms * 1000),
+            key: m.key(),
+            payload: m.payload(),
+        };
+        let size = record.payload.map_or(0, <[u8]>::len) + record.key.map_or(0, <[u8]>::len) + 64;
+        let pending = self.pending.entry(topic.clone()).or_default();
+        match decode(&record, &self.config.rules, now_us) {
+            Decoded::Valid(row) => {
+                if state.dedupe.insert(&row.event_id, row.event_time_us) {
+                    pending.newest_event_us = pending.newest_event_us.max(Some(row.event_time_us));
+                    pending.batch.silver.push(row);
+                } else {
+                    self.telemetry.silver.duplicate(&topic);
+                    self.telemetry.silver.deadlettered(&topic, ErrorKind::Duplicate.as_str());
+                    let message = format!("duplicate of event_id {:?} already in silver", row.event_id);
+                    pending.batch.deadletter.push(dead_letter(&record, ErrorKind::Duplicate, message, now_us));
+                }
+            }
+            Decoded::Invalid { kind, message } => {
+                self.telemetry.silver.deadlettered(&topic, kind.as_str());
+                pending.batch.deadletter.push(dead_letter(&record, kind, message, now_us));
+            }
+        }
+        let entry = pending.batch.offsets.entry(partition).or_insert((state.committed, offset + 1));
+        entry.1 = offset + 1;
+        state.position = Some(offset + 1);
+        pending.bytes += size;
+        self.pending_bytes += size;
+        self.oldest_pending.get_or_insert_with(Instant::now);
+        Ok(())
+    }
+
+    /// Reads a partition's stored offset and rebuilds its de-duplication state from silver.
+    async fn load_partition(&mut self, topic: &str, partition: i32) -> Result<PartitionState> {
+        let tables = self.tables.get_mut(topic).ok_or_else(|| Error::UnknownTopic(topic.to_owned()))?;
+        let stored = tables.stored_offsets(&[partition]).await?;
+        let committed = stored.silver.get(&partition).copied();
+        let horizon_us = i64::try_from(self.config.dedupe_horizon.as_micros()).unwrap_or(i64::MAX);
+        let mut dedupe = Dedupe::new(horizon_us);
+        if committed.is_some() {
+            // Only the newest dates can hold ids within the horizon of the newest event.
+            let files = tables.silver_files().await?;
+            let newest = files.iter().filter_map(|f| f.event_date).max();
+            let horizon_days = (horizon_us / 86_400_000_000) as i32 + 1;
+            let recent: Vec<_> = files
+                .into_iter()
+                .filter(|f| match (f.event_date, newest) {
+                    (Some(d), Some(n)) => d >= n - horizon_days,
+                    _ => true,
+                })
+                .collect();
+            let mut ids = tokio::task::spawn_blocking(move || read::read_ids(&recent, partition))
+                .await
+                .map_err(|e| Error::Task(e.to_string()))??;
+            ids.sort_by_key(|(_, t)| *t);
+            for (id, t) in ids {
+                dedupe.insert(&id, t);
+            }
+        }
+        debug!(topic, partition, ?committed, ids = dedupe.len(), "partition loaded");
+        Ok(PartitionState { committed, position: committed, dedupe })
+    }
+
+    /// Commits every pending batch, one commit per topic.
+    async fn flush(&mut self) -> Result<()> {
+        let pending = std::mem::take(&mut self.pending);
+        self.pending_bytes = 0;
+        self.oldest_pending = None;
+        for (topic, p) in pending {
+            if p.batch.offsets.is_empty() {
+                continue;
+            }
+            let started = Instant::now();
+            let offsets = p.batch.offsets.clone();
+            let tables = self.tables.get_mut(&topic).ok_or_else(|| Error::UnknownTopic(topic.clone()))?;
+            match tables.commit(p.batch).await? {
+                CommitOutcome::Committed(stats) => {
+                    self.telemetry.silver.batch_committed(
+                        &topic,
+                        started.elapsed().as_secs_f64(),
+                        stats.silver_rows,
+                        stats.deadletter_rows,
+                        stats.bytes,
+                        stats.version,
+                        p.newest_event_us,
+                    );
+                    let mut tpl = TopicPartitionList::new();
+                    for (partition, (_, end)) in &offsets {
+                        if let Some(s) = self.partitions.get_mut(&(topic.clone(), *partition)) {
+                            s.committed = Some(*end);
+                        }
+                        let _ = tpl.add_partition_offset(&topic, *partition, Offset::Offset(*end));
+                    }
+                    // Group offsets only make lag visible; the truth is in the table.
+                    if let Err(e) = self.consumer.commit(&tpl, CommitMode::Async) {
+                        debug!(error = %e, "group offset commit failed (lag display only)");
+                    }
+                }
+                CommitOutcome::Conflict { partition } => {
+                    warn!(
+                        topic,
+                        partition, "another writer committed these offsets; re-reading from the table's offsets"
+                    );
+                    self.telemetry.silver.conflict(&topic);
+                    for partition in offsets.keys() {
+                        self.partitions.remove(&(topic.clone(), *partition));
+                        let state = self.load_partition(&topic, *partition).await?;
+                        let to = state.committed.map_or(Offset::Beginning, Offset::Offset);
+                        let _ = self.consumer.seek(&topic, *partition, to, Duration::from_secs(5));
+                        self.partitions.insert((topic.clone(), *partition), state);
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+async fn sleep_until(deadline: Option<Instant>) {
+    match deadline {
+        Some(d) => tokio::time::sleep_until(d.into()).await,
+        None => std::future::pending().await,
+    }
+}

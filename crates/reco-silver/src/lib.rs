@@ -1,0 +1,72 @@
+//! The silver job: Kafka topics → silver tables and dead-letter tables, exactly once.
+//!
+//! Each record is validated with `reco-core` (the API's rules), de-duplicated by `event_id`
+//! within an event-time horizon, buffered, and committed together with the Kafka offsets it
+//! covers (see `reco-lake`). On start, on every assignment and after any conflict the job
+//! resumes from the offsets stored in the tables; Kafka group offsets are committed after,
+//! only so lag is visible. A bad record never stops the job: it becomes a dead-letter row.
+
+mod decode;
+mod dedupe;
+mod job;
+
+use std::{sync::Arc, time::Duration};
+
+use reco_core::Rules;
+use reco_lake::Lake;
+use reco_telemetry::Telemetry;
+use tokio_util::sync::CancellationToken;
+
+pub use decode::{Decoded, RawRecord, decode};
+pub use dedupe::Dedupe;
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error(transparent)]
+    Kafka(#[from] reco_kafka::Error),
+    #[error(transparent)]
+    Lake(#[from] reco_lake::Error),
+    #[error("record from topic {0}, which the job does not consume")]
+    UnknownTopic(String),
+    #[error("background task failed: {0}")]
+    Task(String),
+}
+
+/// Settings of the silver job. `Default` gives the documented defaults (lake: `./data`, Delta).
+#[derive(Clone, Debug)]
+pub struct SilverConfig {
+    pub bootstrap_servers: String,
+    /// Consumer group; workers in one group split the partitions.
+    pub group_id: String,
+    pub topics: Vec<String>,
+    pub lake: Lake,
+    /// Flush when the buffered records reach this many bytes...
+    pub max_batch_bytes: usize,
+    /// ...or when the oldest buffered record is this old (the latency bound).
+    pub max_batch_age: Duration,
+    /// Duplicates by `event_id` are caught within this much event time.
+    pub dedupe_horizon: Duration,
+    pub rules: Rules,
+}
+
+impl SilverConfig {
+    pub fn new(bootstrap_servers: impl Into<String>, lake: Lake) -> SilverConfig {
+        SilverConfig {
+            bootstrap_servers: bootstrap_servers.into(),
+            group_id: "reco-silver".into(),
+            topics: ["events_views", "events_clicks", "events_ratings"].map(String::from).to_vec(),
+            lake,
+            max_batch_bytes: 32 * 1024 * 1024,
+            max_batch_age: Duration::from_secs(2),
+            dedupe_horizon: Duration::from_secs(24 * 3600),
+            rules: Rules::default(),
+        }
+    }
+}
+
+/// Runs the job until `shutdown`, then commits what it has read and returns.
+pub async fn run(config: SilverConfig, telemetry: Arc<Telemetry>, shutdown: CancellationToken) -> Result<()> {
+    job::Job::new(config, telemetry).await?.run(shutdown).await
+}

@@ -1,0 +1,198 @@
+//! Metrics of the silver job (DESIGN §7).
+
+use std::{
+    collections::HashMap,
+    sync::{Arc, Mutex, PoisonError},
+    time::{SystemTime, UNIX_EPOCH},
+};
+
+use prometheus_client::{
+    collector::Collector,
+    encoding::{DescriptorEncoder, EncodeLabelSet, EncodeMetric},
+    metrics::{counter::Counter, family::Family, gauge::ConstGauge, gauge::Gauge, histogram::Histogram},
+    registry::Registry,
+};
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct Topic {
+    topic: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct Table {
+    table: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct TopicReason {
+    topic: String,
+    reason: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct TopicPartition {
+    topic: String,
+    partition: i32,
+}
+
+/// Newest event time written per table, for freshness computed at scrape time (so a stalled
+/// job shows growing staleness rather than a frozen number).
+#[derive(Debug, Default, Clone)]
+struct Freshness(Arc<Mutex<HashMap<String, f64>>>);
+
+impl Collector for Freshness {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let now = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs_f64()).unwrap_or(0.0);
+        let newest = self.0.lock().unwrap_or_else(PoisonError::into_inner).clone();
+        if newest.is_empty() {
+            return Ok(());
+        }
+        let mut family = encoder.encode_descriptor(
+            "reco_silver_freshness_seconds",
+            "Now minus the newest event time written, per table (event-time lag; large for replays of old data)",
+            None,
+            prometheus_client::metrics::MetricType::Gauge,
+        )?;
+        for (table, newest) in newest {
+            let gauge = ConstGauge::new(now - newest);
+            gauge.encode(family.encode_family(&Table { table })?)?;
+        }
+        Ok(())
+    }
+}
+
+#[derive(Debug)]
+pub struct SilverMetrics {
+    records_in: Family<Topic, Counter>,
+    rows_written: Family<Table, Counter>,
+    deadlettered: Family<TopicReason, Counter>,
+    duplicates: Family<Topic, Counter>,
+    conflicts: Family<Topic, Counter>,
+    consumer_lag: Family<TopicPartition, Gauge>,
+    flush_duration: Histogram,
+    commit_rows: Histogram,
+    commit_bytes: Histogram,
+    table_version: Family<Table, Gauge>,
+    newest_event_time: Family<Table, Gauge<f64, std::sync::atomic::AtomicU64>>,
+    last_commit: Family<Topic, Gauge<f64, std::sync::atomic::AtomicU64>>,
+    freshness: Freshness,
+}
+
+impl SilverMetrics {
+    pub(crate) fn register(r: &mut Registry) -> Self {
+        let m = SilverMetrics {
+            records_in: Family::default(),
+            rows_written: Family::default(),
+            deadlettered: Family::default(),
+            duplicates: Family::default(),
+            conflicts: Family::default(),
+            consumer_lag: Family::default(),
+            flush_duration: Histogram::new([0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0]),
+            commit_rows: Histogram::new([1.0, 10.0, 100.0, 1e3, 1e4, 1e5, 1e6]),
+            commit_bytes: Histogram::new([1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9]),
+            table_version: Family::default(),
+            newest_event_time: Family::default(),
+            last_commit: Family::default(),
+            freshness: Freshness::default(),
+        };
+        r.register("reco_silver_records_in", "Kafka records read by the silver job, by topic", m.records_in.clone());
+        r.register("reco_silver_rows_written", "Rows committed, by table", m.rows_written.clone());
+        r.register(
+            "reco_silver_deadlettered",
+            "Records written to a dead-letter table, by topic and error kind",
+            m.deadlettered.clone(),
+        );
+        r.register(
+            "reco_silver_duplicates",
+            "Records dropped as duplicates of an event_id within the horizon, by topic",
+            m.duplicates.clone(),
+        );
+        r.register(
+            "reco_silver_commit_conflicts",
+            "Commits refused because another writer moved the offsets, by topic",
+            m.conflicts.clone(),
+        );
+        r.register(
+            "reco_silver_consumer_lag",
+            "Records behind the partition's end, per topic and partition",
+            m.consumer_lag.clone(),
+        );
+        r.register(
+            "reco_silver_batch_flush_duration_seconds",
+            "Time to write and commit one batch",
+            m.flush_duration.clone(),
+        );
+        r.register("reco_silver_commit_rows", "Rows per commit (silver and dead-letter)", m.commit_rows.clone());
+        r.register("reco_silver_commit_bytes", "Data bytes per commit", m.commit_bytes.clone());
+        r.register(
+            "reco_silver_table_version",
+            "Last committed version per silver table (Delta version or batch-log entry)",
+            m.table_version.clone(),
+        );
+        r.register(
+            "reco_silver_newest_event_time_seconds",
+            "Newest event time written per table, seconds since the epoch",
+            m.newest_event_time.clone(),
+        );
+        r.register(
+            "reco_silver_last_commit_timestamp_seconds",
+            "Wall-clock time of the last commit per topic",
+            m.last_commit.clone(),
+        );
+        r.register_collector(Box::new(m.freshness.clone()));
+        m
+    }
+
+    pub fn record_in(&self, topic: &str) {
+        self.records_in.get_or_create(&Topic { topic: topic.to_owned() }).inc();
+    }
+
+    /// `reason` is an `ErrorKind` name: a fixed set.
+    pub fn deadlettered(&self, topic: &str, reason: &'static str) {
+        self.deadlettered.get_or_create(&TopicReason { topic: topic.to_owned(), reason }).inc();
+    }
+
+    pub fn duplicate(&self, topic: &str) {
+        self.duplicates.get_or_create(&Topic { topic: topic.to_owned() }).inc();
+    }
+
+    pub fn conflict(&self, topic: &str) {
+        self.conflicts.get_or_create(&Topic { topic: topic.to_owned() }).inc();
+    }
+
+    pub fn consumer_lag(&self, topic: &str, partition: i32, lag: i64) {
+        self.consumer_lag.get_or_create(&TopicPartition { topic: topic.to_owned(), partition }).set(lag);
+    }
+
+    /// One committed batch of `topic`: its duration, rows per table, bytes and versions.
+    #[allow(clippy::too_many_arguments)]
+    pub fn batch_committed(
+        &self,
+        topic: &str,
+        seconds: f64,
+        silver_rows: usize,
+        deadletter_rows: usize,
+        bytes: u64,
+        version: i64,
+        newest_event_time_us: Option<i64>,
+    ) {
+        let silver = format!("silver/{topic}");
+        let deadletter = format!("silver/_deadletter/{topic}");
+        self.flush_duration.observe(seconds);
+        self.commit_rows.observe((silver_rows + deadletter_rows) as f64);
+        self.commit_bytes.observe(bytes as f64);
+        self.rows_written.get_or_create(&Table { table: silver.clone() }).inc_by(silver_rows as u64);
+        self.rows_written.get_or_create(&Table { table: deadletter }).inc_by(deadletter_rows as u64);
+        self.table_version.get_or_create(&Table { table: silver.clone() }).set(version);
+        let now = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs_f64()).unwrap_or(0.0);
+        self.last_commit.get_or_create(&Topic { topic: topic.to_owned() }).set(now);
+        if let Some(us) = newest_event_time_us {
+            let secs = us as f64 / 1e6;
+            let gauge = self.newest_event_time.get_or_create(&Table { table: silver.clone() });
+            if secs > gauge.get() {
+                gauge.set(secs);
+                self.freshness.0.lock().unwrap_or_else(PoisonError::into_inner).insert(silver, secs);
+            }
+        }
+    }
+}
