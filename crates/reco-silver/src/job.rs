@@ -82,8 +82,13 @@ pub(crate) struct Job {
 impl Job {
     pub(crate) async fn new(config: SilverConfig, telemetry: Arc<Telemetry>) -> Result<Job> {
         let context = Context { revoked: AtomicBool::new(false), telemetry: telemetry.clone() };
-        let consumer: StreamConsumer<Context> = reco_kafka::client_config(&config.bootstrap_servers)
+        let mut client = reco_kafka::client_config(&config.bootstrap_servers);
+        if let Some(id) = &config.instance_id {
+            client.set("group.instance.id", id);
+        }
+        let consumer: StreamConsumer<Context> = client
             .set("group.id", &config.group_id)
+            .set("session.timeout.ms", config.session_timeout.as_millis().to_string())
             .set("enable.auto.commit", "false")
             .set("enable.auto.offset.store", "false")
             .set("auto.offset.reset", "earliest")

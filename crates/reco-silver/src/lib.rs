@@ -40,6 +40,11 @@ pub struct SilverConfig {
     pub bootstrap_servers: String,
     /// Consumer group; workers in one group split the partitions.
     pub group_id: String,
+    /// Static group membership (`group.instance.id`): a worker restarted with the same id
+    /// takes its partitions back at once instead of waiting for the session to time out.
+    pub instance_id: Option<String>,
+    /// How long the group waits for a silent worker before reassigning its partitions.
+    pub session_timeout: Duration,
     pub topics: Vec<String>,
     pub lake: Lake,
     /// Flush when the buffered records reach this many bytes...
@@ -56,6 +61,8 @@ impl SilverConfig {
         SilverConfig {
             bootstrap_servers: bootstrap_servers.into(),
             group_id: "reco-silver".into(),
+            instance_id: None,
+            session_timeout: Duration::from_secs(10),
             topics: ["events_views", "events_clicks", "events_ratings"].map(String::from).to_vec(),
             lake,
             max_batch_bytes: 32 * 1024 * 1024,

@@ -84,6 +84,13 @@ pub struct SilverOptions {
     /// Consumer group of the silver workers; workers in one group split the partitions.
     #[arg(long = "silver-group-id", env = "RECO_SILVER_GROUP_ID", default_value = "reco-silver")]
     pub group_id: String,
+    /// Static membership id of this worker (`group.instance.id`), e.g. a StatefulSet pod name:
+    /// a restarted worker takes its partitions back at once. Unset: dynamic membership.
+    #[arg(long = "silver-instance-id", env = "RECO_SILVER_INSTANCE_ID")]
+    pub instance_id: Option<String>,
+    /// How long the group waits for a silent worker before reassigning its partitions, in ms.
+    #[arg(long = "silver-session-timeout-ms", env = "RECO_SILVER_SESSION_TIMEOUT_MS", default_value_t = 10_000)]
+    pub session_timeout_ms: u64,
     /// Flush a batch when it holds this many bytes of records.
     #[arg(long, env = "RECO_SILVER_MAX_BATCH_BYTES", default_value_t = 32 * 1024 * 1024)]
     pub max_batch_bytes: usize,

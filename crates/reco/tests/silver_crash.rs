@@ -25,7 +25,8 @@ fn spawn_silver(bootstrap: &str, lake: &std::path::Path, format: &str, fault: Op
         .env("KAFKA_BOOTSTRAP_SERVERS", bootstrap)
         .env("LAKEHOUSE_PATH", lake)
         .env("STORAGE_FORMAT", format)
-        .env("RUST_LOG", "warn")
+        .env("RUST_LOG", "warn,reco_silver=info")
+        .env("RECO_SILVER_INSTANCE_ID", "crash-test-worker")
         .stdout(Stdio::null())
         .stderr(Stdio::inherit());
     if let Some(f) = fault {

@@ -38,6 +38,8 @@ impl SilverOptions {
         let lake = lake.lake()?;
         let mut config = SilverConfig::new(bootstrap, lake);
         config.group_id = self.group_id.clone();
+        config.instance_id = self.instance_id.clone();
+        config.session_timeout = std::time::Duration::from_millis(self.session_timeout_ms);
         config.max_batch_bytes = self.max_batch_bytes;
         config.max_batch_age = std::time::Duration::from_millis(self.max_batch_age_ms);
         config.dedupe_horizon = std::time::Duration::from_secs(self.dedupe_horizon_secs);

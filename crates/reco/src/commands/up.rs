@@ -39,7 +39,9 @@ pub async fn run(args: UpArgs, started: Instant) -> anyhow::Result<ExitCode> {
     let api = Api::bind(&args.http, &bootstrap, telemetry.clone()).await?;
     let http_addr = api.listener.local_addr()?;
 
-    let silver = args.silver.config(&bootstrap, &args.lake)?;
+    let mut silver = args.silver.config(&bootstrap, &args.lake)?;
+    // One process, one worker: a restarted `reco up` takes its partitions straight back.
+    silver.instance_id.get_or_insert_with(|| "reco-up".into());
 
     let mut components = JoinSet::new();
     components.spawn({
