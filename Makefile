@@ -6,7 +6,7 @@ export CARGO_TARGET_DIR
 RECO_PYTHON ?= $(HOME)/.cache/reco-venv/bin/python
 export RECO_PYTHON
 
-.PHONY: help up test check fmt clippy
+.PHONY: help up test check fmt clippy bench
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-8s %s\n", $$1, $$2}'
@@ -22,6 +22,10 @@ test: ## Run every test (installs what the tests need first)
 		cargo test --workspace --all-targets --no-fail-fast; \
 	fi
 	cargo test --workspace --doc
+
+BENCH_EVENTS ?= 1000000
+bench: ## Benchmarks, release build: silver job vs a bare rdkafka consumer (BENCH_EVENTS=1000000)
+	cargo run --release -p reco-silver --example silver_bench -- $(BENCH_EVENTS) delta
 
 fmt: ## Check formatting
 	cargo fmt --all --check

@@ -1,0 +1,141 @@
+//! Silver benchmark: the job's rate against a bare rdkafka consumer over the same topics, in
+//! the same run (the ratio is what we steer by; absolute numbers depend on the machine).
+//!
+//! `cargo run --release -p reco-silver --example silver_bench -- [EVENTS] [delta|parquet]`
+//! (`make bench` runs it with 1,000,000 events.)
+
+use std::{
+    sync::Arc,
+    time::{Duration, Instant},
+};
+
+use rdkafka::{
+    Message, Offset, TopicPartitionList,
+    consumer::{BaseConsumer, Consumer},
+    producer::{FutureProducer, FutureRecord},
+};
+use reco_kafka::{BrokerStorage, EmbeddedBroker, client_config, topics};
+use reco_lake::{Format, Lake};
+use reco_telemetry::Telemetry;
+
+const TOPICS: [&str; 2] = ["events_views", "events_clicks"];
+
+fn peak_rss_mib() -> f64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("VmHWM:").map(|v| v.trim().trim_end_matches(" kB").parse::<f64>().ok()))
+        })
+        .flatten()
+        .map_or(0.0, |kb| kb / 1024.0)
+}
+
+#[tokio::main]
+async fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    let events: usize = args.get(1).and_then(|a| a.parse().ok()).unwrap_or(1_000_000);
+    let format = match args.get(2).map(String::as_str) {
+        Some("parquet") => Format::Parquet,
+        _ => Format::Delta,
+    };
+    let port = std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).unwrap();
+    let broker = EmbeddedBroker::start(([127, 0, 0, 1], port).into(), BrokerStorage::Memory).await.unwrap();
+    let bootstrap = broker.bootstrap();
+    let mut specs = topics::default_topics();
+    specs.iter_mut().for_each(|s| s.replication_factor = Some(1));
+    topics::ensure_topics(&bootstrap, &specs, false).await.unwrap();
+
+    // 1. Produce.
+    let started = Instant::now();
+    let producer: FutureProducer =
+        client_config(&bootstrap).set("linger.ms", "20").set("compression.type", "lz4").create().unwrap();
+    for chunk in 0..events.div_ceil(10_000) {
+        let mut pending = Vec::new();
+        for i in chunk * 10_000..((chunk + 1) * 10_000).min(events) {
+            let (topic, t) = if i % 3 == 0 { ("events_clicks", "click") } else { ("events_views", "view") };
+            let payload = format!(
+                r#"{{"type":"{t}","event_id":"{i:016x}-bench","user_id":"u{}","item_id":"m{}","timestamp":"2019-03-01T{:02}:{:02}:{:02}.000000Z","session_id":"s{}"}}"#,
+                i % 5003,
+                i % 997,
+                (i / 3600) % 24,
+                (i / 60) % 60,
+                i % 60,
+                i % 7919
+            );
+            let key = format!("u{}", i % 5003);
+            pending.push(producer.send_result(FutureRecord::to(topic).key(&key).payload(&payload)).unwrap());
+        }
+        for p in pending {
+            p.await.unwrap().map_err(|(e, _)| e).unwrap();
+        }
+    }
+    let produce_secs = started.elapsed().as_secs_f64();
+
+    // 2. Baseline: a bare rdkafka consumer reading the same records.
+    let raw_secs = tokio::task::spawn_blocking({
+        let bootstrap = bootstrap.clone();
+        move || {
+            let consumer: BaseConsumer = client_config(&bootstrap).set("group.id", "bench-raw").create().unwrap();
+            let mut tpl = TopicPartitionList::new();
+            for t in TOPICS {
+                for p in 0..3 {
+                    tpl.add_partition_offset(t, p, Offset::Beginning).unwrap();
+                }
+            }
+            consumer.assign(&tpl).unwrap();
+            let started = Instant::now();
+            let (mut n, mut bytes) = (0usize, 0usize);
+            while n < events {
+                if let Some(Ok(m)) = consumer.poll(Duration::from_millis(100)) {
+                    n += 1;
+                    bytes += m.payload().map_or(0, <[u8]>::len);
+                }
+            }
+            assert!(bytes > 0);
+            started.elapsed().as_secs_f64()
+        }
+    })
+    .await
+    .unwrap();
+
+    // 3. The silver job, from start to the commit of the last record.
+    let dir = tempfile::tempdir().unwrap();
+    let lake = Lake::new(dir.path(), format).unwrap();
+    let mut config = reco_silver::SilverConfig::new(&bootstrap, lake);
+    config.topics = TOPICS.map(String::from).to_vec();
+    config.group_id = "bench-silver".into();
+    let telemetry = Arc::new(Telemetry::new());
+    let shutdown = tokio_util::sync::CancellationToken::new();
+    let started = Instant::now();
+    let job = tokio::spawn(reco_silver::run(config, telemetry.clone(), shutdown.clone()));
+    loop {
+        let text = telemetry.render();
+        let written: f64 = text
+            .lines()
+            .filter(|l| l.starts_with("reco_silver_rows_written_total{"))
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+            .sum();
+        if written as usize >= events {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let silver_secs = started.elapsed().as_secs_f64();
+    shutdown.cancel();
+    job.await.unwrap().unwrap();
+    broker.stop().await;
+
+    let rate = |secs: f64| events as f64 / secs;
+    println!(
+        "silver benchmark: {events} events, format {format:?}, {} cores",
+        std::thread::available_parallelism().map_or(0, |n| n.get())
+    );
+    println!("| measure | events/s | seconds |");
+    println!("|---|---:|---:|");
+    println!("| produce (embedded broker, for reference) | {:.0} | {produce_secs:.1} |", rate(produce_secs));
+    println!("| raw rdkafka consume (baseline) | {:.0} | {raw_secs:.1} |", rate(raw_secs));
+    println!("| silver job, start to last commit | {:.0} | {silver_secs:.1} |", rate(silver_secs));
+    println!("| ratio silver / raw | {:.2} | |", raw_secs / silver_secs);
+    println!("| peak RSS of the process (broker + consumers + job) | {:.0} MiB | |", peak_rss_mib());
+}
