@@ -43,5 +43,9 @@ pub fn client_config(bootstrap_servers: &str) -> ClientConfig {
         .set("socket.connection.setup.timeout.ms", "3000")
         .set("reconnect.backoff.max.ms", "1000")
         .set("log_level", "3");
+    // librdkafka's own debug contexts (e.g. `cgrp,topic`), for diagnosing broker behaviour.
+    if let Ok(debug) = std::env::var("RECO_KAFKA_DEBUG") {
+        config.set("debug", debug).set("log_level", "7");
+    }
     config
 }
