@@ -1,0 +1,291 @@
+//! Event-time sliding windows over shared panes. Pure: no I/O, no clock of its own.
+//!
+//! Semantics (DESIGN §5): windows are aligned to the Unix epoch; an event at `t` is in window
+//! `[s, s+L)` iff `s ≤ t < s+L`. The watermark is the largest event time seen minus the
+//! allowed lateness; a window is due once the watermark reaches its end. An event for a window
+//! that was already published, but within the state horizon, marks the window dirty and it is
+//! published again. Events older than `watermark − horizon` are refused and counted. When no
+//! event arrives for `idle_timeout` (processing time, from the injected `now`), every window
+//! holding data is published, so the last windows of a finished replay become visible.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+const MINUTE_US: i64 = 60_000_000;
+
+/// A window length and slide, in microseconds.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct WindowSpec {
+    /// The `window` label and API parameter, e.g. `1h`.
+    pub name: &'static str,
+    pub length_us: i64,
+    pub slide_us: i64,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct Config {
+    pub windows: Vec<WindowSpec>,
+    /// Pane width; must divide every window's slide and length.
+    pub pane_us: i64,
+    pub lateness_us: i64,
+    /// How far behind the watermark an event may be and still update gold.
+    pub horizon_us: i64,
+    /// Processing time without input after which all windows holding data are published.
+    pub idle_timeout_us: i64,
+    pub top_n: usize,
+    pub view_weight: f64,
+    pub click_weight: f64,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            windows: vec![
+                WindowSpec { name: "1h", length_us: 60 * MINUTE_US, slide_us: 5 * MINUTE_US },
+                WindowSpec { name: "24h", length_us: 24 * 60 * MINUTE_US, slide_us: 15 * MINUTE_US },
+            ],
+            pane_us: 5 * MINUTE_US,
+            lateness_us: 5 * MINUTE_US,
+            horizon_us: 24 * 60 * MINUTE_US + 5 * MINUTE_US,
+            idle_timeout_us: MINUTE_US,
+            top_n: 100,
+            view_weight: 1.0,
+            click_weight: 3.0,
+        }
+    }
+}
+
+impl Config {
+    /// Checks the relations the pane scheme relies on.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.pane_us <= 0 || self.windows.is_empty() {
+            return Err("pane width must be positive and at least one window configured".into());
+        }
+        for w in &self.windows {
+            if w.slide_us <= 0 || w.slide_us % self.pane_us != 0 || w.length_us % w.slide_us != 0 {
+                return Err(format!("window {}: slide must be a multiple of the pane, length of the slide", w.name));
+            }
+        }
+        if self.horizon_us < self.lateness_us {
+            return Err("the state horizon must be at least the allowed lateness".into());
+        }
+        Ok(())
+    }
+
+    fn max_length(&self) -> i64 {
+        self.windows.iter().map(|w| w.length_us).max().unwrap_or(0)
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    View,
+    Click,
+}
+
+/// What `record` did with an event.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Recorded {
+    OnTime,
+    /// Counted, and windows already published will be published again.
+    Late,
+    /// Older than the horizon: not counted.
+    BeyondHorizon,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct Row {
+    /// 1 = top. Ties on score rank by `item_id` ascending.
+    pub rank: u32,
+    pub item_id: String,
+    pub views: u64,
+    pub clicks: u64,
+    pub score: f64,
+}
+
+/// One window's ranked rows, to be written (replacing any earlier row set of that window).
+#[derive(Clone, Debug, PartialEq)]
+pub struct WindowResult {
+    pub window: &'static str,
+    pub start_us: i64,
+    pub end_us: i64,
+    pub rows: Vec<Row>,
+    pub republished: bool,
+}
+
+#[derive(Clone, Debug, Default)]
+struct Progress {
+    /// Every window ending at or before this was handled.
+    handled_until: Option<i64>,
+    /// Starts of handled windows that received late events.
+    dirty: BTreeSet<i64>,
+    /// Starts of windows published at least once (within the horizon), so a window handled
+    /// while empty and filled by a late event is reported as a first publication.
+    published: BTreeSet<i64>,
+}
+
+#[derive(Clone, Debug)]
+pub struct Trending {
+    config: Config,
+    panes: BTreeMap<i64, HashMap<String, (u64, u64)>>,
+    max_event_us: Option<i64>,
+    last_input_at_us: i64,
+    progress: Vec<Progress>,
+}
+
+impl Trending {
+    pub fn new(config: Config) -> Trending {
+        let progress = vec![Progress::default(); config.windows.len()];
+        Trending { config, panes: BTreeMap::new(), max_event_us: None, last_input_at_us: i64::MIN, progress }
+    }
+
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// Largest event time seen minus the allowed lateness.
+    pub fn watermark_us(&self) -> Option<i64> {
+        self.max_event_us.map(|m| m - self.config.lateness_us)
+    }
+
+    /// Items × panes held: the size of the state.
+    pub fn state_size(&self) -> usize {
+        self.panes.values().map(HashMap::len).sum()
+    }
+
+    /// Counts one event. Constant work per event, whatever the number of windows it is in,
+    /// except for late events, which mark the published windows they fall in.
+    pub fn record(&mut self, item_id: &str, kind: Kind, event_time_us: i64, now_us: i64) -> Recorded {
+        if self.watermark_us().is_some_and(|wm| event_time_us < wm - self.config.horizon_us) {
+            return Recorded::BeyondHorizon;
+        }
+        self.last_input_at_us = now_us;
+        let pane = event_time_us.div_euclid(self.config.pane_us) * self.config.pane_us;
+        let counts = self.panes.entry(pane).or_default().entry(item_id.to_owned()).or_default();
+        match kind {
+            Kind::View => counts.0 += 1,
+            Kind::Click => counts.1 += 1,
+        }
+        self.max_event_us = Some(self.max_event_us.map_or(event_time_us, |m| m.max(event_time_us)));
+
+        let mut late = false;
+        for (spec, progress) in self.config.windows.iter().zip(&mut self.progress) {
+            let Some(handled) = progress.handled_until else { continue };
+            // Windows containing t: starts in (t − L, t], on the slide grid.
+            let mut s = first_start_after(event_time_us - spec.length_us, spec.slide_us);
+            while s <= event_time_us && s + spec.length_us <= handled {
+                progress.dirty.insert(s);
+                late = true;
+                s += spec.slide_us;
+            }
+        }
+        if late { Recorded::Late } else { Recorded::OnTime }
+    }
+
+    /// Returns the windows due at processing time `now_us`: newly closed ones and re-opened
+    /// (dirty) ones, and forgets panes no acceptable event can reach any more.
+    pub fn advance(&mut self, now_us: i64) -> Vec<WindowResult> {
+        let Some(max_event) = self.max_event_us else { return Vec::new() };
+        let idle = now_us.saturating_sub(self.last_input_at_us) >= self.config.idle_timeout_us;
+        let watermark = max_event - self.config.lateness_us;
+        let mut out = Vec::new();
+        for i in 0..self.config.windows.len() {
+            let spec = self.config.windows[i].clone();
+            // When idle, close every window that holds data: the last one contains max_event.
+            let target =
+                if idle { max_event.div_euclid(spec.slide_us) * spec.slide_us + spec.length_us } else { watermark };
+            let dirty = std::mem::take(&mut self.progress[i].dirty);
+            for s in dirty {
+                if let Some(result) = self.compute(&spec, s, self.progress[i].published.contains(&s)) {
+                    self.progress[i].published.insert(s);
+                    out.push(result);
+                }
+            }
+            let handled = self.progress[i].handled_until;
+            if handled.is_some_and(|h| h >= target) {
+                continue;
+            }
+            let mut s = match handled {
+                Some(h) => first_start_after(h - spec.length_us, spec.slide_us),
+                None => self.next_start_with_data(&spec, i64::MIN),
+            };
+            while s + spec.length_us <= target {
+                if self.panes.range(s..s + spec.length_us).next().is_none() {
+                    // Skip a gap in one step instead of window by window.
+                    s = self.next_start_with_data(&spec, s + spec.length_us);
+                    continue;
+                }
+                if let Some(result) = self.compute(&spec, s, false) {
+                    self.progress[i].published.insert(s);
+                    out.push(result);
+                }
+                s += spec.slide_us;
+            }
+            self.progress[i].handled_until = Some(handled.map_or(target, |h| h.max(target)));
+        }
+        self.evict(watermark);
+        out
+    }
+
+    /// The first window start whose window contains a pane at or after `from`.
+    fn next_start_with_data(&self, spec: &WindowSpec, from: i64) -> i64 {
+        match self.panes.range(from..).next() {
+            Some((&pane, _)) => first_start_after(pane - spec.length_us, spec.slide_us),
+            None => i64::MAX / 2,
+        }
+    }
+
+    fn compute(&self, spec: &WindowSpec, start: i64, republished: bool) -> Option<WindowResult> {
+        let mut totals: HashMap<&str, (u64, u64)> = HashMap::new();
+        for counts in self.panes.range(start..start + spec.length_us).map(|(_, c)| c) {
+            for (item, (v, c)) in counts {
+                let t = totals.entry(item.as_str()).or_default();
+                t.0 += v;
+                t.1 += c;
+            }
+        }
+        if totals.is_empty() {
+            return None;
+        }
+        let rows = rank(totals, self.config.view_weight, self.config.click_weight, self.config.top_n);
+        Some(WindowResult { window: spec.name, start_us: start, end_us: start + spec.length_us, rows, republished })
+    }
+
+    /// Drops panes that no window reachable by an acceptable event can contain.
+    fn evict(&mut self, watermark: i64) {
+        let keep_from = watermark - self.config.horizon_us - self.config.max_length();
+        let keep = self.panes.split_off(&(keep_from.div_euclid(self.config.pane_us) * self.config.pane_us));
+        self.panes = keep;
+        for p in &mut self.progress {
+            p.published = p.published.split_off(&keep_from);
+        }
+    }
+}
+
+/// Ranks counts by score, ties by `item_id` ascending, and keeps the top `n`.
+pub fn rank(totals: HashMap<&str, (u64, u64)>, view_weight: f64, click_weight: f64, n: usize) -> Vec<Row> {
+    let mut rows: Vec<Row> = totals
+        .into_iter()
+        .map(|(item, (views, clicks))| Row {
+            rank: 0,
+            item_id: item.to_owned(),
+            views,
+            clicks,
+            score: view_weight * views as f64 + click_weight * clicks as f64,
+        })
+        .collect();
+    rows.sort_by(|a, b| b.score.total_cmp(&a.score).then_with(|| a.item_id.cmp(&b.item_id)));
+    rows.truncate(n);
+    for (i, r) in rows.iter_mut().enumerate() {
+        r.rank = i as u32 + 1;
+    }
+    rows
+}
+
+/// The smallest multiple of `slide` strictly greater than `x`.
+fn first_start_after(x: i64, slide: i64) -> i64 {
+    (x.div_euclid(slide) + 1) * slide
+}
+
+#[cfg(test)]
+#[path = "window_tests.rs"]
+mod tests;
