@@ -7,8 +7,11 @@ use super::*;
 const MIN: i64 = 60_000_000;
 const HOUR: i64 = 60 * MIN;
 
+type Event = (String, Kind, i64);
+type Published = BTreeMap<(&'static str, i64), Vec<Row>>;
+
 /// Brute force: every window (by the DESIGN §5 definition) holding any of `events`, ranked.
-fn recount(config: &Config, events: &[(String, Kind, i64)]) -> BTreeMap<(&'static str, i64), Vec<Row>> {
+fn recount(config: &Config, events: &[Event]) -> Published {
     let mut out = BTreeMap::new();
     for spec in &config.windows {
         let mut starts = BTreeSet::new();
@@ -38,15 +41,11 @@ fn recount(config: &Config, events: &[(String, Kind, i64)]) -> BTreeMap<(&'stati
 
 /// Feeds `events` (advancing at the given points), then idles; returns the last row set
 /// published per window, checking that a window is only ever re-published when dirty.
-fn run(
-    config: &Config,
-    events: &[(String, Kind, i64)],
-    advance_every: usize,
-) -> (BTreeMap<(&'static str, i64), Vec<Row>>, Vec<(String, Kind, i64)>) {
+fn run(config: &Config, events: &[Event], advance_every: usize) -> (Published, Vec<Event>) {
     let mut t = Trending::new(config.clone());
-    let mut published: BTreeMap<(&'static str, i64), Vec<Row>> = BTreeMap::new();
+    let mut published: Published = BTreeMap::new();
     let mut counted = Vec::new();
-    let mut take = |results: Vec<WindowResult>, published: &mut BTreeMap<_, _>| {
+    let take = |results: Vec<WindowResult>, published: &mut Published| {
         for r in results {
             assert_eq!(r.end_us - r.start_us, config.windows.iter().find(|w| w.name == r.window).unwrap().length_us);
             let previous = published.insert((r.window, r.start_us), r.rows);

@@ -127,7 +127,7 @@ async fn write_and_commit(
     txns: Vec<Transaction>,
 ) -> Result<Committed> {
     let name = table_path(table);
-    let err = |source| Error::Delta { table: name.clone(), source };
+    let err = |source| Error::Delta { table: name.clone(), source: Box::new(source) };
     let mut adds = Vec::new();
     if batch.num_rows() > 0 {
         let mut writer = RecordBatchWriter::for_table(table).map_err(err)?;
@@ -166,12 +166,12 @@ async fn write_and_commit(
 
 async fn refresh(table: &mut DeltaTable) -> Result<()> {
     let name = table_path(table);
-    table.update_state().await.map_err(|source| Error::Delta { table: name, source })
+    table.update_state().await.map_err(|source| Error::Delta { table: name, source: Box::new(source) })
 }
 
 async fn txn_versions(table: &DeltaTable, topic: &str, partitions: &[i32]) -> Result<HashMap<i32, i64>> {
     let name = table_path(table);
-    let err = |source| Error::Delta { table: name.clone(), source };
+    let err = |source| Error::Delta { table: name.clone(), source: Box::new(source) };
     let snapshot = table.snapshot().map_err(err)?;
     let mut out = HashMap::new();
     for &p in partitions {
@@ -186,7 +186,7 @@ async fn txn_versions(table: &DeltaTable, topic: &str, partitions: &[i32]) -> Re
 
 fn files(table: &DeltaTable) -> Result<Vec<DataFile>> {
     let name = table_path(table);
-    let uris = table.get_file_uris().map_err(|source| Error::Delta { table: name, source })?;
+    let uris = table.get_file_uris().map_err(|source| Error::Delta { table: name, source: Box::new(source) })?;
     Ok(uris
         // delta-rs gives local files as plain (percent-encoded) paths, not file:// URLs.
         .filter_map(|uri| {

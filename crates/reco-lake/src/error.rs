@@ -5,7 +5,7 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     #[error("Delta table {table}: {source}")]
-    Delta { table: String, source: deltalake::DeltaTableError },
+    Delta { table: String, source: Box<deltalake::DeltaTableError> },
     #[error("table {table} has a different schema than reco writes: {details}")]
     SchemaMismatch { table: String, details: String },
     #[error("{path}: {source}")]
@@ -22,7 +22,7 @@ impl Error {
     }
 
     pub(crate) fn delta(table: &Path, source: deltalake::DeltaTableError) -> Error {
-        Error::Delta { table: table.display().to_string(), source }
+        Error::Delta { table: table.display().to_string(), source: Box::new(source) }
     }
 }
 

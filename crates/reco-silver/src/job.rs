@@ -167,15 +167,15 @@ impl Job {
             self.partitions.insert(key.clone(), state);
         }
         let Some(state) = self.partitions.get_mut(&key) else { return Ok(()) };
-        if let Some(position) = state.position {
-            if offset < position {
-                // Already committed (a restart re-reads from the group offset): skip, and jump
-                // ahead when far behind rather than reading everything again.
-                if position - offset > 10_000 {
-                    let _ = self.consumer.seek(&topic, partition, Offset::Offset(position), Duration::from_secs(1));
-                }
-                return Ok(());
+        if let Some(position) = state.position
+            && offset < position
+        {
+            // Already committed (a restart re-reads from the group offset): skip, and jump
+            // ahead when far behind rather than reading everything again.
+            if position - offset > 10_000 {
+                let _ = self.consumer.seek(&topic, partition, Offset::Offset(position), Duration::from_secs(1));
             }
+            return Ok(());
         }
         self.telemetry.silver.record_in(&topic);
         let now_us = chrono::Utc::now().timestamp_micros();

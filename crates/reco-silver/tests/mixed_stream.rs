@@ -15,10 +15,13 @@ use tokio_util::sync::CancellationToken;
 
 const TOPICS: [&str; 3] = ["events_views", "events_clicks", "events_ratings"];
 
+/// (topic, user, item, event_time µs, session, rating) of one valid event.
+type ExpectedRow = (String, String, String, i64, Option<String>, Option<f64>);
+
 struct Expected {
-    /// event_id → (topic, user, item, event_time µs, session, rating)
-    silver: HashMap<String, (String, String, String, i64, Option<String>, Option<f64>)>,
-    /// payload → (topic, error_kind)
+    /// event_id → its expected silver row
+    silver: HashMap<String, ExpectedRow>,
+    /// (topic, payload, error_kind)
     deadletter: Vec<(String, Option<Vec<u8>>, String)>,
     produced: usize,
 }
@@ -31,7 +34,7 @@ fn good(topic: &str, i: usize) -> Value {
     };
     let mut v = json!({"type": t, "event_id": format!("{topic}-{i}"), "user_id": format!("u{}", i % 17),
                        "item_id": i % 23, "timestamp": 1_551_434_400_000_i64 + i as i64 * 1000});
-    if i % 3 == 0 {
+    if i.is_multiple_of(3) {
         v["session_id"] = json!(format!("s{i}"));
     }
     if let Some(r) = rating {
