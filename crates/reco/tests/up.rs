@@ -84,6 +84,22 @@ async fn up_serves_events_and_metrics_then_stops_cleanly() {
         1.0
     );
 
+    // The silver job inside `reco up` turns them into Delta rows, no extra command.
+    let lake_root = lake.path().to_path_buf();
+    let in_silver = reco_testkit::wait_until(Duration::from_secs(60), || {
+        let root = lake_root.clone();
+        async move {
+            let lake = reco_lake::Lake::new(&root, reco_lake::Format::Delta).unwrap();
+            let mut views = reco_lake::TopicTables::open(&lake, "events_views", false).await.unwrap();
+            let mut ratings = reco_lake::TopicTables::open(&lake, "events_ratings", true).await.unwrap();
+            let v = reco_lake::read::read_silver(&views.silver_files().await.unwrap()).unwrap();
+            let r = reco_lake::read::read_silver(&ratings.silver_files().await.unwrap()).unwrap();
+            v.len() == 1 && r.len() == 1 && r[0].rating == Some(5.0)
+        }
+    })
+    .await;
+    assert!(in_silver, "posted events appear in the silver tables");
+
     signal(&up.child, "TERM");
     let status = wait_exit(&mut up.child, Duration::from_secs(15));
     assert!(status.success(), "clean exit on SIGTERM: {status:?}");
