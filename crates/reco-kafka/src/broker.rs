@@ -42,8 +42,7 @@ impl EmbeddedBroker {
                 .map_err(|e| fail(format!("cannot listen: {e} (is another broker running?)")))?,
         );
         // Clients must be told an address they can connect to, never 0.0.0.0.
-        let advertised =
-            if addr.ip().is_unspecified() { SocketAddr::from((Ipv4Addr::LOCALHOST, addr.port())) } else { addr };
+        let advertised = addr_to_dial(addr);
         let listener = Url::parse(&format!("tcp://{addr}")).map_err(|e| fail(e.to_string()))?;
         let advertised = Url::parse(&format!("tcp://{advertised}")).map_err(|e| fail(e.to_string()))?;
         let storage_url = match &storage {

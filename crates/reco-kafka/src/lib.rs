@@ -27,7 +27,7 @@ use rdkafka::ClientConfig;
 
 pub use broker::{BrokerStorage, EmbeddedBroker};
 pub use error::{Error, Result};
-pub use producer::{Delivery, EventProducer, Outgoing, ProducerSettings, ping};
+pub use producer::{Delivery, EventProducer, Outgoing, ProducerSettings};
 
 /// How long admin and metadata calls wait for the broker before reporting it unreachable.
 pub const ADMIN_TIMEOUT: Duration = Duration::from_secs(10);

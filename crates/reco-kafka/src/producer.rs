@@ -9,7 +9,6 @@ use std::{
 
 use futures_util::future::join_all;
 use rdkafka::{
-    consumer::{BaseConsumer, Consumer},
     error::KafkaError,
     producer::{FutureProducer, FutureRecord, Producer},
     util::Timeout,
@@ -191,17 +190,4 @@ impl EventProducer {
         })
         .await
     }
-}
-
-/// Checks that the cluster at `bootstrap` answers a metadata request within `timeout`.
-pub async fn ping(bootstrap: &str, timeout: Duration) -> Result<()> {
-    let bootstrap = bootstrap.to_owned();
-    run_blocking(move || {
-        let consumer: BaseConsumer = client_config(&bootstrap).create()?;
-        consumer
-            .fetch_metadata(None, timeout)
-            .map(|_| ())
-            .map_err(|e| Error::Unreachable { bootstrap, message: e.to_string() })
-    })
-    .await
 }

@@ -16,7 +16,7 @@ use rdkafka::{
 };
 use reco_core::ErrorKind;
 use reco_lake::{CommitOutcome, StreamBatch, TopicTables, read};
-use reco_telemetry::Telemetry;
+use reco_telemetry::{Telemetry, TopicCounters};
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
@@ -73,7 +73,10 @@ pub(crate) struct Job {
     telemetry: Arc<Telemetry>,
     consumer: Arc<StreamConsumer<Context>>,
     tables: HashMap<String, TopicTables>,
-    partitions: HashMap<(String, i32), PartitionState>,
+    /// Per topic (every consumed topic has an entry), per partition: looked up by `&str` so
+    /// the per-record path allocates no key.
+    partitions: HashMap<String, HashMap<i32, PartitionState>>,
+    counters: HashMap<String, TopicCounters>,
     pending: BTreeMap<String, Pending>,
     pending_bytes: usize,
     oldest_pending: Option<Instant>,
@@ -103,12 +106,15 @@ impl Job {
             let with_rating = topic == "events_ratings";
             tables.insert(topic.clone(), TopicTables::open(&config.lake, topic, with_rating).await?);
         }
+        let partitions = config.topics.iter().map(|t| (t.clone(), HashMap::new())).collect();
+        let counters = config.topics.iter().map(|t| (t.clone(), telemetry.silver.topic(t))).collect();
         Ok(Job {
             config,
             telemetry,
             consumer: Arc::new(consumer),
             tables,
-            partitions: HashMap::new(),
+            partitions,
+            counters,
             pending: BTreeMap::new(),
             pending_bytes: 0,
             oldest_pending: None,
@@ -155,32 +161,33 @@ impl Job {
         self.pending.clear();
         self.pending_bytes = 0;
         self.oldest_pending = None;
-        self.partitions.clear();
+        self.partitions.values_mut().for_each(HashMap::clear);
     }
 
     async fn handle(&mut self, m: &BorrowedMessage<'_>) -> Result<()> {
-        let topic = m.topic().to_owned();
+        let topic = m.topic();
         let (partition, offset) = (m.partition(), m.offset());
-        let key = (topic.clone(), partition);
-        if !self.partitions.contains_key(&key) {
-            let state = self.load_partition(&topic, partition).await?;
-            self.partitions.insert(key.clone(), state);
+        let loaded = self.partitions.get(topic).ok_or_else(|| Error::UnknownTopic(topic.to_owned()))?;
+        if !loaded.contains_key(&partition) {
+            let state = self.load_partition(topic, partition).await?;
+            self.partition_map(topic)?.insert(partition, state);
         }
-        let Some(state) = self.partitions.get_mut(&key) else { return Ok(()) };
+        let Some(state) = self.partitions.get_mut(topic).and_then(|p| p.get_mut(&partition)) else { return Ok(()) };
         if let Some(position) = state.position
             && offset < position
         {
             // Already committed (a restart re-reads from the group offset): skip, and jump
             // ahead when far behind rather than reading everything again.
             if position - offset > 10_000 {
-                let _ = self.consumer.seek(&topic, partition, Offset::Offset(position), Duration::from_secs(1));
+                let _ = self.consumer.seek(topic, partition, Offset::Offset(position), Duration::from_secs(1));
             }
             return Ok(());
         }
-        self.telemetry.silver.record_in(&topic);
+        let counters = &self.counters[topic];
+        counters.record_in();
         let now_us = chrono::Utc::now().timestamp_micros();
         let record = RawRecord {
-            topic: &topic,
+            topic,
             partition,
             offset,
             timestamp_us: m.timestamp().to_millis().map(|ms| ms * 1000),
@@ -188,21 +195,24 @@ impl Job {
             payload: m.payload(),
         };
         let size = record.payload.map_or(0, <[u8]>::len) + record.key.map_or(0, <[u8]>::len) + 64;
-        let pending = self.pending.entry(topic.clone()).or_default();
+        if !self.pending.contains_key(topic) {
+            self.pending.insert(topic.to_owned(), Pending::default());
+        }
+        let Some(pending) = self.pending.get_mut(topic) else { return Ok(()) };
         match decode(&record, &self.config.rules, now_us) {
             Decoded::Valid(row) => {
                 if state.dedupe.insert(&row.event_id, row.event_time_us) {
                     pending.newest_event_us = pending.newest_event_us.max(Some(row.event_time_us));
                     pending.batch.silver.push(row);
                 } else {
-                    self.telemetry.silver.duplicate(&topic);
-                    self.telemetry.silver.deadlettered(&topic, ErrorKind::Duplicate.as_str());
+                    counters.duplicate();
+                    self.telemetry.silver.deadlettered(topic, ErrorKind::Duplicate.as_str());
                     let message = format!("duplicate of event_id {:?} already in silver", row.event_id);
                     pending.batch.deadletter.push(dead_letter(&record, ErrorKind::Duplicate, message, now_us));
                 }
             }
             Decoded::Invalid { kind, message } => {
-                self.telemetry.silver.deadlettered(&topic, kind.as_str());
+                self.telemetry.silver.deadlettered(topic, kind.as_str());
                 pending.batch.deadletter.push(dead_letter(&record, kind, message, now_us));
             }
         }
@@ -213,6 +223,10 @@ impl Job {
         self.pending_bytes += size;
         self.oldest_pending.get_or_insert_with(Instant::now);
         Ok(())
+    }
+
+    fn partition_map(&mut self, topic: &str) -> Result<&mut HashMap<i32, PartitionState>> {
+        self.partitions.get_mut(topic).ok_or_else(|| Error::UnknownTopic(topic.to_owned()))
     }
 
     /// Reads a partition's stored offset and rebuilds its de-duplication state from silver.
@@ -271,7 +285,7 @@ impl Job {
                     );
                     let mut tpl = TopicPartitionList::new();
                     for (partition, (_, end)) in &offsets {
-                        if let Some(s) = self.partitions.get_mut(&(topic.clone(), *partition)) {
+                        if let Some(s) = self.partitions.get_mut(&topic).and_then(|p| p.get_mut(partition)) {
                             s.committed = Some(*end);
                         }
                         let _ = tpl.add_partition_offset(&topic, *partition, Offset::Offset(*end));
@@ -288,11 +302,11 @@ impl Job {
                     );
                     self.telemetry.silver.conflict(&topic);
                     for partition in offsets.keys() {
-                        self.partitions.remove(&(topic.clone(), *partition));
+                        self.partition_map(&topic)?.remove(partition);
                         let state = self.load_partition(&topic, *partition).await?;
                         let to = state.committed.map_or(Offset::Beginning, Offset::Offset);
                         let _ = self.consumer.seek(&topic, *partition, to, Duration::from_secs(5));
-                        self.partitions.insert((topic.clone(), *partition), state);
+                        self.partition_map(&topic)?.insert(*partition, state);
                     }
                 }
             }

@@ -24,7 +24,7 @@ use prometheus_client::{encoding::text::encode, registry::Registry};
 pub use http::{HttpMetrics, UNMATCHED_ENDPOINT, track_http};
 pub use ingest::IngestMetrics;
 pub use logging::init_tracing;
-pub use silver::SilverMetrics;
+pub use silver::{SilverMetrics, TopicCounters};
 
 /// The `Content-Type` of [`Telemetry::render`]'s output.
 pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";

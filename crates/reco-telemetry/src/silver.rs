@@ -61,6 +61,23 @@ impl Collector for Freshness {
     }
 }
 
+/// The per-record counters of one topic (see [`SilverMetrics::topic`]).
+#[derive(Clone, Debug)]
+pub struct TopicCounters {
+    records_in: Counter,
+    duplicates: Counter,
+}
+
+impl TopicCounters {
+    pub fn record_in(&self) {
+        self.records_in.inc();
+    }
+
+    pub fn duplicate(&self) {
+        self.duplicates.inc();
+    }
+}
+
 #[derive(Debug)]
 pub struct SilverMetrics {
     records_in: Family<Topic, Counter>,
@@ -143,17 +160,19 @@ impl SilverMetrics {
         m
     }
 
-    pub fn record_in(&self, topic: &str) {
-        self.records_in.get_or_create(&Topic { topic: topic.to_owned() }).inc();
+    /// Handles on the per-record counters of `topic`, to keep once and increment without a
+    /// label lookup (and its allocation and lock) per record.
+    pub fn topic(&self, topic: &str) -> TopicCounters {
+        let label = Topic { topic: topic.to_owned() };
+        TopicCounters {
+            records_in: self.records_in.get_or_create(&label).clone(),
+            duplicates: self.duplicates.get_or_create(&label).clone(),
+        }
     }
 
     /// `reason` is an `ErrorKind` name: a fixed set.
     pub fn deadlettered(&self, topic: &str, reason: &'static str) {
         self.deadlettered.get_or_create(&TopicReason { topic: topic.to_owned(), reason }).inc();
-    }
-
-    pub fn duplicate(&self, topic: &str) {
-        self.duplicates.get_or_create(&Topic { topic: topic.to_owned() }).inc();
     }
 
     pub fn conflict(&self, topic: &str) {
