@@ -1,10 +1,14 @@
-//! The gold job's core: "trending now" windows over event time (DESIGN §5).
+//! The gold job: silver views and clicks → "trending now" windows over event time (DESIGN §5).
 //!
 //! [`window::Trending`] is a pure, synchronous state machine with an injected clock: the job
 //! feeds it events (`record`) and asks which windows are due (`advance`); it does no I/O.
 //! Counts live in panes that every window length shares (5-minute panes serve both the
 //! 1 h / 5 min and the 24 h / 15 min windows), so each event is counted once, not once per
 //! window it belongs to (Spark's `window()` copies each row 12× and 96×).
+//!
+//! The driver ([`run`]) reads silver incrementally (new Delta commits or batch-log entries),
+//! publishes due windows by replacing their row sets in the gold tables, and checkpoints its
+//! state (see `checkpoint.rs` for why resuming is exact). [`backfill`] recomputes a range.
 //!
 //! ```
 //! use reco_gold::window::{Config, Kind, Trending};
@@ -18,4 +22,74 @@
 //! assert_eq!((first.rows[0].item_id.as_str(), first.rows[0].score), ("m1", 4.0));
 //! ```
 
+mod backfill;
+mod checkpoint;
+mod job;
 pub mod window;
+
+use std::{path::Path, sync::Arc, time::Duration};
+
+use reco_lake::Lake;
+use reco_telemetry::Telemetry;
+use tokio_util::sync::CancellationToken;
+
+pub use backfill::{BackfillReport, backfill};
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error(transparent)]
+    Lake(#[from] reco_lake::Error),
+    #[error("{path}: {source}")]
+    Io { path: String, source: std::io::Error },
+    #[error("gold checkpoint: {0}")]
+    Checkpoint(String),
+    #[error("Arrow/Parquet: {0}")]
+    Arrow(String),
+    #[error("gold configuration: {0}")]
+    Config(String),
+    #[error("background task failed: {0}")]
+    Task(String),
+}
+
+impl Error {
+    fn io(path: &Path, source: std::io::Error) -> Error {
+        Error::Io { path: path.display().to_string(), source }
+    }
+
+    fn arrow(e: impl std::fmt::Display) -> Error {
+        Error::Arrow(e.to_string())
+    }
+}
+
+/// Settings of the gold job; `new` gives the documented defaults.
+#[derive(Clone, Debug)]
+pub struct GoldConfig {
+    pub lake: Lake,
+    /// Windows, panes, lateness, horizon, idle timeout, top N and score weights.
+    pub window: window::Config,
+    /// How often silver is checked for new versions when there is nothing to catch up on.
+    pub poll_interval: Duration,
+    /// Least time between state checkpoints (a crash re-reads at most this much silver).
+    pub checkpoint_interval: Duration,
+    /// Silver versions read per table per cycle while catching up (bounds memory).
+    pub max_versions_per_cycle: usize,
+}
+
+impl GoldConfig {
+    pub fn new(lake: Lake) -> GoldConfig {
+        GoldConfig {
+            lake,
+            window: window::Config::default(),
+            poll_interval: Duration::from_secs(1),
+            checkpoint_interval: Duration::from_secs(30),
+            max_versions_per_cycle: 100,
+        }
+    }
+}
+
+/// Runs the job until `shutdown`, then checkpoints and returns.
+pub async fn run(config: GoldConfig, telemetry: Arc<Telemetry>, shutdown: CancellationToken) -> Result<()> {
+    job::Job::new(config, telemetry).await?.run(shutdown).await
+}

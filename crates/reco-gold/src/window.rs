@@ -10,6 +10,8 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
+use serde::{Deserialize, Serialize};
+
 const MINUTE_US: i64 = 60_000_000;
 
 /// A window length and slide, in microseconds.
@@ -112,8 +114,8 @@ pub struct WindowResult {
     pub republished: bool,
 }
 
-#[derive(Clone, Debug, Default)]
-struct Progress {
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Progress {
     /// Every window ending at or before this was handled.
     handled_until: Option<i64>,
     /// Starts of handled windows that received late events.
@@ -121,6 +123,14 @@ struct Progress {
     /// Starts of windows published at least once (within the horizon), so a window handled
     /// while empty and filled by a late event is reported as a first publication.
     published: BTreeSet<i64>,
+}
+
+/// The state besides pane counts: small, serialisable.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Snapshot {
+    pub max_event_us: Option<i64>,
+    /// One per configured window, in order.
+    pub progress: Vec<Progress>,
 }
 
 #[derive(Clone, Debug)]
@@ -140,6 +150,43 @@ impl Trending {
 
     pub fn config(&self) -> &Config {
         &self.config
+    }
+
+    /// Everything but the pane counts, to checkpoint next to [`Trending::panes`].
+    pub fn snapshot(&self) -> Snapshot {
+        Snapshot { max_event_us: self.max_event_us, progress: self.progress.clone() }
+    }
+
+    /// `(pane start, item, views, clicks)` of every pane held.
+    pub fn panes(&self) -> impl Iterator<Item = (i64, &str, u64, u64)> {
+        self.panes.iter().flat_map(|(p, items)| items.iter().map(move |(i, (v, c))| (*p, i.as_str(), *v, *c)))
+    }
+
+    /// Rebuilds the state from a [`Trending::snapshot`] and its panes. `now_us` counts as the
+    /// last input, so a restart does not publish windows early on the idle timeout.
+    pub fn restore(
+        config: Config,
+        snapshot: Snapshot,
+        panes: impl IntoIterator<Item = (i64, String, u64, u64)>,
+        now_us: i64,
+    ) -> Result<Trending, String> {
+        if snapshot.progress.len() != config.windows.len() {
+            return Err(format!(
+                "checkpoint has {} windows, configuration {}",
+                snapshot.progress.len(),
+                config.windows.len()
+            ));
+        }
+        let mut t = Trending::new(config);
+        for (pane, item, v, c) in panes {
+            let counts = t.panes.entry(pane).or_default().entry(item).or_default();
+            counts.0 += v;
+            counts.1 += c;
+        }
+        t.max_event_us = snapshot.max_event_us;
+        t.progress = snapshot.progress;
+        t.last_input_at_us = now_us;
+        Ok(t)
     }
 
     /// Largest event time seen minus the allowed lateness.

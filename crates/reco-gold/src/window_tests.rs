@@ -42,6 +42,16 @@ fn recount(config: &Config, events: &[Event]) -> Published {
 /// Feeds `events` (advancing at the given points), then idles; returns the last row set
 /// published per window, checking that a window is only ever re-published when dirty.
 fn run(config: &Config, events: &[Event], advance_every: usize) -> (Published, Vec<Event>) {
+    run_restoring(config, events, advance_every, None)
+}
+
+/// [`run`], replacing the state by a restored snapshot of itself after event `restore_at`.
+fn run_restoring(
+    config: &Config,
+    events: &[Event],
+    advance_every: usize,
+    restore_at: Option<usize>,
+) -> (Published, Vec<Event>) {
     let mut t = Trending::new(config.clone());
     let mut published: Published = BTreeMap::new();
     let mut counted = Vec::new();
@@ -58,6 +68,11 @@ fn run(config: &Config, events: &[Event], advance_every: usize) -> (Published, V
         }
         if advance_every > 0 && i % advance_every == 0 {
             take(t.advance(0), &mut published);
+        }
+        if restore_at == Some(i) {
+            let panes: Vec<_> = t.panes().map(|(p, item, v, c)| (p, item.to_owned(), v, c)).collect();
+            let snapshot = serde_json::to_string(&t.snapshot()).unwrap();
+            t = Trending::restore(config.clone(), serde_json::from_str(&snapshot).unwrap(), panes, 0).unwrap();
         }
     }
     take(t.advance(config.idle_timeout_us), &mut published);
@@ -168,5 +183,13 @@ proptest! {
         let (published, counted) = run(&config, &events, advance_every);
         let expected = recount(&config, &counted);
         prop_assert_eq!(published, expected);
+    }
+
+    #[test]
+    fn a_restored_snapshot_continues_exactly(events in arb_events(), advance_every in 1usize..20, cut in any::<prop::sample::Index>()) {
+        let config = small_config();
+        let uninterrupted = run(&config, &events, advance_every);
+        let restored = run_restoring(&config, &events, advance_every, Some(cut.index(events.len())));
+        prop_assert_eq!(restored, uninterrupted);
     }
 }

@@ -184,7 +184,7 @@ async fn txn_versions(table: &DeltaTable, topic: &str, partitions: &[i32]) -> Re
     Ok(out)
 }
 
-fn files(table: &DeltaTable) -> Result<Vec<DataFile>> {
+pub(crate) fn files(table: &DeltaTable) -> Result<Vec<DataFile>> {
     let name = table_path(table);
     let uris = table.get_file_uris().map_err(|source| Error::Delta { table: name, source: Box::new(source) })?;
     Ok(uris
@@ -200,7 +200,7 @@ fn files(table: &DeltaTable) -> Result<Vec<DataFile>> {
         .collect())
 }
 
-async fn open_or_create(path: &Path, schema: SchemaRef, partition_by: &[&str]) -> Result<DeltaTable> {
+pub(crate) async fn open_or_create(path: &Path, schema: SchemaRef, partition_by: &[&str]) -> Result<DeltaTable> {
     std::fs::create_dir_all(path).map_err(|e| Error::io(path, e))?;
     let url = Url::from_directory_path(path).map_err(|()| Error::Io {
         path: path.display().to_string(),

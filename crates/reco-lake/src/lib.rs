@@ -13,6 +13,8 @@
 
 mod delta;
 mod error;
+mod feed;
+pub mod gold;
 mod parquet_log;
 pub mod read;
 pub mod schema;
@@ -24,6 +26,8 @@ use std::{
 
 pub use deltalake;
 pub use error::{Error, Result};
+pub use feed::SilverFeed;
+pub use gold::{GoldRow, GoldTable, GoldWindow};
 pub use schema::{DeadLetterRow, SilverRow};
 
 /// Table format (`STORAGE_FORMAT`).

@@ -229,6 +229,21 @@ impl ParquetTopic {
     }
 }
 
+/// The silver files of batch-log entry `version` of `topic`; `None` when not committed (yet).
+pub(crate) fn entry_silver_files(lake: &Lake, topic: &str, version: i64) -> Result<Option<Vec<DataFile>>> {
+    let path = lake.batch_log_path(topic).join(format!("{version:020}.json"));
+    let text = match std::fs::read_to_string(&path) {
+        Ok(text) => text,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(Error::io(&path, e)),
+    };
+    let entry: LogEntry = serde_json::from_str(&text)
+        .map_err(|e| Error::BatchLog { path: path.display().to_string(), message: e.to_string() })?;
+    Ok(Some(
+        entry.silver.iter().map(|f| DataFile { path: lake.root.join(&f.path), event_date: f.event_date }).collect(),
+    ))
+}
+
 fn parquet_files(dir: &Path) -> Vec<PathBuf> {
     let mut out = Vec::new();
     let Ok(entries) = std::fs::read_dir(dir) else { return out };
@@ -247,6 +262,13 @@ fn parquet_files(dir: &Path) -> Vec<PathBuf> {
 fn write_parquet(dir: &Path, batch: &RecordBatch, written: &mut Vec<PathBuf>) -> Result<(PathBuf, u64)> {
     std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
     let path = dir.join(format!("part-{}.parquet", uuid::Uuid::now_v7()));
+    let bytes = write_parquet_to(&path, batch, written)?;
+    Ok((path, bytes))
+}
+
+/// Writes `batch` to `path` (zstd) and syncs it; returns its size.
+pub(crate) fn write_parquet_to(path: &Path, batch: &RecordBatch, written: &mut Vec<PathBuf>) -> Result<u64> {
+    let path = path.to_path_buf();
     let file = File::create(&path).map_err(|e| Error::io(&path, e))?;
     written.push(path.clone());
     let props = WriterProperties::builder().set_compression(Compression::ZSTD(Default::default())).build();
@@ -254,8 +276,7 @@ fn write_parquet(dir: &Path, batch: &RecordBatch, written: &mut Vec<PathBuf>) ->
     writer.write(batch)?;
     let file = writer.into_inner()?;
     file.sync_all().map_err(|e| Error::io(&path, e))?;
-    let bytes = file.metadata().map(|m| m.len()).unwrap_or(0);
-    Ok((path, bytes))
+    Ok(file.metadata().map(|m| m.len()).unwrap_or(0))
 }
 
 fn write_synced(path: &Path, bytes: &[u8]) -> Result<()> {
@@ -263,7 +284,7 @@ fn write_synced(path: &Path, bytes: &[u8]) -> Result<()> {
     f.write_all(bytes).and_then(|()| f.sync_all()).map_err(|e| Error::io(path, e))
 }
 
-fn sync_dir(dir: &Path) {
+pub(crate) fn sync_dir(dir: &Path) {
     if let Ok(d) = File::open(dir) {
         let _ = d.sync_all();
     }

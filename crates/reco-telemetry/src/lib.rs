@@ -11,6 +11,7 @@
 //! assert!(telemetry.render().contains("reco_api_events_accepted_total{topic=\"events_views\"} 3"));
 //! ```
 
+mod gold;
 mod http;
 mod ingest;
 mod logging;
@@ -21,6 +22,7 @@ use std::fmt;
 
 use prometheus_client::{encoding::text::encode, registry::Registry};
 
+pub use gold::GoldMetrics;
 pub use http::{HttpMetrics, UNMATCHED_ENDPOINT, track_http};
 pub use ingest::IngestMetrics;
 pub use logging::init_tracing;
@@ -35,6 +37,7 @@ pub struct Telemetry {
     pub http: HttpMetrics,
     pub ingest: IngestMetrics,
     pub silver: SilverMetrics,
+    pub gold: GoldMetrics,
 }
 
 impl fmt::Debug for Telemetry {
@@ -55,8 +58,9 @@ impl Telemetry {
         let http = HttpMetrics::register(&mut registry);
         let ingest = IngestMetrics::register(&mut registry);
         let silver = SilverMetrics::register(&mut registry);
+        let gold = GoldMetrics::register(&mut registry);
         process::register(&mut registry);
-        Telemetry { registry, http, ingest, silver }
+        Telemetry { registry, http, ingest, silver, gold }
     }
 
     /// The exposition text (OpenMetrics, which Prometheus scrapes natively).

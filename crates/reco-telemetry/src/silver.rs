@@ -37,22 +37,35 @@ struct TopicPartition {
 
 /// Newest event time written per table, for freshness computed at scrape time (so a stalled
 /// job shows growing staleness rather than a frozen number).
-#[derive(Debug, Default, Clone)]
-struct Freshness(Arc<Mutex<HashMap<String, f64>>>);
+#[derive(Debug, Clone)]
+pub(crate) struct Freshness {
+    name: &'static str,
+    help: &'static str,
+    newest: Arc<Mutex<HashMap<String, f64>>>,
+}
+
+impl Freshness {
+    pub(crate) fn new(name: &'static str, help: &'static str) -> Self {
+        Freshness { name, help, newest: Arc::default() }
+    }
+
+    /// Records `secs` (seconds since the epoch) as the newest time of `table`, if newer.
+    pub(crate) fn observe(&self, table: &str, secs: f64) {
+        let mut map = self.newest.lock().unwrap_or_else(PoisonError::into_inner);
+        let entry = map.entry(table.to_owned()).or_insert(f64::MIN);
+        *entry = entry.max(secs);
+    }
+}
 
 impl Collector for Freshness {
     fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
         let now = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs_f64()).unwrap_or(0.0);
-        let newest = self.0.lock().unwrap_or_else(PoisonError::into_inner).clone();
+        let newest = self.newest.lock().unwrap_or_else(PoisonError::into_inner).clone();
         if newest.is_empty() {
             return Ok(());
         }
-        let mut family = encoder.encode_descriptor(
-            "reco_silver_freshness_seconds",
-            "Now minus the newest event time written, per table (event-time lag; large for replays of old data)",
-            None,
-            prometheus_client::metrics::MetricType::Gauge,
-        )?;
+        let mut family =
+            encoder.encode_descriptor(self.name, self.help, None, prometheus_client::metrics::MetricType::Gauge)?;
         for (table, newest) in newest {
             let gauge = ConstGauge::new(now - newest);
             gauge.encode(family.encode_family(&Table { table })?)?;
@@ -110,7 +123,10 @@ impl SilverMetrics {
             table_version: Family::default(),
             newest_event_time: Family::default(),
             last_commit: Family::default(),
-            freshness: Freshness::default(),
+            freshness: Freshness::new(
+                "reco_silver_freshness_seconds",
+                "Now minus the newest event time written, per table (event-time lag; large for replays of old data)",
+            ),
         };
         r.register("reco_silver_records_in", "Kafka records read by the silver job, by topic", m.records_in.clone());
         r.register("reco_silver_rows_written", "Rows committed, by table", m.rows_written.clone());
@@ -210,7 +226,7 @@ impl SilverMetrics {
             let gauge = self.newest_event_time.get_or_create(&Table { table: silver.clone() });
             if secs > gauge.get() {
                 gauge.set(secs);
-                self.freshness.0.lock().unwrap_or_else(PoisonError::into_inner).insert(silver, secs);
+                self.freshness.observe(&silver, secs);
             }
         }
     }

@@ -1,0 +1,207 @@
+//! The gold job's loop: read what silver committed since last time, count it, publish the
+//! windows that became due, checkpoint now and then.
+
+use std::{collections::BTreeMap, sync::Arc, time::Instant};
+
+use reco_lake::{GoldRow, GoldTable, GoldWindow, Lake, SilverFeed, gold::table_name};
+use reco_telemetry::Telemetry;
+use tokio_util::sync::CancellationToken;
+use tracing::{info, warn};
+
+use crate::{
+    Error, GoldConfig, Result,
+    checkpoint::Checkpoints,
+    window::{Kind, Recorded, Trending, WindowResult},
+};
+
+/// The silver tables gold reads, and what their rows count as.
+pub(crate) const INPUTS: [(&str, Kind); 2] = [("events_views", Kind::View), ("events_clicks", Kind::Click)];
+
+pub(crate) fn now_us() -> i64 {
+    chrono::Utc::now().timestamp_micros()
+}
+
+pub(crate) struct Job {
+    config: GoldConfig,
+    telemetry: Arc<Telemetry>,
+    trending: Trending,
+    feeds: Vec<(SilverFeed, Kind)>,
+    versions: BTreeMap<String, i64>,
+    tables: BTreeMap<&'static str, GoldTable>,
+    checkpoints: Checkpoints,
+    /// Input counted since the last checkpoint.
+    unsaved: bool,
+    last_checkpoint: Instant,
+}
+
+impl Job {
+    pub async fn new(config: GoldConfig, telemetry: Arc<Telemetry>) -> Result<Job> {
+        config.window.validate().map_err(Error::Config)?;
+        let (checkpoints, restored) = Checkpoints::open(&config.lake.root, &config.window)?;
+        let (trending, versions) = match restored {
+            Some((manifest, panes)) => {
+                info!(
+                    seq = manifest.seq,
+                    versions = ?manifest.silver_versions,
+                    "gold job resuming from its checkpoint"
+                );
+                let t = Trending::restore(config.window.clone(), manifest.state, panes, now_us())
+                    .map_err(Error::Checkpoint)?;
+                (t, manifest.silver_versions)
+            }
+            None => (Trending::new(config.window.clone()), BTreeMap::new()),
+        };
+        let feeds = INPUTS.iter().map(|(topic, kind)| (SilverFeed::new(&config.lake, topic), *kind)).collect();
+        let tables = open_tables(&config.lake, &config.window).await?;
+        Ok(Job {
+            config,
+            telemetry,
+            trending,
+            feeds,
+            versions,
+            tables,
+            checkpoints,
+            unsaved: false,
+            last_checkpoint: Instant::now(),
+        })
+    }
+
+    pub async fn run(mut self, shutdown: CancellationToken) -> Result<()> {
+        info!(lake = %self.config.lake.root.display(), "gold job started");
+        while !shutdown.is_cancelled() {
+            let started = Instant::now();
+            let more = self.cycle().await?;
+            self.telemetry.gold.cycle(started.elapsed().as_secs_f64());
+            if self.unsaved && self.last_checkpoint.elapsed() >= self.config.checkpoint_interval {
+                self.checkpoint()?;
+            }
+            if !more {
+                tokio::select! {
+                    () = shutdown.cancelled() => {}
+                    () = tokio::time::sleep(self.config.poll_interval) => {}
+                }
+            }
+        }
+        if self.unsaved {
+            self.checkpoint()?;
+        }
+        info!("gold job stopped");
+        Ok(())
+    }
+
+    /// One round; true when silver has more versions waiting.
+    async fn cycle(&mut self) -> Result<bool> {
+        let mut more = false;
+        for (feed, kind) in &mut self.feeds {
+            let topic = feed.topic().to_owned();
+            let Some(latest) = feed.latest().await? else { continue };
+            let after = self.versions.get(&topic).copied();
+            if after.is_some_and(|a| a >= latest) {
+                continue;
+            }
+            let from = after.unwrap_or(-1);
+            let upto = latest.min(from + self.config.max_versions_per_cycle as i64);
+            more |= upto < latest;
+            let files = feed.files_between(after, upto).await?;
+            let events = tokio::task::spawn_blocking(move || reco_lake::read::read_events(&files))
+                .await
+                .map_err(|e| Error::Task(e.to_string()))??;
+            let (mut late, mut beyond) = (0, 0);
+            let now = now_us();
+            for (item, t) in &events {
+                match self.trending.record(item, *kind, *t, now) {
+                    Recorded::OnTime => {}
+                    Recorded::Late => late += 1,
+                    Recorded::BeyondHorizon => beyond += 1,
+                }
+            }
+            if beyond > 0 {
+                warn!(topic, events = beyond, "events older than the state horizon were not counted");
+            }
+            let table = format!("silver/{topic}");
+            self.telemetry.gold.events(&table, events.len() as u64 - beyond, late, beyond);
+            self.telemetry.gold.silver_versions(&table, (upto - from) as u64, upto);
+            self.versions.insert(topic, upto);
+            self.unsaved = true;
+        }
+        let due = self.trending.advance(now_us());
+        if !due.is_empty() {
+            publish(&mut self.tables, due, &self.telemetry).await?;
+            self.unsaved = true;
+        }
+        self.telemetry.gold.state(self.trending.watermark_us(), self.trending.state_size());
+        Ok(more)
+    }
+
+    fn checkpoint(&mut self) -> Result<()> {
+        let started = Instant::now();
+        self.checkpoints.write(&self.trending, &self.versions)?;
+        self.telemetry.gold.checkpoint(started.elapsed().as_secs_f64());
+        self.unsaved = false;
+        self.last_checkpoint = Instant::now();
+        Ok(())
+    }
+}
+
+pub(crate) async fn open_tables(
+    lake: &Lake,
+    window: &crate::window::Config,
+) -> Result<BTreeMap<&'static str, GoldTable>> {
+    let mut tables = BTreeMap::new();
+    for spec in &window.windows {
+        tables.insert(spec.name, GoldTable::open(lake, &table_name(spec.name)).await?);
+    }
+    Ok(tables)
+}
+
+/// Converts window results to gold rows, stamped with one `computed_at`.
+pub(crate) fn gold_windows(results: &[WindowResult], computed_at_us: i64) -> Vec<GoldWindow> {
+    results
+        .iter()
+        .map(|r| GoldWindow {
+            start_us: r.start_us,
+            rows: r
+                .rows
+                .iter()
+                .map(|row| GoldRow {
+                    window_start_us: r.start_us,
+                    window_end_us: r.end_us,
+                    item_id: row.item_id.clone(),
+                    views: row.views as i64,
+                    clicks: row.clicks as i64,
+                    score: row.score,
+                    rank: row.rank as i32,
+                    computed_at_us,
+                })
+                .collect(),
+        })
+        .collect()
+}
+
+/// Writes due windows, one commit (or set of renames) per gold table.
+async fn publish(
+    tables: &mut BTreeMap<&'static str, GoldTable>,
+    due: Vec<WindowResult>,
+    telemetry: &Telemetry,
+) -> Result<()> {
+    let computed_at = now_us();
+    let mut by_window: BTreeMap<&'static str, Vec<WindowResult>> = BTreeMap::new();
+    for r in due {
+        by_window.entry(r.window).or_default().push(r);
+    }
+    for (window, results) in by_window {
+        let Some(table) = tables.get_mut(window) else { continue };
+        table.replace(gold_windows(&results, computed_at), None).await?;
+        let name = table_name(window);
+        for r in &results {
+            telemetry.gold.published(window, &name, r.end_us, r.republished);
+        }
+        info!(
+            table = name,
+            windows = results.len(),
+            republished = results.iter().filter(|r| r.republished).count(),
+            "gold windows published"
+        );
+    }
+    Ok(())
+}

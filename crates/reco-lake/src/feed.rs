@@ -1,0 +1,128 @@
+//! Incremental reading of a silver table: the data files committed since a given version
+//! (Delta: the `add` actions of newer commits; Parquet: newer batch-log entries). This is what
+//! lets the gold job read only what is new, and resume from the versions it checkpointed.
+
+use deltalake::{DeltaTable, DeltaTableError, kernel::Action, logstore::get_actions};
+use url::Url;
+
+use crate::{DataFile, Error, Format, Lake, Result, delta, parquet_log, read::partition_date};
+
+#[derive(Debug)]
+pub struct SilverFeed {
+    lake: Lake,
+    topic: String,
+    delta: Option<DeltaTable>,
+    /// Parquet: the newest batch-log entry seen.
+    parquet_latest: i64,
+}
+
+impl SilverFeed {
+    pub fn new(lake: &Lake, topic: &str) -> SilverFeed {
+        SilverFeed { lake: lake.clone(), topic: topic.to_owned(), delta: None, parquet_latest: -1 }
+    }
+
+    pub fn topic(&self) -> &str {
+        &self.topic
+    }
+
+    /// The newest committed version; `None` while the table does not exist yet.
+    pub async fn latest(&mut self) -> Result<Option<i64>> {
+        match self.lake.format {
+            Format::Delta => {
+                let Some(table) = self.delta_table().await? else { return Ok(None) };
+                let name = table.table_url().to_string();
+                table.update_state().await.map_err(|e| Error::Delta { table: name, source: Box::new(e) })?;
+                Ok(table.version().map(|v| v as i64))
+            }
+            Format::Parquet => {
+                while parquet_log::entry_silver_files(&self.lake, &self.topic, self.parquet_latest + 1)?.is_some() {
+                    self.parquet_latest += 1;
+                }
+                Ok((self.parquet_latest >= 0).then_some(self.parquet_latest))
+            }
+        }
+    }
+
+    /// Data files added by the versions after `after` (all, when `None`) up to `upto`.
+    pub async fn files_between(&mut self, after: Option<i64>, upto: i64) -> Result<Vec<DataFile>> {
+        let after = after.unwrap_or(-1);
+        match self.lake.format {
+            Format::Delta => {
+                let root = Url::from_directory_path(self.lake.silver_path(&self.topic))
+                    .map_err(|()| Error::Arrow("lake path is not absolute".into()))?;
+                let Some(table) = self.delta_table().await? else { return Ok(Vec::new()) };
+                Ok(added_files(table, after, upto)
+                    .await?
+                    .into_iter()
+                    .filter_map(|rel| root.join(&rel).ok()?.to_file_path().ok())
+                    .map(|path| DataFile { event_date: partition_date(&path), path })
+                    .collect())
+            }
+            Format::Parquet => {
+                let mut out = Vec::new();
+                for v in (after + 1)..=upto {
+                    let files = parquet_log::entry_silver_files(&self.lake, &self.topic, v)?.ok_or_else(|| {
+                        Error::BatchLog { path: format!("{} entry {v}", self.topic), message: "missing".into() }
+                    })?;
+                    out.extend(files);
+                }
+                Ok(out)
+            }
+        }
+    }
+
+    /// Every data file of the table as of `latest()` (backfill).
+    pub async fn snapshot(&mut self) -> Result<(Option<i64>, Vec<DataFile>)> {
+        let latest = self.latest().await?;
+        let files = match (self.lake.format, latest) {
+            (_, None) => Vec::new(),
+            (Format::Delta, Some(_)) => match self.delta_table().await? {
+                Some(table) => delta::files(table)?,
+                None => Vec::new(),
+            },
+            (Format::Parquet, Some(v)) => self.files_between(None, v).await?,
+        };
+        Ok((latest, files))
+    }
+
+    async fn delta_table(&mut self) -> Result<Option<&mut DeltaTable>> {
+        if self.delta.is_none() {
+            let path = self.lake.silver_path(&self.topic);
+            if !path.join("_delta_log").is_dir() {
+                return Ok(None);
+            }
+            let url = Url::from_directory_path(&path).map_err(|()| Error::Arrow("lake path is not absolute".into()))?;
+            match deltalake::open_table(url).await {
+                Ok(t) => self.delta = Some(t),
+                Err(DeltaTableError::NotATable(_)) => return Ok(None),
+                Err(e) => return Err(Error::delta(&path, e)),
+            }
+        }
+        Ok(self.delta.as_mut())
+    }
+}
+
+/// Commits of a Delta table after `after`, up to `upto`: (version, relative paths added with
+/// `dataChange`). Compaction rewrites (`dataChange: false`) carry no new rows and are skipped,
+/// as Delta streaming readers do.
+async fn added_files(table: &DeltaTable, after: i64, upto: i64) -> Result<Vec<String>> {
+    let name = table.table_url().to_string();
+    let err = |source| Error::Delta { table: name.clone(), source: Box::new(source) };
+    let mut out = Vec::new();
+    for v in (after + 1)..=upto {
+        let bytes = table.log_store().read_commit_entry(v as _).await.map_err(err)?.ok_or_else(|| Error::Delta {
+            table: name.clone(),
+            source: Box::new(deltalake::DeltaTableError::Generic(format!(
+                "commit {v} is gone from the log (log retention); recompute with `reco gold backfill`"
+            ))),
+        })?;
+        for action in get_actions(v as _, &bytes).map_err(err)? {
+            if let Action::Add(add) = action
+                && add.data_change
+            {
+                out.push(add.path);
+            }
+        }
+    }
+    Ok(out)
+}
