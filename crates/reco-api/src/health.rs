@@ -19,13 +19,21 @@ pub(crate) async fn live() -> Json<Value> {
     get,
     path = "/health/ready",
     responses(
-        (status = 200, description = "The broker answers"),
-        (status = 503, description = "The broker does not answer", body = crate::error::ErrorBody),
+        (status = 200, description = "The broker and the lakehouse answer"),
+        (status = 503, description = "The broker or the lakehouse does not answer", body = crate::error::ErrorBody),
     )
 )]
 pub(crate) async fn ready(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
+    if let Some(cache) = &state.trending
+        && let Err(e) = cache.lake_reachable()
+    {
+        return Err(
+            ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "not_ready", format!("lakehouse: {e}")).retry_after(1)
+        );
+    }
+    let lake = if state.trending.is_some() { "ok" } else { "not configured" };
     match state.producer.ping(PROBE_TIMEOUT).await {
-        Ok(()) => Ok(Json(json!({"status": "ready", "checks": {"broker": "ok"}}))),
+        Ok(()) => Ok(Json(json!({"status": "ready", "checks": {"broker": "ok", "lakehouse": lake}}))),
         Err(e) => {
             Err(ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "not_ready", format!("broker: {e}")).retry_after(1))
         }

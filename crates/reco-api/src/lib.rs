@@ -1,4 +1,4 @@
-//! The reco HTTP API (DESIGN §6): `POST /events`, health probes, `/metrics` and
+//! The reco HTTP API (DESIGN §6): `POST /events`, `GET /trending`, health probes, `/metrics` and
 //! `/openapi.json`.
 //!
 //! [`app`] builds the whole router from an [`AppState`], so tests drive it with
@@ -8,6 +8,7 @@ mod error;
 mod events;
 mod health;
 mod openapi;
+mod trending;
 
 use std::{sync::Arc, time::Duration};
 
@@ -27,6 +28,7 @@ use tokio_util::sync::CancellationToken;
 
 pub use error::ApiError;
 pub use openapi::ApiDoc;
+pub use trending::{ServedWindow, TrendingCache};
 
 /// Settings of the HTTP API. `Default` gives the documented defaults.
 #[derive(Clone, Debug)]
@@ -59,6 +61,8 @@ pub struct AppState {
     pub producer: EventProducer,
     pub telemetry: Arc<Telemetry>,
     pub config: Arc<ApiConfig>,
+    /// Serves `GET /trending` from the gold tables; `None` answers it 503.
+    pub trending: Option<Arc<TrendingCache>>,
 }
 
 /// The complete router.
@@ -67,6 +71,7 @@ pub fn app(state: AppState) -> Router {
     let timeout = state.config.request_timeout;
     Router::new()
         .route("/events", post(events::post_events))
+        .route("/trending", get(trending::get_trending))
         .route("/health/live", get(health::live))
         .route("/health/ready", get(health::ready))
         .route("/metrics", get(metrics))

@@ -169,6 +169,16 @@ impl GoldTable {
         Ok(t)
     }
 
+    /// Opens the table if a writer created it already; readers (the API) never create tables.
+    pub async fn open_existing(lake: &Lake, name: &str) -> Result<Option<GoldTable>> {
+        let dir = lake.root.join("gold").join(name);
+        let exists = match lake.format {
+            Format::Delta => dir.join("_delta_log").is_dir(),
+            Format::Parquet => dir.is_dir(),
+        };
+        if exists { GoldTable::open(lake, name).await.map(Some) } else { Ok(None) }
+    }
+
     /// Window start → data file, as of the last refresh or replace.
     pub fn windows(&self) -> &BTreeMap<i64, PathBuf> {
         &self.windows

@@ -24,6 +24,8 @@ pub enum Command {
     Serve(ServeArgs),
     /// Run the Kafka → silver job (validated, de-duplicated tables plus dead-letter tables).
     Silver(SilverArgs),
+    /// Run the silver → gold trending job, or recompute a time range with `backfill`.
+    Gold(GoldArgs),
     /// Manage the platform's topics.
     Topics {
         #[command(subcommand)]
@@ -54,6 +56,8 @@ pub struct UpArgs {
     pub topics: TopicArgs,
     #[command(flatten)]
     pub silver: SilverOptions,
+    #[command(flatten)]
+    pub gold: GoldOptions,
 }
 
 #[derive(Debug, Args)]
@@ -64,6 +68,9 @@ pub struct ServeArgs {
     pub lake: LakeArgs,
     #[command(flatten)]
     pub http: HttpArgs,
+    /// Items per window stored by the gold job: the largest GET /trending `limit`.
+    #[arg(long, env = "RECO_GOLD_TOP_N", default_value_t = 100)]
+    pub top_n: usize,
 }
 
 #[derive(Debug, Args)]
@@ -77,6 +84,81 @@ pub struct SilverArgs {
     /// Listen address of the job's /metrics and /health/live.
     #[arg(long, env = "RECO_METRICS_ADDR", default_value = "0.0.0.0:9101")]
     pub metrics_addr: SocketAddr,
+}
+
+#[derive(Debug, Args)]
+#[command(args_conflicts_with_subcommands = true)]
+pub struct GoldArgs {
+    #[command(subcommand)]
+    pub action: Option<GoldAction>,
+    #[command(flatten)]
+    pub lake: LakeArgs,
+    #[command(flatten)]
+    pub gold: GoldOptions,
+    /// Listen address of the job's /metrics and /health/live.
+    #[arg(long, env = "RECO_METRICS_ADDR", default_value = "0.0.0.0:9102")]
+    pub metrics_addr: SocketAddr,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum GoldAction {
+    /// Recompute and republish every window starting in [--from, --to) from the silver tables
+    /// (after a bug fix or a scoring change). Run it with the gold job stopped.
+    Backfill(BackfillArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct BackfillArgs {
+    /// Start of the range: RFC 3339 time (2019-03-01T00:00:00Z) or date (2019-03-01), UTC.
+    #[arg(long, value_parser = parse_time)]
+    pub from: i64,
+    /// End of the range (exclusive), same formats.
+    #[arg(long, value_parser = parse_time)]
+    pub to: i64,
+    #[command(flatten)]
+    pub lake: LakeArgs,
+    #[command(flatten)]
+    pub gold: GoldOptions,
+}
+
+/// Microseconds since the epoch of an RFC 3339 time or a `YYYY-MM-DD` date (UTC midnight).
+pub fn parse_time(s: &str) -> Result<i64, String> {
+    if let Ok(t) = chrono::DateTime::parse_from_rfc3339(s) {
+        return Ok(t.timestamp_micros());
+    }
+    chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d")
+        .ok()
+        .and_then(|d| d.and_hms_opt(0, 0, 0))
+        .map(|t| t.and_utc().timestamp_micros())
+        .ok_or_else(|| format!("{s:?} is neither an RFC 3339 time (2019-03-01T00:00:00Z) nor a date (2019-03-01)"))
+}
+
+#[derive(Debug, Args)]
+pub struct GoldOptions {
+    /// Items kept per window (the most GET /trending can return).
+    #[arg(long, env = "RECO_GOLD_TOP_N", default_value_t = 100)]
+    pub top_n: usize,
+    /// score = view_weight·views + click_weight·clicks.
+    #[arg(long, env = "RECO_GOLD_VIEW_WEIGHT", default_value_t = 1.0)]
+    pub view_weight: f64,
+    /// score = view_weight·views + click_weight·clicks.
+    #[arg(long, env = "RECO_GOLD_CLICK_WEIGHT", default_value_t = 3.0)]
+    pub click_weight: f64,
+    /// Allowed lateness: the watermark trails the newest event time by this much, in seconds.
+    #[arg(long, env = "RECO_GOLD_ALLOWED_LATENESS_SECS", default_value_t = 300)]
+    pub allowed_lateness_secs: i64,
+    /// Late events up to this far behind the watermark still update published windows, in seconds.
+    #[arg(long, env = "RECO_GOLD_STATE_HORIZON_SECS", default_value_t = 24 * 3600 + 300)]
+    pub state_horizon_secs: i64,
+    /// With no new input for this long, windows still open are published, in milliseconds.
+    #[arg(long, env = "RECO_GOLD_IDLE_TIMEOUT_MS", default_value_t = 60_000)]
+    pub idle_timeout_ms: i64,
+    /// How often silver is checked for new commits, in milliseconds.
+    #[arg(long, env = "RECO_GOLD_POLL_INTERVAL_MS", default_value_t = 1000)]
+    pub poll_interval_ms: u64,
+    /// Least time between state checkpoints, in seconds (a crash re-reads at most this much).
+    #[arg(long, env = "RECO_GOLD_CHECKPOINT_INTERVAL_SECS", default_value_t = 30)]
+    pub checkpoint_interval_secs: u64,
 }
 
 #[derive(Debug, Args)]

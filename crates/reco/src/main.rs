@@ -27,6 +27,7 @@ fn main() -> ExitCode {
             Command::Up(args) => commands::up::run(args, started).await,
             Command::Serve(args) => commands::serve::run(args).await,
             Command::Silver(args) => commands::silver::run(args).await,
+            Command::Gold(args) => commands::gold::run(args).await,
             Command::Topics { command: TopicsCommand::Init(args) } => commands::topics::init(args).await,
         }
     });

@@ -39,7 +39,8 @@ impl Harness {
             ..ProducerSettings::default()
         })
         .expect("producer");
-        let state = AppState { producer, telemetry: Arc::new(Telemetry::new()), config: Arc::new(config) };
+        let state =
+            AppState { producer, telemetry: Arc::new(Telemetry::new()), config: Arc::new(config), trending: None };
         Harness { broker: Some(broker), bootstrap, state }
     }
 

@@ -1,3 +1,4 @@
+pub mod gold;
 pub mod serve;
 pub mod silver;
 pub mod topics;

@@ -1,6 +1,6 @@
 //! `reco up`: the whole platform in one process, for one machine with no Docker and no JVM.
 //!
-//! Components (broker, API; silver and gold when they land) run as tasks sharing one
+//! Components (broker, API, silver job, gold job) run as tasks sharing one
 //! metrics registry and one shutdown token. If any component stops with an error, the others
 //! are stopped too and `reco up` exits non-zero: half a platform running is worse than none.
 
@@ -14,7 +14,10 @@ use tracing::{error, info};
 
 use crate::{
     cli::{BrokerStorageKind, UpArgs},
-    commands::{serve::Api, topics::ensure_and_log},
+    commands::{
+        serve::{Api, trending_cache},
+        topics::ensure_and_log,
+    },
     shutdown,
 };
 
@@ -36,17 +39,24 @@ pub async fn run(args: UpArgs, started: Instant) -> anyhow::Result<ExitCode> {
         spec.replication_factor.get_or_insert(1);
     }
     ensure_and_log(&bootstrap, &specs).await?;
-    let api = Api::bind(&args.http, &bootstrap, telemetry.clone()).await?;
+    let trending = trending_cache(&args.lake, args.gold.top_n)?;
+    let api = Api::bind(&args.http, &bootstrap, telemetry.clone(), Some(trending)).await?;
     let http_addr = api.listener.local_addr()?;
 
     let mut silver = args.silver.config(&bootstrap, &args.lake)?;
     // One process, one worker: a restarted `reco up` takes its partitions straight back.
     silver.instance_id.get_or_insert_with(|| "reco-up".into());
 
+    let gold = args.gold.config(&args.lake)?;
+
     let mut components = JoinSet::new();
     components.spawn({
         let (telemetry, shutdown) = (telemetry.clone(), shutdown.clone());
         async move { ("silver", reco_silver::run(silver, telemetry, shutdown).await.map_err(anyhow::Error::from)) }
+    });
+    components.spawn({
+        let (telemetry, shutdown) = (telemetry.clone(), shutdown.clone());
+        async move { ("gold", reco_gold::run(gold, telemetry, shutdown).await.map_err(anyhow::Error::from)) }
     });
     components.spawn({
         let shutdown = shutdown.clone();
@@ -58,10 +68,10 @@ pub async fn run(args: UpArgs, started: Instant) -> anyhow::Result<ExitCode> {
         BrokerStorage::Memory => "memory (lost at exit)".into(),
     };
     println!("reco up: ready in {} ms", started.elapsed().as_millis());
-    println!("  API        http://{http_addr}  (POST /events, GET /health/ready, GET /openapi.json)");
+    println!("  API        http://{http_addr}  (POST /events, GET /trending, GET /health/ready, GET /openapi.json)");
     println!("  metrics    http://{http_addr}/metrics");
     println!("  broker     {bootstrap}  (Kafka protocol; storage: {storage_note})");
-    println!("  lakehouse  {}  (format: {:?}; silver job running)", lake.display(), args.lake.storage_format);
+    println!("  lakehouse  {}  (format: {:?}; silver and gold jobs running)", lake.display(), args.lake.storage_format);
     println!("Press Ctrl-C to stop.");
 
     let mut failed = false;

@@ -1,0 +1,282 @@
+//! `GET /trending`: the latest published window of a gold table, served from memory.
+//!
+//! A background task ([`TrendingCache::run`]) checks the gold tables every refresh interval
+//! and, only when a table changed (a new Delta version, a replaced Parquet file), reads its
+//! newest window into memory. Requests never scan a table; `at=` requests read the one small
+//! file of the window that was current then. Responses carry an `ETag` (window, computation
+//! time and limit) and `Cache-Control`, so clients and CDNs revalidate cheaply.
+
+use std::{
+    collections::HashMap,
+    sync::{Arc, RwLock},
+    time::Duration,
+};
+
+use axum::{
+    Json,
+    extract::{Query, State},
+    http::{HeaderMap, HeaderValue, StatusCode, header},
+    response::{IntoResponse, Response},
+};
+use chrono::{DateTime, NaiveDate, Utc};
+use reco_core::{ErrorKind, FieldError};
+use reco_lake::{GoldRow, GoldTable, Lake, gold::table_name};
+use serde::{Deserialize, Serialize};
+use tokio::sync::Mutex;
+use tokio_util::sync::CancellationToken;
+use utoipa::{IntoParams, ToSchema};
+
+use crate::{ApiError, AppState};
+
+const DEFAULT_LIMIT: usize = 20;
+/// Seconds a client or CDN may reuse a response without asking again.
+const MAX_AGE_SECS: u32 = 5;
+
+/// One window length served, e.g. `1h` of 3600 s.
+#[derive(Clone, Debug)]
+pub struct ServedWindow {
+    pub name: String,
+    pub length_us: i64,
+}
+
+#[derive(Debug)]
+struct Latest {
+    start_us: i64,
+    rows: Arc<Vec<GoldRow>>,
+}
+
+/// The newest window of each gold table, refreshed when the table changes.
+#[derive(Debug)]
+pub struct TrendingCache {
+    lake: Lake,
+    windows: Vec<ServedWindow>,
+    /// Rows stored per window (the gold job's top N): the largest `limit`.
+    max_limit: usize,
+    latest: RwLock<HashMap<String, Latest>>,
+    tables: Mutex<HashMap<String, GoldTable>>,
+}
+
+impl TrendingCache {
+    pub fn new(lake: Lake, windows: Vec<ServedWindow>, max_limit: usize) -> Arc<TrendingCache> {
+        Arc::new(TrendingCache { lake, windows, max_limit, latest: RwLock::default(), tables: Mutex::default() })
+    }
+
+    /// Picks up new gold versions; tables that do not exist yet are skipped.
+    pub async fn refresh(&self) -> Result<(), reco_lake::Error> {
+        let mut tables = self.tables.lock().await;
+        for w in &self.windows {
+            let name = table_name(&w.name);
+            let changed = match tables.get_mut(&name) {
+                Some(t) => t.refresh().await?,
+                None => match GoldTable::open_existing(&self.lake, &name).await? {
+                    Some(t) => {
+                        tables.insert(name.clone(), t);
+                        true
+                    }
+                    None => false,
+                },
+            };
+            if !changed {
+                continue;
+            }
+            let Some(table) = tables.get(&name) else { continue };
+            let Some((&start_us, path)) = table.windows().iter().next_back() else { continue };
+            let path = path.clone();
+            let rows = tokio::task::spawn_blocking(move || reco_lake::gold::read_gold(&path))
+                .await
+                .map_err(|e| reco_lake::Error::Arrow(e.to_string()))??;
+            self.latest
+                .write()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .insert(w.name.clone(), Latest { start_us, rows: Arc::new(rows) });
+        }
+        Ok(())
+    }
+
+    /// Refreshes every `interval` until `shutdown`; errors are logged and retried.
+    pub async fn run(self: Arc<Self>, interval: Duration, shutdown: CancellationToken) {
+        loop {
+            if let Err(e) = self.refresh().await {
+                tracing::warn!(error = %e, "cannot refresh the trending cache from the gold tables");
+            }
+            tokio::select! {
+                () = shutdown.cancelled() => return,
+                () = tokio::time::sleep(interval) => {}
+            }
+        }
+    }
+
+    fn latest(&self, window: &str) -> Option<(i64, Arc<Vec<GoldRow>>)> {
+        let latest = self.latest.read().unwrap_or_else(std::sync::PoisonError::into_inner);
+        latest.get(window).map(|l| (l.start_us, l.rows.clone()))
+    }
+
+    /// The newest window that had ended by `at_us`.
+    async fn at(&self, window: &ServedWindow, at_us: i64) -> Result<Option<(i64, Arc<Vec<GoldRow>>)>, ApiError> {
+        let path = {
+            let tables = self.tables.lock().await;
+            let Some(table) = tables.get(&table_name(&window.name)) else { return Ok(None) };
+            match table.windows().range(..=at_us.saturating_sub(window.length_us)).next_back() {
+                Some((start, path)) => (*start, path.clone()),
+                None => return Ok(None),
+            }
+        };
+        let (start, file) = path;
+        let rows = tokio::task::spawn_blocking(move || reco_lake::gold::read_gold(&file))
+            .await
+            .map_err(|e| internal(e.to_string()))?
+            .map_err(|e| internal(e.to_string()))?;
+        Ok(Some((start, Arc::new(rows))))
+    }
+
+    /// Whether the lake folder answers (readiness).
+    pub fn lake_reachable(&self) -> Result<(), String> {
+        std::fs::metadata(&self.lake.root).map(|_| ()).map_err(|e| format!("{}: {e}", self.lake.root.display()))
+    }
+}
+
+fn internal(message: String) -> ApiError {
+    ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", message)
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+pub(crate) struct TrendingQuery {
+    /// Window length: `1h` or `24h`.
+    window: Option<String>,
+    /// Items to return, 1 to the number stored per window (default 20).
+    limit: Option<String>,
+    /// Return the window that was current at this time (RFC 3339, a date, or Unix seconds).
+    at: Option<String>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct TrendingItem {
+    rank: i32,
+    item_id: String,
+    score: f64,
+    views: i64,
+    clicks: i64,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct TrendingResponse {
+    window: String,
+    window_start: DateTime<Utc>,
+    window_end: DateTime<Utc>,
+    computed_at: DateTime<Utc>,
+    items: Vec<TrendingItem>,
+}
+
+fn bad_param(field: &str, message: String) -> ApiError {
+    let detail = FieldError { index: None, field: Some(field.to_owned()), kind: ErrorKind::InvalidField, message };
+    let summary = format!("query parameter {field}: {}", detail.message);
+    ApiError::new(StatusCode::BAD_REQUEST, "invalid_parameter", summary).details(vec![detail])
+}
+
+fn parse_at(s: &str) -> Option<i64> {
+    if let Ok(t) = DateTime::parse_from_rfc3339(s) {
+        return Some(t.timestamp_micros());
+    }
+    if let Ok(d) = NaiveDate::parse_from_str(s, "%Y-%m-%d") {
+        return d.and_hms_opt(0, 0, 0).map(|t| t.and_utc().timestamp_micros());
+    }
+    s.parse::<i64>().ok().and_then(|secs| secs.checked_mul(1_000_000))
+}
+
+fn ts(us: i64) -> DateTime<Utc> {
+    DateTime::from_timestamp_micros(us).unwrap_or_default()
+}
+
+#[utoipa::path(
+    get,
+    path = "/trending",
+    params(TrendingQuery),
+    responses(
+        (status = 200, description = "The latest published window", body = TrendingResponse),
+        (status = 304, description = "Not modified (If-None-Match)"),
+        (status = 400, description = "A query parameter is invalid", body = crate::error::ErrorBody),
+        (status = 404, description = "No window published yet", body = crate::error::ErrorBody),
+        (status = 503, description = "Trending is not configured on this server", body = crate::error::ErrorBody),
+    )
+)]
+pub(crate) async fn get_trending(
+    State(state): State<AppState>,
+    Query(q): Query<TrendingQuery>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let Some(cache) = state.trending.as_ref() else {
+        return Err(ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "trending_unavailable",
+            "this server has no lakehouse configured to serve trending from",
+        ));
+    };
+    let names: Vec<&str> = cache.windows.iter().map(|w| w.name.as_str()).collect();
+    let requested = q.window.as_deref().unwrap_or("1h");
+    let Some(window) = cache.windows.iter().find(|w| w.name == requested) else {
+        return Err(bad_param("window", format!("must be one of {}, got {requested:?}", names.join(", "))));
+    };
+    let limit = match q.limit.as_deref() {
+        None => DEFAULT_LIMIT.min(cache.max_limit),
+        Some(s) => match s.parse::<usize>() {
+            Ok(n) if (1..=cache.max_limit).contains(&n) => n,
+            _ => {
+                return Err(bad_param("limit", format!("must be an integer from 1 to {}, got {s:?}", cache.max_limit)));
+            }
+        },
+    };
+    let found = match q.at.as_deref() {
+        None => cache.latest(&window.name),
+        Some(s) => {
+            let Some(at_us) = parse_at(s) else {
+                return Err(bad_param("at", format!("must be an RFC 3339 time, a date or Unix seconds, got {s:?}")));
+            };
+            cache.at(window, at_us).await?
+        }
+    };
+    let Some((start_us, rows)) = found else {
+        let when = if q.at.is_some() { " by that time" } else { " yet" };
+        return Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "no_window",
+            format!(
+                "no {} window has been published{when}; the gold job publishes one when the watermark passes a window's end",
+                window.name
+            ),
+        ));
+    };
+    let computed_at_us = rows.first().map_or(0, |r| r.computed_at_us);
+    let etag = format!("\"{}-{start_us}-{computed_at_us}-{limit}\"", window.name);
+    let mut response = if headers.get(header::IF_NONE_MATCH).is_some_and(|v| v.as_bytes() == etag.as_bytes()) {
+        StatusCode::NOT_MODIFIED.into_response()
+    } else {
+        Json(TrendingResponse {
+            window: window.name.clone(),
+            window_start: ts(start_us),
+            window_end: ts(start_us + window.length_us),
+            computed_at: ts(computed_at_us),
+            items: rows
+                .iter()
+                .take(limit)
+                .map(|r| TrendingItem {
+                    rank: r.rank,
+                    item_id: r.item_id.clone(),
+                    score: r.score,
+                    views: r.views,
+                    clicks: r.clicks,
+                })
+                .collect(),
+        })
+        .into_response()
+    };
+    let h = response.headers_mut();
+    if let Ok(v) = HeaderValue::from_str(&etag) {
+        h.insert(header::ETAG, v);
+    }
+    h.insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_str(&format!("public, max-age={MAX_AGE_SECS}"))
+            .unwrap_or(HeaderValue::from_static("no-cache")),
+    );
+    Ok(response)
+}

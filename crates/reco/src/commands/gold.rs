@@ -1,0 +1,84 @@
+//! `reco gold`: the silver → gold trending job as its own service, and `reco gold backfill`.
+
+use std::{process::ExitCode, sync::Arc, time::Duration};
+
+use anyhow::Context;
+use indicatif::{ProgressBar, ProgressStyle};
+use reco_gold::GoldConfig;
+use reco_telemetry::Telemetry;
+use tokio::net::TcpListener;
+use tracing::info;
+
+use crate::{
+    cli::{BackfillArgs, GoldAction, GoldArgs, GoldOptions, LakeArgs},
+    shutdown,
+};
+
+pub async fn run(args: GoldArgs) -> anyhow::Result<ExitCode> {
+    if let Some(GoldAction::Backfill(backfill)) = args.action {
+        return run_backfill(backfill).await;
+    }
+    let telemetry = Arc::new(Telemetry::new());
+    let shutdown = shutdown::on_signal();
+    let config = args.gold.config(&args.lake)?;
+    let listener = TcpListener::bind(args.metrics_addr)
+        .await
+        .with_context(|| format!("cannot listen on {} (set --metrics-addr / RECO_METRICS_ADDR)", args.metrics_addr))?;
+    info!(metrics = %listener.local_addr()?, "reco gold metrics listening");
+    let metrics = tokio::spawn({
+        let app = reco_api::metrics_app(telemetry.clone());
+        let shutdown = shutdown.clone();
+        async move { axum::serve(listener, app).with_graceful_shutdown(shutdown.cancelled_owned()).await }
+    });
+    let result = reco_gold::run(config, telemetry, shutdown.clone()).await;
+    shutdown.cancel();
+    let _ = metrics.await;
+    result.context("gold job failed")?;
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn run_backfill(args: BackfillArgs) -> anyhow::Result<ExitCode> {
+    let config = args.gold.config(&args.lake)?;
+    let bar = ProgressBar::new(0).with_style(
+        ProgressStyle::with_template("{spinner} backfill [{bar:40}] {pos}/{len} silver files  {per_sec}  eta {eta}")
+            .context("progress bar template")?
+            .progress_chars("=> "),
+    );
+    let report = reco_gold::backfill(&config, args.from, args.to, &mut |done, total| {
+        bar.set_length(total);
+        bar.set_position(done);
+    })
+    .await
+    .context("backfill failed")?;
+    bar.finish();
+    let windows: Vec<String> = report.windows.iter().map(|(w, n)| format!("{n} × {w}")).collect();
+    println!(
+        "backfill: {} silver files, {} events counted, windows replaced: {}",
+        report.files,
+        report.events,
+        windows.join(", ")
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+impl GoldOptions {
+    pub fn config(&self, lake: &LakeArgs) -> anyhow::Result<GoldConfig> {
+        anyhow::ensure!(self.top_n > 0, "--top-n must be at least 1");
+        anyhow::ensure!(
+            self.view_weight.is_finite() && self.click_weight.is_finite(),
+            "--view-weight and --click-weight must be finite numbers"
+        );
+        let mut config = GoldConfig::new(lake.lake()?);
+        let w = &mut config.window;
+        w.top_n = self.top_n;
+        w.view_weight = self.view_weight;
+        w.click_weight = self.click_weight;
+        w.lateness_us = self.allowed_lateness_secs.saturating_mul(1_000_000);
+        w.horizon_us = self.state_horizon_secs.saturating_mul(1_000_000);
+        w.idle_timeout_us = self.idle_timeout_ms.saturating_mul(1_000);
+        w.validate().map_err(|e| anyhow::anyhow!("{e} (see --allowed-lateness-secs, --state-horizon-secs)"))?;
+        config.poll_interval = Duration::from_millis(self.poll_interval_ms.max(1));
+        config.checkpoint_interval = Duration::from_secs(self.checkpoint_interval_secs);
+        Ok(config)
+    }
+}
