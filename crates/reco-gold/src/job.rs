@@ -17,6 +17,15 @@ use crate::{
 /// The silver tables gold reads, and what their rows count as.
 pub(crate) const INPUTS: [(&str, Kind); 2] = [("events_views", Kind::View), ("events_clicks", Kind::Click)];
 
+/// Test-only fault injection: `RECO_FAULT=gold_crash_after_publish` aborts the process
+/// after windows were written and before the checkpoint that records them.
+fn crash_point(name: &str) {
+    if std::env::var("RECO_FAULT").is_ok_and(|v| v == name) {
+        eprintln!("RECO_FAULT={name}: aborting");
+        std::process::abort();
+    }
+}
+
 pub(crate) fn now_us() -> i64 {
     chrono::Utc::now().timestamp_micros()
 }
@@ -128,6 +137,7 @@ impl Job {
         if !due.is_empty() {
             publish(&mut self.tables, due, &self.telemetry).await?;
             self.unsaved = true;
+            crash_point("gold_crash_after_publish");
         }
         self.telemetry.gold.state(self.trending.watermark_us(), self.trending.state_size());
         Ok(more)

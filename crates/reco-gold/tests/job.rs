@@ -2,14 +2,14 @@
 //! brute-force recount of silver, late events re-publish, events beyond the horizon change
 //! nothing, idle input closes the last windows, and a restart resumes from the checkpoint.
 
-use std::{collections::BTreeMap, sync::Arc, time::Duration};
+use std::{sync::Arc, time::Duration};
 
 use reco_gold::GoldConfig;
-use reco_lake::{CommitOutcome, Format, Lake, SilverRow, StreamBatch, TopicTables};
+use reco_lake::{Format, Lake};
 use reco_telemetry::Telemetry;
 use reco_testkit::{
     Samples,
-    gold::{Windows, published, recount, silver_events},
+    gold::{SilverWriter, Windows, history, published, recount, silver_events},
     wait_until,
 };
 use tokio_util::sync::CancellationToken;
@@ -17,76 +17,6 @@ use tokio_util::sync::CancellationToken;
 const MIN: i64 = 60_000_000;
 /// 2019-03-01T00:00:00Z.
 const BASE: i64 = 1_551_398_400_000_000;
-
-struct Silver {
-    views: TopicTables,
-    clicks: TopicTables,
-    next: BTreeMap<bool, i64>,
-}
-
-impl Silver {
-    async fn open(lake: &Lake) -> Silver {
-        Silver {
-            views: TopicTables::open(lake, "events_views", false).await.unwrap(),
-            clicks: TopicTables::open(lake, "events_clicks", false).await.unwrap(),
-            next: BTreeMap::new(),
-        }
-    }
-
-    /// Commits `(item, is_click, time)` events as silver rows, one commit per table.
-    async fn commit(&mut self, events: &[(String, bool, i64)]) {
-        for click in [false, true] {
-            let start = self.next.get(&click).copied();
-            let mut offset = start.unwrap_or(0);
-            let rows: Vec<SilverRow> = events
-                .iter()
-                .filter(|e| e.1 == click)
-                .map(|(item, _, t)| {
-                    offset += 1;
-                    SilverRow {
-                        event_id: format!("{click}-{offset}"),
-                        user_id: "u".into(),
-                        item_id: item.clone(),
-                        event_time_us: *t,
-                        session_id: None,
-                        rating: None,
-                        kafka_partition: 0,
-                        kafka_offset: offset - 1,
-                        ingested_at_us: 0,
-                    }
-                })
-                .collect();
-            if rows.is_empty() {
-                continue;
-            }
-            let table = if click { &mut self.clicks } else { &mut self.views };
-            let batch = StreamBatch { silver: rows, deadletter: vec![], offsets: [(0, (start, offset))].into() };
-            assert!(matches!(table.commit(batch).await.unwrap(), CommitOutcome::Committed(_)));
-            self.next.insert(click, offset);
-        }
-    }
-}
-
-/// Six hours of 2019 in a scrambled order: items with different popularity, a few clicks.
-fn history(seed: u64) -> Vec<(String, bool, i64)> {
-    let mut x = seed;
-    let mut next = move || {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        x
-    };
-    let mut events: Vec<_> = (0..3000)
-        .map(|_| {
-            let item = format!("m{}", (next() % 40).min(next() % 40));
-            (item, next() % 5 == 0, BASE + (next() % (6 * 60 * MIN as u64)) as i64)
-        })
-        .collect();
-    // Mostly in order with up to ~4 minutes of jitter (within the allowed lateness).
-    let mut keyed: Vec<_> = events.drain(..).map(|e| (e.2 + (next() % (4 * MIN as u64)) as i64, e)).collect();
-    keyed.sort_by_key(|k| k.0);
-    keyed.into_iter().map(|(_, e)| e).collect()
-}
 
 fn config(lake: &Lake) -> GoldConfig {
     let mut c = GoldConfig::new(lake.clone());
@@ -123,8 +53,8 @@ async fn settles_to(lake: &Lake, expected: &Windows) -> bool {
 async fn gold_job(format: Format) {
     let dir = tempfile::tempdir().unwrap();
     let lake = Lake::new(dir.path(), format).unwrap();
-    let mut silver = Silver::open(&lake).await;
-    let events = history(7);
+    let mut silver = SilverWriter::open(&lake).await;
+    let events = history(BASE, 7);
     for chunk in events.chunks(700) {
         silver.commit(chunk).await;
     }
@@ -162,7 +92,7 @@ async fn gold_job(format: Format) {
     // Restarted, it resumes from its checkpoint: new events of the next hours are counted on
     // top of the old state (the recount sees the old events too, minus the ancient one).
     let job = start(config(&lake));
-    let next: Vec<_> = history(11).into_iter().map(|(i, c, t)| (i, c, t + 6 * 60 * MIN)).collect();
+    let next: Vec<_> = history(BASE, 11).into_iter().map(|(i, c, t)| (i, c, t + 6 * 60 * MIN)).collect();
     silver.commit(&next).await;
     let mut all = silver_events(&lake).await;
     all.retain(|e| e.0 != "ancient");
@@ -186,8 +116,8 @@ async fn gold_job_parquet() {
 async fn backfill_recomputes_a_range() {
     let dir = tempfile::tempdir().unwrap();
     let lake = Lake::new(dir.path(), Format::Delta).unwrap();
-    let mut silver = Silver::open(&lake).await;
-    silver.commit(&history(3)).await;
+    let mut silver = SilverWriter::open(&lake).await;
+    silver.commit(&history(BASE, 3)).await;
     let config = config(&lake);
     let mut calls = Vec::new();
     let report = reco_gold::backfill(&config, BASE, BASE + 3 * 60 * MIN, &mut |done, total| calls.push((done, total)))

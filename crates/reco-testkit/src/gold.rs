@@ -5,7 +5,9 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use reco_lake::{Format, Lake, TopicTables, gold::read_gold, read::read_silver};
+use reco_lake::{CommitOutcome, Format, Lake, SilverRow, StreamBatch, TopicTables, gold::read_gold, read::read_silver};
+
+const MIN_US: i64 = 60_000_000;
 
 /// `(name, length, slide)` of the default windows, in microseconds.
 pub const WINDOWS: [(&str, i64, i64); 2] = [("1h", 3_600_000_000, 300_000_000), ("24h", 86_400_000_000, 900_000_000)];
@@ -106,4 +108,77 @@ pub async fn published(lake: &Lake) -> Windows {
 
 fn url_of(dir: &std::path::Path) -> url::Url {
     url::Url::from_directory_path(dir).expect("absolute path")
+}
+
+/// Commits events straight into the silver tables, as the silver job would.
+#[derive(Debug)]
+pub struct SilverWriter {
+    views: TopicTables,
+    clicks: TopicTables,
+    next: BTreeMap<bool, i64>,
+}
+
+impl SilverWriter {
+    pub async fn open(lake: &Lake) -> SilverWriter {
+        SilverWriter {
+            views: TopicTables::open(lake, "events_views", false).await.unwrap(),
+            clicks: TopicTables::open(lake, "events_clicks", false).await.unwrap(),
+            next: BTreeMap::new(),
+        }
+    }
+
+    /// Commits `(item, is_click, time)` events as silver rows, one commit per table.
+    pub async fn commit(&mut self, events: &[(String, bool, i64)]) {
+        for click in [false, true] {
+            let start = self.next.get(&click).copied();
+            let mut offset = start.unwrap_or(0);
+            let rows: Vec<SilverRow> = events
+                .iter()
+                .filter(|e| e.1 == click)
+                .map(|(item, _, t)| {
+                    offset += 1;
+                    SilverRow {
+                        event_id: format!("{click}-{offset}"),
+                        user_id: "u".into(),
+                        item_id: item.clone(),
+                        event_time_us: *t,
+                        session_id: None,
+                        rating: None,
+                        kafka_partition: 0,
+                        kafka_offset: offset - 1,
+                        ingested_at_us: 0,
+                    }
+                })
+                .collect();
+            if rows.is_empty() {
+                continue;
+            }
+            let table = if click { &mut self.clicks } else { &mut self.views };
+            let batch = StreamBatch { silver: rows, deadletter: vec![], offsets: [(0, (start, offset))].into() };
+            assert!(matches!(table.commit(batch).await.unwrap(), CommitOutcome::Committed(_)));
+            self.next.insert(click, offset);
+        }
+    }
+}
+
+/// 3000 events over six hours from `base`, mostly in order: items with different
+/// popularity, every fifth a click.
+pub fn history(base: i64, seed: u64) -> Vec<(String, bool, i64)> {
+    let mut x = seed;
+    let mut next = move || {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        x
+    };
+    let mut events: Vec<_> = (0..3000)
+        .map(|_| {
+            let item = format!("m{}", (next() % 40).min(next() % 40));
+            (item, next() % 5 == 0, base + (next() % (6 * 60 * MIN_US as u64)) as i64)
+        })
+        .collect();
+    // Mostly in order with up to ~4 minutes of jitter (within the allowed lateness).
+    let mut keyed: Vec<_> = events.drain(..).map(|e| (e.2 + (next() % (4 * MIN_US as u64)) as i64, e)).collect();
+    keyed.sort_by_key(|k| k.0);
+    keyed.into_iter().map(|(_, e)| e).collect()
 }

@@ -1,0 +1,106 @@
+//! Crash test of the gold job: a child `reco gold` is killed with SIGKILL at random moments
+//! (6 times) while silver keeps receiving commits, and once deliberately between publishing
+//! windows and writing the checkpoint that records them; after a final clean run the published
+//! tables equal a brute-force recount of silver, with one row set per window.
+
+use std::{
+    path::Path,
+    process::{Child, Command, Stdio},
+    time::{Duration, SystemTime},
+};
+
+use reco_lake::{Format, Lake};
+use reco_testkit::{
+    gold::{SilverWriter, history, published, recount, silver_events},
+    wait_until,
+};
+
+const KILLS: usize = 6;
+/// 2019-03-01T00:00:00Z.
+const BASE: i64 = 1_551_398_400_000_000;
+const HOUR: i64 = 3_600_000_000;
+
+fn pseudo_random(max_ms: u64) -> u64 {
+    let nanos = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).unwrap().subsec_nanos() as u64;
+    nanos.wrapping_mul(6364136223846793005).rotate_left(17) % max_ms
+}
+
+fn spawn_gold(lake: &Path, format: &str) -> Child {
+    spawn_with(lake, format, None)
+}
+
+fn spawn_with(lake: &Path, format: &str, fault: Option<&str>) -> Child {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_reco"));
+    if let Some(f) = fault {
+        cmd.env("RECO_FAULT", f);
+    }
+    cmd.args(["gold", "--metrics-addr", "127.0.0.1:0"])
+        .env("LAKEHOUSE_PATH", lake)
+        .env("STORAGE_FORMAT", format)
+        .env("RECO_GOLD_POLL_INTERVAL_MS", "50")
+        .env("RECO_GOLD_IDLE_TIMEOUT_MS", "1500")
+        .env("RECO_GOLD_CHECKPOINT_INTERVAL_SECS", "0")
+        .env("RECO_GOLD_TOP_N", "10")
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("spawn reco gold")
+}
+
+async fn kill_loop(format: Format, name: &str) {
+    let dir = tempfile::tempdir().unwrap();
+    let lake = Lake::new(dir.path(), format).unwrap();
+    let mut silver = SilverWriter::open(&lake).await;
+    let mut child = spawn_gold(dir.path(), name);
+    // Twelve hours of history arriving in 48 commits, with kills in between.
+    let mut chunks = Vec::new();
+    for (i, seed) in [5u64, 6].into_iter().enumerate() {
+        let events = history(BASE + i as i64 * 6 * HOUR, seed);
+        chunks.extend(events.chunks(125).map(<[_]>::to_vec));
+    }
+    let per_kill = chunks.len() / KILLS;
+    for (i, chunk) in chunks.iter().enumerate() {
+        silver.commit(chunk).await;
+        if i == chunks.len() / 2 {
+            // Deliberately between "windows written" and "checkpoint".
+            child.kill().unwrap();
+            child.wait().unwrap();
+            let mut faulty = spawn_with(dir.path(), name, Some("gold_crash_after_publish"));
+            let aborted = wait_until(Duration::from_secs(30), || {
+                let exited = faulty.try_wait().unwrap().is_some();
+                async move { exited }
+            })
+            .await;
+            if !aborted {
+                faulty.kill().unwrap();
+            }
+            let status = faulty.wait().unwrap();
+            assert!(aborted, "the job with the fault hook never published");
+            assert!(!status.success(), "the fault hook aborts the job: {status:?}");
+            child = spawn_gold(dir.path(), name);
+        }
+        if i % per_kill == per_kill - 1 {
+            tokio::time::sleep(Duration::from_millis(pseudo_random(600))).await;
+            child.kill().unwrap();
+            child.wait().unwrap();
+            child = spawn_gold(dir.path(), name);
+        }
+    }
+    let expected = recount(&silver_events(&lake).await, 10);
+    let settled = wait_until(Duration::from_secs(60), || async { published(&lake).await == expected }).await;
+    Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
+    assert!(child.wait().unwrap().success(), "clean stop on SIGTERM");
+    assert!(settled, "after {KILLS} kills the gold tables differ from the recount of silver");
+    assert!(expected.len() > 250);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn gold_survives_sigkill_delta() {
+    kill_loop(Format::Delta, "delta").await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn gold_survives_sigkill_parquet() {
+    kill_loop(Format::Parquet, "parquet").await;
+}
