@@ -133,10 +133,22 @@ pub struct Snapshot {
     pub progress: Vec<Progress>,
 }
 
+type Counts = HashMap<String, (u64, u64)>;
+
+/// Per window length: the totals of the window starting at `start`, kept equal to the sum of
+/// its panes (events recorded into it are added here too). Publishing consecutive windows
+/// then costs the panes that leave and enter per slide, not all L/pane panes of each window.
+#[derive(Clone, Debug)]
+struct Running {
+    start: i64,
+    counts: Counts,
+}
+
 #[derive(Clone, Debug)]
 pub struct Trending {
     config: Config,
-    panes: BTreeMap<i64, HashMap<String, (u64, u64)>>,
+    panes: BTreeMap<i64, Counts>,
+    running: Vec<Option<Running>>,
     max_event_us: Option<i64>,
     last_input_at_us: i64,
     progress: Vec<Progress>,
@@ -145,7 +157,8 @@ pub struct Trending {
 impl Trending {
     pub fn new(config: Config) -> Trending {
         let progress = vec![Progress::default(); config.windows.len()];
-        Trending { config, panes: BTreeMap::new(), max_event_us: None, last_input_at_us: i64::MIN, progress }
+        let running = vec![None; config.windows.len()];
+        Trending { config, panes: BTreeMap::new(), running, max_event_us: None, last_input_at_us: i64::MIN, progress }
     }
 
     pub fn config(&self) -> &Config {
@@ -179,9 +192,7 @@ impl Trending {
         }
         let mut t = Trending::new(config);
         for (pane, item, v, c) in panes {
-            let counts = t.panes.entry(pane).or_default().entry(item).or_default();
-            counts.0 += v;
-            counts.1 += c;
+            add(t.panes.entry(pane).or_default(), &item, (v, c));
         }
         t.max_event_us = snapshot.max_event_us;
         t.progress = snapshot.progress;
@@ -207,10 +218,18 @@ impl Trending {
         }
         self.last_input_at_us = now_us;
         let pane = event_time_us.div_euclid(self.config.pane_us) * self.config.pane_us;
-        let counts = self.panes.entry(pane).or_default().entry(item_id.to_owned()).or_default();
-        match kind {
-            Kind::View => counts.0 += 1,
-            Kind::Click => counts.1 += 1,
+        let one = match kind {
+            Kind::View => (1, 0),
+            Kind::Click => (0, 1),
+        };
+        add(self.panes.entry(pane).or_default(), item_id, one);
+        for (spec, running) in self.config.windows.iter().zip(&mut self.running) {
+            if let Some(r) = running
+                && r.start <= event_time_us
+                && event_time_us < r.start + spec.length_us
+            {
+                add(&mut r.counts, item_id, one);
+            }
         }
         self.max_event_us = Some(self.max_event_us.map_or(event_time_us, |m| m.max(event_time_us)));
 
@@ -259,11 +278,27 @@ impl Trending {
                 if self.panes.range(s..s + spec.length_us).next().is_none() {
                     // Skip a gap in one step instead of window by window.
                     s = self.next_start_with_data(&spec, s + spec.length_us);
+                    self.running[i] = None;
                     continue;
                 }
-                if let Some(result) = self.compute(&spec, s, false) {
+                self.slide_running(i, s);
+                if let Some(r) = &self.running[i]
+                    && !r.counts.is_empty()
+                {
+                    let rows = top_n(
+                        r.counts.iter().map(|(item, &(v, c))| (item.as_str(), v, c)),
+                        self.config.view_weight,
+                        self.config.click_weight,
+                        self.config.top_n,
+                    );
                     self.progress[i].published.insert(s);
-                    out.push(result);
+                    out.push(WindowResult {
+                        window: spec.name,
+                        start_us: s,
+                        end_us: s + spec.length_us,
+                        rows,
+                        republished: false,
+                    });
                 }
                 s += spec.slide_us;
             }
@@ -271,6 +306,45 @@ impl Trending {
         }
         self.evict(watermark);
         out
+    }
+
+    /// Moves window `i`'s running totals to the window starting at `start`: by the panes that
+    /// leave and enter when the windows overlap, else summed afresh.
+    fn slide_running(&mut self, i: usize, start: i64) {
+        let length = self.config.windows[i].length_us;
+        let running = self.running[i].take();
+        let running = match running {
+            Some(r) if r.start == start => r,
+            Some(mut r) if r.start < start && start - r.start < length => {
+                for (_, pane) in self.panes.range(r.start..start) {
+                    for (item, &(v, c)) in pane {
+                        if let Some(t) = r.counts.get_mut(item) {
+                            t.0 -= v;
+                            t.1 -= c;
+                            if *t == (0, 0) {
+                                r.counts.remove(item);
+                            }
+                        }
+                    }
+                }
+                for (_, pane) in self.panes.range(r.start + length..start + length) {
+                    for (item, &counts) in pane {
+                        add(&mut r.counts, item, counts);
+                    }
+                }
+                Running { start, counts: r.counts }
+            }
+            _ => {
+                let mut counts = Counts::new();
+                for (_, pane) in self.panes.range(start..start + length) {
+                    for (item, &c) in pane {
+                        add(&mut counts, item, c);
+                    }
+                }
+                Running { start, counts }
+            }
+        };
+        self.running[i] = Some(running);
     }
 
     /// The first window start whose window contains a pane at or after `from`.
@@ -293,7 +367,12 @@ impl Trending {
         if totals.is_empty() {
             return None;
         }
-        let rows = rank(totals, self.config.view_weight, self.config.click_weight, self.config.top_n);
+        let rows = top_n(
+            totals.into_iter().map(|(i, (v, c))| (i, v, c)),
+            self.config.view_weight,
+            self.config.click_weight,
+            self.config.top_n,
+        );
         Some(WindowResult { window: spec.name, start_us: start, end_us: start + spec.length_us, rows, republished })
     }
 
@@ -302,6 +381,11 @@ impl Trending {
         let keep_from = watermark - self.config.horizon_us - self.config.max_length();
         let keep = self.panes.split_off(&(keep_from.div_euclid(self.config.pane_us) * self.config.pane_us));
         self.panes = keep;
+        for r in &mut self.running {
+            if r.as_ref().is_some_and(|r| r.start < keep_from) {
+                *r = None;
+            }
+        }
         for p in &mut self.progress {
             p.published = p.published.split_off(&keep_from);
         }
@@ -310,22 +394,53 @@ impl Trending {
 
 /// Ranks counts by score, ties by `item_id` ascending, and keeps the top `n`.
 pub fn rank(totals: HashMap<&str, (u64, u64)>, view_weight: f64, click_weight: f64, n: usize) -> Vec<Row> {
-    let mut rows: Vec<Row> = totals
+    top_n(totals.into_iter().map(|(i, (v, c))| (i, v, c)), view_weight, click_weight, n)
+}
+
+/// [`rank`] over `(item, views, clicks)`: selects the top `n` before sorting them, and
+/// allocates only the rows it returns.
+pub fn top_n<'a>(
+    counts: impl Iterator<Item = (&'a str, u64, u64)>,
+    view_weight: f64,
+    click_weight: f64,
+    n: usize,
+) -> Vec<Row> {
+    let mut scored: Vec<(f64, &str, u64, u64)> =
+        counts.map(|(item, v, c)| (view_weight * v as f64 + click_weight * c as f64, item, v, c)).collect();
+    // Items are unique, so this is a total order.
+    let order = |a: &(f64, &str, u64, u64), b: &(f64, &str, u64, u64)| b.0.total_cmp(&a.0).then_with(|| a.1.cmp(b.1));
+    if n == 0 {
+        return Vec::new();
+    }
+    if scored.len() > n {
+        scored.select_nth_unstable_by(n - 1, order);
+        scored.truncate(n);
+    }
+    scored.sort_unstable_by(order);
+    scored
         .into_iter()
-        .map(|(item, (views, clicks))| Row {
-            rank: 0,
+        .enumerate()
+        .map(|(i, (score, item, views, clicks))| Row {
+            rank: i as u32 + 1,
             item_id: item.to_owned(),
             views,
             clicks,
-            score: view_weight * views as f64 + click_weight * clicks as f64,
+            score,
         })
-        .collect();
-    rows.sort_by(|a, b| b.score.total_cmp(&a.score).then_with(|| a.item_id.cmp(&b.item_id)));
-    rows.truncate(n);
-    for (i, r) in rows.iter_mut().enumerate() {
-        r.rank = i as u32 + 1;
+        .collect()
+}
+
+/// Adds `(views, clicks)` to `item`, allocating its key only when it is new.
+fn add(counts: &mut Counts, item: &str, (v, c): (u64, u64)) {
+    match counts.get_mut(item) {
+        Some(t) => {
+            t.0 += v;
+            t.1 += c;
+        }
+        None => {
+            counts.insert(item.to_owned(), (v, c));
+        }
     }
-    rows
 }
 
 /// The smallest multiple of `slide` strictly greater than `x`.

@@ -10,6 +10,20 @@ const HOUR: i64 = 60 * MIN;
 type Event = (String, Kind, i64);
 type Published = BTreeMap<(&'static str, i64), Vec<Row>>;
 
+/// Ranks by sorting everything (independent of the job's top-N selection).
+fn brute_rank(totals: HashMap<&str, (u64, u64)>, config: &Config) -> Vec<Row> {
+    let mut all: Vec<(f64, &str, u64, u64)> = totals
+        .into_iter()
+        .map(|(i, (v, c))| (config.view_weight * v as f64 + config.click_weight * c as f64, i, v, c))
+        .collect();
+    all.sort_by(|a, b| b.0.partial_cmp(&a.0).unwrap().then(a.1.cmp(b.1)));
+    all.into_iter()
+        .take(config.top_n)
+        .enumerate()
+        .map(|(r, (score, item, views, clicks))| Row { rank: r as u32 + 1, item_id: item.into(), views, clicks, score })
+        .collect()
+}
+
 /// Brute force: every window (by the DESIGN §5 definition) holding any of `events`, ranked.
 fn recount(config: &Config, events: &[Event]) -> Published {
     let mut out = BTreeMap::new();
@@ -33,7 +47,7 @@ fn recount(config: &Config, events: &[Event]) -> Published {
                     }
                 }
             }
-            out.insert((spec.name, s), rank(totals, config.view_weight, config.click_weight, config.top_n));
+            out.insert((spec.name, s), brute_rank(totals, config));
         }
     }
     out
