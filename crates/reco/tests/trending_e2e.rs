@@ -106,7 +106,7 @@ async fn posted_history_becomes_exact_trending_windows() {
 
     // GET /trending serves the newest window of each table, items as recounted.
     for window in ["1h", "24h"] {
-        let (key, rows) = expected.iter().filter(|((w, _), _)| w == window).next_back().unwrap();
+        let (key, rows) = expected.iter().rfind(|((w, _), _)| w == window).unwrap();
         let found = wait_until(Duration::from_secs(10), || async {
             let r = http::get(&api, &format!("/trending?window={window}&limit=20")).await.unwrap();
             r.status == 200 && serde_json::from_str::<Value>(&r.text()).unwrap()["window_start"] == rfc3339(key.1)
