@@ -2,7 +2,9 @@
 # Installs what the test suite needs beyond the Rust toolchain. Idempotent and quiet when
 # everything is present:
 #   - a Python venv with `deltalake` and `pyarrow`: the independent reader the silver tests
-#     compare our tables against (scripts/read_lake.py).
+#     compare our tables against (scripts/read_lake.py);
+#   - Prometheus and promtool (Debian package `prometheus`): the monitoring test runs the
+#     shipped config, alerts and dashboards' queries against a real Prometheus.
 set -euo pipefail
 command -v cargo >/dev/null || { echo "cargo is required: https://rustup.rs" >&2; exit 1; }
 
@@ -11,4 +13,15 @@ if ! "$VENV/bin/python" -c 'import deltalake, pyarrow' 2>/dev/null; then
     echo "test-deps: installing deltalake + pyarrow into $VENV"
     python3 -m venv "$VENV"
     "$VENV/bin/pip" install --quiet --disable-pip-version-check 'deltalake>=1.0,<2' 'pyarrow>=15'
+fi
+
+if ! command -v prometheus >/dev/null || ! command -v promtool >/dev/null; then
+    echo "test-deps: installing the Debian package prometheus"
+    SUDO=""
+    [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+    export DEBIAN_FRONTEND=noninteractive
+    # On a host with systemd the package also enables its own service on :9090; the test
+    # starts a separate Prometheus on a free port.
+    $SUDO apt-get install -y --no-install-recommends prometheus >/dev/null \
+        || { $SUDO apt-get update -qq && $SUDO apt-get install -y --no-install-recommends prometheus >/dev/null; }
 fi

@@ -131,8 +131,10 @@ impl GoldMetrics {
     pub fn published(&self, window: &str, table: &str, end_us: i64, republished: bool) {
         let label = Window { window: window.to_owned() };
         self.windows_published.get_or_create(&label).inc();
+        // Created at zero with the first publication, so "no re-publications" is a series.
+        let republications = self.windows_republished.get_or_create(&label);
         if republished {
-            self.windows_republished.get_or_create(&label).inc();
+            republications.inc();
         }
         self.last_publish.get_or_create(&label).set(now_secs());
         self.freshness.observe(table, end_us as f64 / 1e6);
