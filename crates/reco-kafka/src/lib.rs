@@ -18,6 +18,7 @@
 mod alter;
 mod broker;
 mod error;
+pub mod group;
 mod producer;
 pub mod topics;
 

@@ -26,6 +26,9 @@ pub enum Command {
     Silver(SilverArgs),
     /// Run the silver → gold trending job, or recompute a time range with `backfill`.
     Gold(GoldArgs),
+    /// Check the whole platform: broker, topics, silver group lag, API, jobs, gold. Exit code
+    /// 0 healthy, 1 degraded, 2 down.
+    Status(StatusArgs),
     /// Manage the platform's topics.
     Topics {
         #[command(subcommand)]
@@ -182,6 +185,40 @@ pub struct SilverOptions {
     /// Catch duplicate event_ids within this much event time, in seconds.
     #[arg(long, env = "RECO_SILVER_DEDUPE_HORIZON_SECS", default_value_t = 24 * 3600)]
     pub dedupe_horizon_secs: u64,
+}
+
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    #[command(flatten)]
+    pub kafka: KafkaArgs,
+    #[command(flatten)]
+    pub lake: LakeArgs,
+    #[command(flatten)]
+    pub topics: TopicArgs,
+    /// Base URL of the API (its /health/ready is checked).
+    #[arg(long, env = "RECO_STATUS_API_URL", default_value = "http://127.0.0.1:8000")]
+    pub api_url: String,
+    /// Base URL of the silver job's metrics listener.
+    #[arg(long, env = "RECO_STATUS_SILVER_URL", default_value = "http://127.0.0.1:9101")]
+    pub silver_url: String,
+    /// Base URL of the gold job's metrics listener.
+    #[arg(long, env = "RECO_STATUS_GOLD_URL", default_value = "http://127.0.0.1:9102")]
+    pub gold_url: String,
+    /// The jobs run inside `reco up`: read their metrics from the API URL.
+    #[arg(long, env = "RECO_STATUS_ALL_IN_ONE")]
+    pub all_in_one: bool,
+    /// Consumer group of the silver workers.
+    #[arg(long = "silver-group-id", env = "RECO_SILVER_GROUP_ID", default_value = "reco-silver")]
+    pub silver_group_id: String,
+    /// Total silver consumer lag (records) above which the platform counts as degraded.
+    #[arg(long, env = "RECO_STATUS_MAX_LAG", default_value_t = 100_000)]
+    pub max_lag: i64,
+    /// How long each check may take, in milliseconds.
+    #[arg(long, env = "RECO_STATUS_TIMEOUT_MS", default_value_t = 5000)]
+    pub timeout_ms: u64,
+    /// Print the report as JSON.
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Args)]

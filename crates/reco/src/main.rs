@@ -28,6 +28,7 @@ fn main() -> ExitCode {
             Command::Serve(args) => commands::serve::run(args).await,
             Command::Silver(args) => commands::silver::run(args).await,
             Command::Gold(args) => commands::gold::run(args).await,
+            Command::Status(args) => commands::status::run(args).await,
             Command::Topics { command: TopicsCommand::Init(args) } => commands::topics::init(args).await,
         }
     });

@@ -1,5 +1,6 @@
 pub mod gold;
 pub mod serve;
 pub mod silver;
+pub mod status;
 pub mod topics;
 pub mod up;

@@ -1,0 +1,248 @@
+//! `reco status`: one command that says whether the platform works, for an operator (a table)
+//! or an orchestrator (`--json`, exit code 0 healthy / 1 degraded / 2 down). It replaces the
+//! original Airflow DAG's file checks with real ones: the broker answers, the topics are as
+//! specified, the silver group has members and bounded lag, the API is ready, the jobs answer
+//! with their freshness, and gold has published.
+
+use std::{collections::BTreeMap, process::ExitCode, time::Duration};
+
+use reco_kafka::{group::GroupStatus, topics::describe_topics};
+use reco_lake::{GoldTable, gold::table_name};
+use serde::Serialize;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+use crate::cli::StatusArgs;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Level {
+    Ok,
+    Degraded,
+    Down,
+}
+
+#[derive(Debug, Serialize)]
+struct Check {
+    name: String,
+    status: Level,
+    detail: String,
+}
+
+#[derive(Debug, Serialize)]
+struct Report {
+    status: Level,
+    checks: Vec<Check>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    group: Option<GroupStatus>,
+    /// Per job and table: now minus the newest event time / window end (seconds).
+    freshness: BTreeMap<String, BTreeMap<String, f64>>,
+    /// Newest published window per gold table: `[start, end)` in RFC 3339.
+    gold: BTreeMap<String, (String, String)>,
+}
+
+impl Report {
+    fn check(&mut self, name: &str, status: Level, detail: impl Into<String>) {
+        self.checks.push(Check { name: name.to_owned(), status, detail: detail.into() });
+        self.status = self.status.max(status);
+    }
+}
+
+pub async fn run(args: StatusArgs) -> anyhow::Result<ExitCode> {
+    let timeout = Duration::from_millis(args.timeout_ms);
+    let mut report = Report {
+        status: Level::Ok,
+        checks: Vec::new(),
+        group: None,
+        freshness: BTreeMap::new(),
+        gold: BTreeMap::new(),
+    };
+    let bootstrap = &args.kafka.kafka_bootstrap_servers;
+    let specs = args.topics.specs();
+    let names: Vec<String> = specs.iter().map(|s| s.name.clone()).collect();
+
+    match tokio::time::timeout(timeout, describe_topics(bootstrap, &names)).await {
+        Err(_) => report.check("broker", Level::Down, format!("{bootstrap}: no answer within {timeout:?}")),
+        Ok(Err(e)) => report.check("broker", Level::Down, e.to_string()),
+        Ok(Ok(states)) => {
+            report.check("broker", Level::Ok, format!("{bootstrap} answers"));
+            for spec in &specs {
+                let (level, detail) = match states.iter().find(|s| s.name == spec.name) {
+                    None => (Level::Degraded, "missing: run `reco topics init`".to_owned()),
+                    Some(s) if s.partitions != spec.partitions => {
+                        (Level::Degraded, format!("{} partitions, expected {}", s.partitions, spec.partitions))
+                    }
+                    Some(s) if s.retention_ms.is_some_and(|r| r != spec.retention_ms) => (
+                        Level::Degraded,
+                        format!(
+                            "retention.ms {}, expected {}: run `reco topics init --fix`",
+                            s.retention_ms.unwrap_or_default(),
+                            spec.retention_ms
+                        ),
+                    ),
+                    Some(s) => {
+                        let retention =
+                            s.retention_ms.map_or("broker default".to_owned(), |ms| human(ms as f64 / 1000.0));
+                        (Level::Ok, format!("{} partitions, retention {retention}", s.partitions))
+                    }
+                };
+                report.check(&format!("topic {}", spec.name), level, detail);
+            }
+            match reco_kafka::group::group_status(bootstrap, &args.silver_group_id, &names, timeout).await {
+                Ok(group) => {
+                    let lag: i64 = group.partitions.iter().map(|p| p.lag).sum();
+                    let (level, detail) = if group.state.is_some() && group.members.is_empty() && lag > 0 {
+                        (Level::Degraded, format!("no member consumes; {lag} records waiting"))
+                    } else if lag > args.max_lag {
+                        (Level::Degraded, format!("lag {lag} records, above --max-lag {}", args.max_lag))
+                    } else {
+                        let members = match &group.state {
+                            Some(state) => format!("{} members ({state})", group.members.len()),
+                            None => "members not reported by the broker".to_owned(),
+                        };
+                        (Level::Ok, format!("{members}, lag {lag} records"))
+                    };
+                    report.check(&format!("group {}", args.silver_group_id), level, detail);
+                    report.group = Some(group);
+                }
+                Err(e) => report.check(&format!("group {}", args.silver_group_id), Level::Degraded, e.to_string()),
+            }
+        }
+    }
+
+    match http_get(&args.api_url, "/health/ready", timeout).await {
+        Ok((200, _)) => report.check("api", Level::Ok, format!("{} ready", args.api_url)),
+        Ok((status, body)) => report.check("api", Level::Down, format!("{} answers {status}: {body}", args.api_url)),
+        Err(e) => report.check("api", Level::Down, format!("{}: {e}", args.api_url)),
+    }
+    let (silver_url, gold_url) = if args.all_in_one {
+        (args.api_url.clone(), args.api_url.clone())
+    } else {
+        (args.silver_url.clone(), args.gold_url.clone())
+    };
+    for (job, url, metric) in
+        [("silver", silver_url, "reco_silver_freshness_seconds"), ("gold", gold_url, "reco_gold_freshness_seconds")]
+    {
+        match http_get(&url, "/metrics", timeout).await {
+            Ok((200, text)) => {
+                let fresh = labelled_values(&text, metric, "table");
+                let detail = if fresh.is_empty() {
+                    "alive; nothing written yet".to_owned()
+                } else {
+                    let parts: Vec<String> = fresh.iter().map(|(t, s)| format!("{t} {}", human(*s))).collect();
+                    format!("alive; freshness {}", parts.join(", "))
+                };
+                report.check(&format!("{job} job"), Level::Ok, detail);
+                report.freshness.insert(job.to_owned(), fresh);
+            }
+            Ok((status, _)) => report.check(&format!("{job} job"), Level::Degraded, format!("{url} answers {status}")),
+            Err(e) => report.check(&format!("{job} job"), Level::Degraded, format!("{url}: {e}")),
+        }
+    }
+
+    let lake = args.lake.lake()?;
+    for window in ["1h", "24h"] {
+        let name = table_name(window);
+        match GoldTable::open_existing(&lake, &name).await {
+            Ok(Some(table)) => match table.windows().keys().next_back() {
+                Some(&start) => {
+                    let length = if window == "1h" { 3_600_000_000 } else { 86_400_000_000 };
+                    let (from, to) = (rfc3339(start), rfc3339(start + length));
+                    report.check(&name, Level::Ok, format!("newest window {from} – {to}"));
+                    report.gold.insert(name, (from, to));
+                }
+                None => report.check(&name, Level::Ok, "no window published yet"),
+            },
+            Ok(None) => report.check(&name, Level::Ok, "no window published yet"),
+            Err(e) => report.check(&name, Level::Degraded, e.to_string()),
+        }
+    }
+
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        println!("{:<22} {:<9} detail", "check", "status");
+        for c in &report.checks {
+            let status = match c.status {
+                Level::Ok => "ok",
+                Level::Degraded => "DEGRADED",
+                Level::Down => "DOWN",
+            };
+            println!("{:<22} {:<9} {}", c.name, status, c.detail);
+        }
+        if let Some(group) = &report.group {
+            for p in group.partitions.iter().filter(|p| p.lag > 0) {
+                println!("  lag {}[{}]: {} (committed {:?}, end {})", p.topic, p.partition, p.lag, p.committed, p.end);
+            }
+        }
+        println!("overall: {:?}", report.status);
+    }
+    Ok(ExitCode::from(report.status as u8))
+}
+
+fn human(secs: f64) -> String {
+    match secs {
+        s if s < 120.0 => format!("{s:.0}s"),
+        s if s < 7200.0 => format!("{:.0}m", s / 60.0),
+        s if s < 172_800.0 => format!("{:.1}h", s / 3600.0),
+        s => format!("{:.0}d", s / 86_400.0),
+    }
+}
+
+fn rfc3339(us: i64) -> String {
+    chrono::DateTime::<chrono::Utc>::from_timestamp_micros(us)
+        .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
+        .unwrap_or_default()
+}
+
+/// `label value → sample value` of `metric` in Prometheus/OpenMetrics text.
+fn labelled_values(text: &str, metric: &str, label: &str) -> BTreeMap<String, f64> {
+    let mut out = BTreeMap::new();
+    for line in text.lines().filter(|l| l.starts_with(metric)) {
+        let Some(rest) = line.strip_prefix(metric).and_then(|r| r.strip_prefix('{')) else { continue };
+        let Some((labels, value)) = rest.split_once('}') else { continue };
+        let Ok(value) = value.trim().parse::<f64>() else { continue };
+        let key = format!("{label}=\"");
+        if let Some(v) = labels.split(',').find_map(|kv| kv.strip_prefix(&key)?.strip_suffix('"')) {
+            out.insert(v.to_owned(), value);
+        }
+    }
+    out
+}
+
+/// A minimal HTTP/1.0 GET (one request per connection; no TLS: these are in-cluster endpoints).
+async fn http_get(base: &str, path: &str, timeout: Duration) -> anyhow::Result<(u16, String)> {
+    let url = url::Url::parse(base).map_err(|e| anyhow::anyhow!("bad URL {base}: {e}"))?;
+    anyhow::ensure!(url.scheme() == "http", "only http:// URLs are supported, got {base}");
+    let host = url.host_str().ok_or_else(|| anyhow::anyhow!("no host in {base}"))?.to_owned();
+    let port = url.port_or_known_default().unwrap_or(80);
+    let exchange = async {
+        let mut stream = tokio::net::TcpStream::connect((host.as_str(), port)).await?;
+        let request = format!("GET {path} HTTP/1.0\r\nHost: {host}:{port}\r\nAccept: */*\r\n\r\n");
+        stream.write_all(request.as_bytes()).await?;
+        let mut raw = Vec::new();
+        stream.read_to_end(&mut raw).await?;
+        anyhow::Ok(String::from_utf8_lossy(&raw).into_owned())
+    };
+    let raw = tokio::time::timeout(timeout, exchange)
+        .await
+        .map_err(|_| anyhow::anyhow!("no answer within {timeout:?}"))??;
+    let (head, body) = raw.split_once("\r\n\r\n").unwrap_or((&raw, ""));
+    let status = head.split_whitespace().nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
+    Ok((status, body.to_owned()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn freshness_is_read_per_table() {
+        let text = "# TYPE reco_silver_freshness_seconds gauge\n\
+            reco_silver_freshness_seconds{table=\"silver/events_views\"} 12.5\n\
+            reco_silver_freshness_seconds_other{table=\"x\"} 1\n\
+            reco_silver_freshness_seconds{table=\"silver/events_clicks\"} 3\n";
+        let got = labelled_values(text, "reco_silver_freshness_seconds", "table");
+        assert_eq!(got.len(), 2);
+        assert_eq!(got["silver/events_views"], 12.5);
+    }
+}
