@@ -2,17 +2,18 @@
 # Installs what the test suite needs beyond the Rust toolchain. Idempotent and quiet when
 # everything is present:
 #   - a Python venv with `deltalake` and `pyarrow`: the independent reader the silver tests
-#     compare our tables against (scripts/read_lake.py);
+#     compare our tables against (scripts/read_lake.py); and `pyyaml`, the YAML parser the
+#     deploy test reads the compose file with;
 #   - Prometheus and promtool (Debian package `prometheus`): the monitoring test runs the
 #     shipped config, alerts and dashboards' queries against a real Prometheus.
 set -euo pipefail
 command -v cargo >/dev/null || { echo "cargo is required: https://rustup.rs" >&2; exit 1; }
 
 VENV="${RECO_VENV:-$HOME/.cache/reco-venv}"
-if ! "$VENV/bin/python" -c 'import deltalake, pyarrow' 2>/dev/null; then
-    echo "test-deps: installing deltalake + pyarrow into $VENV"
+if ! "$VENV/bin/python" -c 'import deltalake, pyarrow, yaml' 2>/dev/null; then
+    echo "test-deps: installing deltalake + pyarrow + pyyaml into $VENV"
     python3 -m venv "$VENV"
-    "$VENV/bin/pip" install --quiet --disable-pip-version-check 'deltalake>=1.0,<2' 'pyarrow>=15'
+    "$VENV/bin/pip" install --quiet --disable-pip-version-check 'deltalake>=1.0,<2' 'pyarrow>=15' 'pyyaml>=6'
 fi
 
 if ! command -v prometheus >/dev/null || ! command -v promtool >/dev/null; then
