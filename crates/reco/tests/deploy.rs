@@ -122,3 +122,40 @@ fn dockerfile_is_multi_stage_and_non_root() {
     assert!(!["root", "0"].contains(&user.trim()), "runs as non-root, not {user}");
     assert!(dockerfile.contains("--locked"), "builds the locked dependency tree");
 }
+
+/// Metric names in a PromQL expression (ours: `reco_`, `http_`, `process_`), histogram
+/// suffixes removed.
+fn metric_names(expr: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    for (i, _) in expr.match_indices(['r', 'h', 'p']) {
+        let rest = &expr[i..];
+        let preceded = expr[..i].chars().next_back().is_some_and(|c| c.is_ascii_alphanumeric() || c == '_');
+        if preceded || !["reco_", "http_", "process_"].iter().any(|p| rest.starts_with(p)) {
+            continue;
+        }
+        let name: String = rest.chars().take_while(|c| c.is_ascii_alphanumeric() || *c == '_').collect();
+        let name = ["_bucket", "_count", "_sum"].iter().fold(name, |n, s| n.strip_suffix(s).map(str::to_owned).unwrap_or(n));
+        out.push(name);
+    }
+    out
+}
+
+#[test]
+fn every_metric_in_dashboards_and_alerts_is_documented() {
+    let docs = std::fs::read_to_string(repo().join("docs/METRICS.md")).unwrap();
+    let used_by = docs.split("## Where each metric is used").nth(1).expect("METRICS.md has a usage section");
+    let mut exprs = Vec::new();
+    for dashboard in ["api-overview", "platform-overview", "streaming-pipeline"] {
+        let text = std::fs::read_to_string(repo().join(format!("deploy/grafana/dashboards/{dashboard}.json"))).unwrap();
+        exprs.extend(text.split("\"expr\": ").skip(1).map(|s| s.split("\n").next().unwrap().to_owned()));
+    }
+    let alerts = std::fs::read_to_string(repo().join("deploy/prometheus/alerts.yml")).unwrap();
+    exprs.extend(alerts.split("expr:").skip(1).map(|s| s.split("for:").next().unwrap().to_owned()));
+    let names: BTreeSet<String> = exprs.iter().flat_map(|e| metric_names(e)).collect();
+    assert!(names.len() > 15, "{names:?}");
+    for name in names {
+        let quoted = format!("`{name}`");
+        assert!(docs.contains(&quoted), "{name} is used but not documented in docs/METRICS.md");
+        assert!(used_by.contains(&quoted), "{name} is missing from the usage table of docs/METRICS.md");
+    }
+}
