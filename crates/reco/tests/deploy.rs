@@ -134,7 +134,8 @@ fn metric_names(expr: &str) -> Vec<String> {
             continue;
         }
         let name: String = rest.chars().take_while(|c| c.is_ascii_alphanumeric() || *c == '_').collect();
-        let name = ["_bucket", "_count", "_sum"].iter().fold(name, |n, s| n.strip_suffix(s).map(str::to_owned).unwrap_or(n));
+        let name =
+            ["_bucket", "_count", "_sum"].iter().fold(name, |n, s| n.strip_suffix(s).map(str::to_owned).unwrap_or(n));
         out.push(name);
     }
     out
