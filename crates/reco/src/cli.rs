@@ -26,6 +26,9 @@ pub enum Command {
     Silver(SilverArgs),
     /// Run the silver → gold trending job, or recompute a time range with `backfill`.
     Gold(GoldArgs),
+    /// Send synthetic traffic (Zipf items that drift, sessions, view → click → rating funnel,
+    /// malformed share) to the API or straight to Kafka.
+    Gen(GenArgs),
     /// Check the whole platform: broker, topics, silver group lag, API, jobs, gold. Exit code
     /// 0 healthy, 1 degraded, 2 down.
     Status(StatusArgs),
@@ -185,6 +188,74 @@ pub struct SilverOptions {
     /// Catch duplicate event_ids within this much event time, in seconds.
     #[arg(long, env = "RECO_SILVER_DEDUPE_HORIZON_SECS", default_value_t = 24 * 3600)]
     pub dedupe_horizon_secs: u64,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum GenTarget {
+    /// POST /events on --api-url.
+    Http,
+    /// Produce to the topics on --kafka-bootstrap-servers (bypasses the API).
+    Kafka,
+}
+
+#[derive(Debug, Args)]
+pub struct GenArgs {
+    /// Where the traffic goes.
+    #[arg(long, env = "RECO_GEN_TARGET", value_enum, default_value_t = GenTarget::Http)]
+    pub target: GenTarget,
+    /// Base URL of the API (target http).
+    #[arg(long, env = "RECO_GEN_API_URL", default_value = "http://127.0.0.1:8000")]
+    pub api_url: String,
+    #[command(flatten)]
+    pub kafka: KafkaArgs,
+    /// Events per second; 0 sends as fast as possible.
+    #[arg(long, env = "RECO_GEN_RATE", default_value_t = 1000.0)]
+    pub rate: f64,
+    /// Stop after this many events; 0 runs until Ctrl-C (or --duration-secs).
+    #[arg(long, env = "RECO_GEN_EVENTS", default_value_t = 0)]
+    pub events: u64,
+    /// Stop after this many seconds; 0 means no limit.
+    #[arg(long, env = "RECO_GEN_DURATION_SECS", default_value_t = 0)]
+    pub duration_secs: u64,
+    /// Valid events per request (malformed ones are sent alone, so they cannot sink a batch).
+    #[arg(long, env = "RECO_GEN_BATCH", default_value_t = 100)]
+    pub batch: usize,
+    /// Concurrent connections / in-flight batches.
+    #[arg(long, env = "RECO_GEN_CONCURRENCY", default_value_t = 4)]
+    pub concurrency: usize,
+    /// Distinct items.
+    #[arg(long, env = "RECO_GEN_ITEMS", default_value_t = 10_000)]
+    pub items: usize,
+    /// Distinct users.
+    #[arg(long, env = "RECO_GEN_USERS", default_value_t = 5_000)]
+    pub users: usize,
+    /// Zipf exponent of item popularity (larger: more concentrated).
+    #[arg(long, env = "RECO_GEN_ZIPF_S", default_value_t = 1.1)]
+    pub zipf_s: f64,
+    /// Popularity ranks the ranking shifts per hour of event time (so trending changes).
+    #[arg(long, env = "RECO_GEN_DRIFT_ITEMS_PER_HOUR", default_value_t = 25.0)]
+    pub drift_items_per_hour: f64,
+    /// Share of views followed by a click.
+    #[arg(long, env = "RECO_GEN_CLICK_RATIO", default_value_t = 0.15)]
+    pub click_ratio: f64,
+    /// Share of clicks followed by a rating.
+    #[arg(long, env = "RECO_GEN_RATING_RATIO", default_value_t = 0.3)]
+    pub rating_ratio: f64,
+    /// Share of malformed events (each kind of validation error).
+    #[arg(long, env = "RECO_GEN_MALFORMED_RATIO", default_value_t = 0.0)]
+    pub malformed_ratio: f64,
+    /// Mean events per user session.
+    #[arg(long, env = "RECO_GEN_SESSION_EVENTS", default_value_t = 8)]
+    pub session_events: u32,
+    /// Simulate a historic clock starting here (RFC 3339 or date) instead of now.
+    #[arg(long, env = "RECO_GEN_HISTORIC_START", value_parser = parse_time)]
+    pub historic_start: Option<i64>,
+    /// With --historic-start: event time runs this many times faster than the wall clock.
+    #[arg(long, env = "RECO_GEN_SPEEDUP", default_value_t = 1.0)]
+    pub speedup: f64,
+    /// Random seed: the same seed gives the same stream shape.
+    #[arg(long, env = "RECO_GEN_SEED", default_value_t = 42)]
+    pub seed: u64,
 }
 
 #[derive(Debug, Args)]

@@ -29,6 +29,7 @@ fn main() -> ExitCode {
             Command::Silver(args) => commands::silver::run(args).await,
             Command::Gold(args) => commands::gold::run(args).await,
             Command::Status(args) => commands::status::run(args).await,
+            Command::Gen(args) => commands::traffic::gen_traffic(args).await,
             Command::Topics { command: TopicsCommand::Init(args) } => commands::topics::init(args).await,
         }
     });

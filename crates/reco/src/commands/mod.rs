@@ -3,4 +3,5 @@ pub mod serve;
 pub mod silver;
 pub mod status;
 pub mod topics;
+pub mod traffic;
 pub mod up;

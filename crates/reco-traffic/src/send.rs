@@ -1,0 +1,208 @@
+//! Delivering generated traffic: to the HTTP API (`POST /events`, valid events in batches on
+//! keep-alive connections, malformed ones one per request so they cannot sink a batch, since
+//! the API validates a batch all-or-nothing) or straight to Kafka (valid events as the API would
+//! write them; malformed payloads raw, for silver's dead-letter tables).
+
+use std::{
+    sync::{
+        Arc, Mutex, PoisonError,
+        atomic::{AtomicBool, AtomicU64, Ordering},
+    },
+    time::{Duration, Instant},
+};
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper::{Request, client::conn::http1};
+use hyper_util::rt::TokioIo;
+use reco_kafka::{EventProducer, Outgoing};
+use serde_json::Value;
+use tokio::net::TcpStream;
+
+use crate::synthetic::{Generated, Generator};
+
+/// Where traffic goes.
+#[derive(Clone, Debug)]
+pub enum Target {
+    /// The API at `host:port`.
+    Http { addr: String },
+    /// The topics, through this producer.
+    Kafka(EventProducer),
+}
+
+/// Counts of one run, updated as it goes (shared with a progress display).
+#[derive(Debug, Default)]
+pub struct Tally {
+    /// Valid events generated and sent.
+    pub sent: AtomicU64,
+    /// Valid events acknowledged (202 / broker ack).
+    pub accepted: AtomicU64,
+    /// Malformed events sent (expected to be refused by the API or dead-lettered by silver).
+    pub malformed: AtomicU64,
+    /// Malformed events the API refused with a 4xx, as it should.
+    pub refused: AtomicU64,
+    /// Events not delivered: 5xx, timeouts, connection errors, or a valid event refused.
+    pub failed: AtomicU64,
+}
+
+impl Tally {
+    pub fn get(&self) -> [u64; 5] {
+        [&self.sent, &self.accepted, &self.malformed, &self.refused, &self.failed].map(|a| a.load(Ordering::Relaxed))
+    }
+}
+
+/// How much, how fast, in what shape.
+#[derive(Clone, Debug)]
+pub struct RunConfig {
+    /// Events per second over all connections; `None`: as fast as possible.
+    pub rate: Option<f64>,
+    /// Stop after this many events (valid + malformed); `None`: until stopped.
+    pub events: Option<u64>,
+    /// Stop after this long; `None`: until stopped.
+    pub duration: Option<Duration>,
+    /// Valid events per request / produce call.
+    pub batch: usize,
+    /// Concurrent connections (HTTP) or in-flight batches (Kafka).
+    pub concurrency: usize,
+}
+
+/// One keep-alive HTTP/1.1 connection to the API, re-opened after an error.
+#[derive(Debug)]
+struct Connection {
+    addr: String,
+    sender: Option<http1::SendRequest<Full<Bytes>>>,
+}
+
+impl Connection {
+    async fn post(&mut self, body: String) -> Result<u16, String> {
+        if self.sender.as_ref().is_none_or(|s| s.is_closed()) {
+            let stream = TcpStream::connect(&self.addr).await.map_err(|e| format!("connect {}: {e}", self.addr))?;
+            let _ = stream.set_nodelay(true);
+            let (sender, connection) = http1::handshake(TokioIo::new(stream)).await.map_err(|e| e.to_string())?;
+            tokio::spawn(connection);
+            self.sender = Some(sender);
+        }
+        let Some(sender) = self.sender.as_mut() else { return Err("no connection".into()) };
+        let request = Request::post("/events")
+            .header("host", &self.addr)
+            .header("content-type", "application/json")
+            .body(Full::new(Bytes::from(body)))
+            .map_err(|e| e.to_string())?;
+        let result = async {
+            sender.ready().await?;
+            let response = sender.send_request(request).await?;
+            let status = response.status().as_u16();
+            response.into_body().collect().await?;
+            Ok::<_, hyper::Error>(status)
+        }
+        .await;
+        result.map_err(|e| {
+            self.sender = None;
+            e.to_string()
+        })
+    }
+}
+
+/// Runs `generator` against `target` until the configured count or duration, or `stop`.
+pub async fn run(
+    generator: Generator,
+    target: Target,
+    config: RunConfig,
+    tally: Arc<Tally>,
+    stop: Arc<AtomicBool>,
+) -> Duration {
+    let generator = Arc::new(Mutex::new(generator));
+    let reserved = Arc::new(AtomicU64::new(0));
+    let started = Instant::now();
+    let mut workers = tokio::task::JoinSet::new();
+    for _ in 0..config.concurrency.max(1) {
+        let (generator, target, config) = (generator.clone(), target.clone(), config.clone());
+        let (tally, stop, reserved) = (tally.clone(), stop.clone(), reserved.clone());
+        workers.spawn(async move {
+            let mut connection = match &target {
+                Target::Http { addr } => Some(Connection { addr: addr.clone(), sender: None }),
+                Target::Kafka(_) => None,
+            };
+            loop {
+                if stop.load(Ordering::Relaxed) || config.duration.is_some_and(|d| started.elapsed() >= d) {
+                    return;
+                }
+                // Reserve this batch's place in the global schedule (count and rate).
+                let n = config.batch.max(1) as u64;
+                let first = reserved.fetch_add(n, Ordering::Relaxed);
+                let n = match config.events {
+                    Some(total) if first >= total => return,
+                    Some(total) => n.min(total - first),
+                    None => n,
+                };
+                if let Some(rate) = config.rate.filter(|r| *r > 0.0) {
+                    let due = started + Duration::from_secs_f64(first as f64 / rate);
+                    tokio::time::sleep_until(due.into()).await;
+                }
+                let now_us = chrono::Utc::now().timestamp_micros();
+                let generated: Vec<Generated> = {
+                    let mut g = generator.lock().unwrap_or_else(PoisonError::into_inner);
+                    (0..n).map(|_| g.next(now_us)).collect()
+                };
+                send(&target, connection.as_mut(), generated, &tally).await;
+            }
+        });
+    }
+    while workers.join_next().await.is_some() {}
+    started.elapsed()
+}
+
+async fn send(target: &Target, connection: Option<&mut Connection>, generated: Vec<Generated>, tally: &Tally) {
+    let (mut valid, mut malformed) = (Vec::new(), Vec::new());
+    for g in generated {
+        match g {
+            Generated::Valid(v) => valid.push(v),
+            Generated::Malformed { body, .. } => malformed.push(body),
+        }
+    }
+    tally.sent.fetch_add(valid.len() as u64, Ordering::Relaxed);
+    tally.malformed.fetch_add(malformed.len() as u64, Ordering::Relaxed);
+    match (target, connection) {
+        (Target::Http { .. }, Some(connection)) => {
+            if !valid.is_empty() {
+                let n = valid.len() as u64;
+                match connection.post(Value::Array(valid).to_string()).await {
+                    Ok(202) => tally.accepted.fetch_add(n, Ordering::Relaxed),
+                    _ => tally.failed.fetch_add(n, Ordering::Relaxed),
+                };
+            }
+            for body in malformed {
+                match connection.post(body).await {
+                    Ok(s) if (400..500).contains(&s) => tally.refused.fetch_add(1, Ordering::Relaxed),
+                    _ => tally.failed.fetch_add(1, Ordering::Relaxed),
+                };
+            }
+        }
+        (Target::Kafka(producer), _) => {
+            let mut records: Vec<(String, Vec<u8>, Vec<u8>, bool)> = Vec::new();
+            for v in valid {
+                let topic = match v["type"].as_str() {
+                    Some("click") => "events_clicks",
+                    Some("rating") => "events_ratings",
+                    _ => "events_views",
+                };
+                let key = v["user_id"].as_str().unwrap_or_default().as_bytes().to_vec();
+                records.push((topic.to_owned(), key, v.to_string().into_bytes(), true));
+            }
+            records
+                .extend(malformed.into_iter().map(|b| ("events_views".to_owned(), Vec::new(), b.into_bytes(), false)));
+            let outgoing: Vec<Outgoing<'_>> =
+                records.iter().map(|(t, k, p, _)| Outgoing { topic: t, key: k, payload: p }).collect();
+            for (result, (_, _, _, is_valid)) in producer.send_all(&outgoing).await.into_iter().zip(&records) {
+                let counter = match (result.is_ok(), is_valid) {
+                    (true, true) => &tally.accepted,
+                    // Delivered raw; silver will dead-letter it.
+                    (true, false) => &tally.refused,
+                    (false, _) => &tally.failed,
+                };
+                counter.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+        (Target::Http { .. }, None) => {}
+    }
+}

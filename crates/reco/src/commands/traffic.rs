@@ -1,0 +1,121 @@
+//! `reco gen` (and later `reco replay`): synthetic traffic to the API or straight to Kafka, with a progress bar and a
+//! summary. The shape (Zipf with drift, sessions, funnel, malformed share) is reco-traffic's.
+
+use std::{
+    process::ExitCode,
+    sync::{Arc, atomic::AtomicBool},
+    time::Duration,
+};
+
+use anyhow::Context;
+use indicatif::{ProgressBar, ProgressStyle};
+use reco_kafka::{EventProducer, ProducerSettings};
+use reco_traffic::{
+    send::{RunConfig, Tally, Target},
+    synthetic::{Clock, GenConfig, Generator},
+};
+
+use crate::cli::{GenArgs, GenTarget};
+
+pub async fn gen_traffic(args: GenArgs) -> anyhow::Result<ExitCode> {
+    for (name, v) in [
+        ("--click-ratio", args.click_ratio),
+        ("--rating-ratio", args.rating_ratio),
+        ("--malformed-ratio", args.malformed_ratio),
+    ] {
+        anyhow::ensure!((0.0..=1.0).contains(&v), "{name} must be between 0 and 1, got {v}");
+    }
+    anyhow::ensure!(args.items > 0 && args.users > 0, "--items and --users must be at least 1");
+    let clock = match args.historic_start {
+        Some(start_us) => Clock::Historic { start_us, speedup: args.speedup },
+        None => Clock::Now,
+    };
+    let generator = Generator::new(GenConfig {
+        seed: args.seed,
+        items: args.items,
+        users: args.users,
+        zipf_s: args.zipf_s,
+        drift_items_per_hour: args.drift_items_per_hour,
+        click_ratio: args.click_ratio,
+        rating_ratio: args.rating_ratio,
+        malformed_ratio: args.malformed_ratio,
+        session_events: args.session_events,
+        clock,
+    });
+    let (target, where_to) = match args.target {
+        GenTarget::Http => {
+            let url = url::Url::parse(&args.api_url).with_context(|| format!("--api-url {}", args.api_url))?;
+            let host = url.host_str().context("--api-url needs a host")?;
+            let addr = format!("{host}:{}", url.port_or_known_default().unwrap_or(80));
+            (Target::Http { addr }, args.api_url.clone())
+        }
+        GenTarget::Kafka => {
+            let bootstrap = args.kafka.kafka_bootstrap_servers.clone();
+            let producer = EventProducer::new(ProducerSettings {
+                bootstrap_servers: bootstrap.clone(),
+                ..ProducerSettings::default()
+            })
+            .context("cannot create the Kafka producer")?;
+            (Target::Kafka(producer), format!("Kafka at {bootstrap}"))
+        }
+    };
+    let config = RunConfig {
+        rate: (args.rate > 0.0).then_some(args.rate),
+        events: (args.events > 0).then_some(args.events),
+        duration: (args.duration_secs > 0).then(|| Duration::from_secs(args.duration_secs)),
+        batch: args.batch.max(1),
+        concurrency: args.concurrency.max(1),
+    };
+    let rate = config.rate.map_or("as fast as possible".to_owned(), |r| format!("{r} events/s"));
+    eprintln!("reco gen: sending to {where_to}, {rate}; Ctrl-C stops");
+
+    let tally = Arc::new(Tally::default());
+    let stop = Arc::new(AtomicBool::new(false));
+    let bar = match config.events {
+        Some(n) => ProgressBar::new(n),
+        None => ProgressBar::new_spinner(),
+    };
+    bar.set_style(
+        ProgressStyle::with_template("{spinner} {elapsed_precise} [{bar:30}] {pos} events {per_sec}  {msg}")
+            .context("progress template")?
+            .progress_chars("=> "),
+    );
+    let ticker = tokio::spawn({
+        let (bar, tally, stop) = (bar.clone(), tally.clone(), stop.clone());
+        async move {
+            loop {
+                let [sent, accepted, malformed, refused, failed] = tally.get();
+                bar.set_position(sent + malformed);
+                bar.set_message(format!(
+                    "accepted {accepted}  malformed {malformed} (refused {refused})  failed {failed}"
+                ));
+                if stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    return;
+                }
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+        }
+    });
+    let ctrl_c = tokio::spawn({
+        let stop = stop.clone();
+        async move {
+            if tokio::signal::ctrl_c().await.is_ok() {
+                stop.store(true, std::sync::atomic::Ordering::Relaxed);
+            }
+        }
+    });
+    let elapsed = reco_traffic::send::run(generator, target, config, tally.clone(), stop.clone()).await;
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    ctrl_c.abort();
+    let _ = ticker.await;
+    bar.finish_and_clear();
+    let [sent, accepted, malformed, refused, failed] = tally.get();
+    let secs = elapsed.as_secs_f64().max(1e-9);
+    println!(
+        "reco gen: {} events in {secs:.1} s ({:.0}/s): {accepted} of {sent} valid accepted, {malformed} malformed \
+         ({refused} refused as expected), {failed} failed",
+        sent + malformed,
+        (sent + malformed) as f64 / secs
+    );
+    Ok(if failed > 0 { ExitCode::FAILURE } else { ExitCode::SUCCESS })
+}

@@ -1,0 +1,129 @@
+//! `reco gen` against a running `reco up`, as a user runs it: through the API (valid events
+//! accepted and in silver, malformed ones refused and counted) with a fast historic clock so
+//! gold publishes windows, and straight into Kafka (malformed records end up in dead-letter).
+
+use std::{
+    io::{BufRead, BufReader},
+    process::{Child, Command, Stdio},
+    time::Duration,
+};
+
+use reco_lake::{Format, Lake, TopicTables, read};
+use reco_testkit::{Samples, free_port, http, wait_until};
+
+fn start_up(lake: &std::path::Path, http_port: u16, broker_port: u16) -> Child {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_reco"))
+        .arg("up")
+        .env("RECO_HTTP_ADDR", format!("127.0.0.1:{http_port}"))
+        .env("RECO_BROKER_ADDR", format!("127.0.0.1:{broker_port}"))
+        .env("RECO_BROKER_STORAGE", "memory")
+        .env("LAKEHOUSE_PATH", lake)
+        .env("RECO_SILVER_MAX_BATCH_AGE_MS", "300")
+        .env("RECO_GOLD_POLL_INTERVAL_MS", "200")
+        .env("RECO_GOLD_IDLE_TIMEOUT_MS", "2000")
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("spawn reco up");
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    lines.by_ref().map_while(Result::ok).find(|l| l.starts_with("reco up: ready")).expect("ready line");
+    std::thread::spawn(move || for _ in lines {});
+    child
+}
+
+fn run_gen(args: &[&str], http_port: u16, broker_port: u16) -> (bool, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_reco"))
+        .arg("gen")
+        .args(args)
+        .env("RECO_GEN_API_URL", format!("http://127.0.0.1:{http_port}"))
+        .env("KAFKA_BOOTSTRAP_SERVERS", format!("127.0.0.1:{broker_port}"))
+        .env("RUST_LOG", "error")
+        .output()
+        .expect("run reco gen");
+    (out.status.success(), String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+/// The number after `label` in the summary line.
+fn figure(summary: &str, before: &str) -> u64 {
+    let at = summary.find(before).unwrap_or_else(|| panic!("{before:?} in {summary}"));
+    summary[..at].split_whitespace().last().unwrap().trim_start_matches('(').parse().unwrap()
+}
+
+async fn silver_rows(lake: &Lake) -> (usize, usize) {
+    let (mut rows, mut dead) = (0, 0);
+    for (topic, rating) in [("events_views", false), ("events_clicks", false), ("events_ratings", true)] {
+        let mut t = TopicTables::open(lake, topic, rating).await.unwrap();
+        rows += read::read_silver(&t.silver_files().await.unwrap()).unwrap().len();
+        dead += read::read_deadletter(&t.deadletter_files().await.unwrap()).unwrap().len();
+    }
+    (rows, dead)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn gen_feeds_the_platform_through_the_api_and_kafka() {
+    let dir = tempfile::tempdir().unwrap();
+    let (http_port, broker_port) = (free_port(), free_port());
+    let mut up = start_up(dir.path(), http_port, broker_port);
+    let lake = Lake::new(dir.path(), Format::Delta).unwrap();
+
+    // Through the API: three hours of 2019 in a few seconds.
+    let (ok, summary) = run_gen(
+        &[
+            "--events",
+            "3000",
+            "--rate",
+            "0",
+            "--malformed-ratio",
+            "0.05",
+            "--historic-start",
+            "2019-03-01",
+            "--speedup",
+            "3600",
+            "--items",
+            "300",
+        ],
+        http_port,
+        broker_port,
+    );
+    assert!(ok, "{summary}");
+    let accepted = figure(&summary, "valid accepted");
+    let refused = figure(&summary, "refused as expected");
+    assert_eq!(figure(&summary, "events in"), 3000, "{summary}");
+    assert!(accepted > 2500 && refused > 50, "{summary}");
+    assert_eq!(figure(&summary, "failed"), 0, "{summary}");
+    let metrics = Samples::parse(&http::get(&format!("127.0.0.1:{http_port}"), "/metrics").await.unwrap().text());
+    let rejected: f64 = metrics.matching("reco_api_events_rejected_total", &[]).map(|s| s.value).sum();
+    assert_eq!(rejected as u64, refused, "every malformed event was refused by validation");
+    let in_silver =
+        wait_until(Duration::from_secs(60), || async { silver_rows(&lake).await.0 as u64 == accepted }).await;
+    assert!(in_silver, "every accepted event reaches silver: {:?} of {accepted}", silver_rows(&lake).await);
+    let trending = wait_until(Duration::from_secs(30), || async {
+        http::get(&format!("127.0.0.1:{http_port}"), "/trending?window=1h").await.unwrap().status == 200
+    })
+    .await;
+    assert!(trending, "gold publishes windows of the generated history");
+
+    // Straight into Kafka: malformed records bypass the API and are dead-lettered by silver.
+    let (ok, summary) = run_gen(
+        &["--target", "kafka", "--events", "1000", "--rate", "0", "--malformed-ratio", "0.1", "--seed", "9"],
+        http_port,
+        broker_port,
+    );
+    assert!(ok, "{summary}");
+    let (valid, malformed) = (figure(&summary, "valid accepted"), figure(&summary, "malformed ("));
+    assert_eq!(valid + malformed, 1000, "{summary}");
+    let settled = wait_until(Duration::from_secs(60), || async {
+        silver_rows(&lake).await == ((accepted + valid) as usize, malformed as usize)
+    })
+    .await;
+    assert!(
+        settled,
+        "silver and dead-letter: {:?}, expected ({}, {malformed})",
+        silver_rows(&lake).await,
+        accepted + valid
+    );
+
+    Command::new("kill").args(["-TERM", &up.id().to_string()]).status().unwrap();
+    assert!(up.wait().unwrap().success());
+}
