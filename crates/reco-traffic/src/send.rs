@@ -21,6 +21,18 @@ use tokio::net::TcpStream;
 
 use crate::synthetic::{Generated, Generator};
 
+/// Something that yields request bodies: the synthetic generator (endless) or a replayed log.
+pub trait Source: Send + 'static {
+    /// The next body at wall-clock `now_us`; `None` when the source is exhausted.
+    fn next_body(&mut self, now_us: i64) -> Option<Generated>;
+}
+
+impl Source for Generator {
+    fn next_body(&mut self, now_us: i64) -> Option<Generated> {
+        Some(self.next(now_us))
+    }
+}
+
 /// Where traffic goes.
 #[derive(Clone, Debug)]
 pub enum Target {
@@ -103,15 +115,16 @@ impl Connection {
     }
 }
 
-/// Runs `generator` against `target` until the configured count or duration, or `stop`.
+/// Runs `source` against `target` until it is exhausted, the configured count or duration is
+/// reached, or `stop` is set.
 pub async fn run(
-    generator: Generator,
+    source: impl Source,
     target: Target,
     config: RunConfig,
     tally: Arc<Tally>,
     stop: Arc<AtomicBool>,
 ) -> Duration {
-    let generator = Arc::new(Mutex::new(generator));
+    let generator = Arc::new(Mutex::new(source));
     let reserved = Arc::new(AtomicU64::new(0));
     let started = Instant::now();
     let mut workers = tokio::task::JoinSet::new();
@@ -142,9 +155,13 @@ pub async fn run(
                 let now_us = chrono::Utc::now().timestamp_micros();
                 let generated: Vec<Generated> = {
                     let mut g = generator.lock().unwrap_or_else(PoisonError::into_inner);
-                    (0..n).map(|_| g.next(now_us)).collect()
+                    (0..n).map_while(|_| g.next_body(now_us)).collect()
                 };
+                let exhausted = (generated.len() as u64) < n;
                 send(&target, connection.as_mut(), generated, &tally).await;
+                if exhausted {
+                    return;
+                }
             }
         });
     }

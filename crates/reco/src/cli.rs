@@ -29,6 +29,9 @@ pub enum Command {
     /// Send synthetic traffic (Zipf items that drift, sessions, view → click → rating funnel,
     /// malformed share) to the API or straight to Kafka.
     Gen(GenArgs),
+    /// Replay an interaction log (CSV, JSON Lines, Parquet) in event-time order to the API or
+    /// Kafka, with a column mapping.
+    Replay(ReplayArgs),
     /// Check the whole platform: broker, topics, silver group lag, API, jobs, gold. Exit code
     /// 0 healthy, 1 degraded, 2 down.
     Status(StatusArgs),
@@ -256,6 +259,65 @@ pub struct GenArgs {
     /// Random seed: the same seed gives the same stream shape.
     #[arg(long, env = "RECO_GEN_SEED", default_value_t = 42)]
     pub seed: u64,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum TimeUnitArg {
+    /// Unix seconds (MovieLens).
+    S,
+    /// Unix milliseconds.
+    Ms,
+    /// Unix microseconds.
+    Us,
+    /// RFC 3339 text (or a Parquet timestamp column).
+    Rfc3339,
+}
+
+#[derive(Debug, Args)]
+pub struct ReplayArgs {
+    /// The log: .csv (with a header), .jsonl or .parquet.
+    pub file: PathBuf,
+    /// Where the events go.
+    #[arg(long, env = "RECO_GEN_TARGET", value_enum, default_value_t = GenTarget::Http)]
+    pub target: GenTarget,
+    /// Base URL of the API (target http).
+    #[arg(long, env = "RECO_GEN_API_URL", default_value = "http://127.0.0.1:8000")]
+    pub api_url: String,
+    #[command(flatten)]
+    pub kafka: KafkaArgs,
+    /// Column with the user id.
+    #[arg(long, default_value = "user_id")]
+    pub user_col: String,
+    /// Column with the item id.
+    #[arg(long, default_value = "item_id")]
+    pub item_col: String,
+    /// Column with the event time.
+    #[arg(long, default_value = "timestamp")]
+    pub time_col: String,
+    /// How the time column is written.
+    #[arg(long, value_enum, default_value_t = TimeUnitArg::S)]
+    pub time_unit: TimeUnitArg,
+    /// Column with the rating (rating events).
+    #[arg(long)]
+    pub rating_col: Option<String>,
+    /// Type of every row: view, click or rating (unless --type-col).
+    #[arg(long = "type", default_value = "view")]
+    pub event_type: String,
+    /// Column holding each row's type instead of --type.
+    #[arg(long)]
+    pub type_col: Option<String>,
+    /// Also send each rating as a view at the same time.
+    #[arg(long)]
+    pub rating_as_view: bool,
+    /// Events per second; 0 sends as fast as possible.
+    #[arg(long, env = "RECO_GEN_RATE", default_value_t = 0.0)]
+    pub rate: f64,
+    /// Events per request.
+    #[arg(long, env = "RECO_GEN_BATCH", default_value_t = 500)]
+    pub batch: usize,
+    /// Concurrent requests. 1 keeps event-time order exactly; more interleave batches.
+    #[arg(long, env = "RECO_GEN_CONCURRENCY", default_value_t = 1)]
+    pub concurrency: usize,
 }
 
 #[derive(Debug, Args)]

@@ -30,6 +30,7 @@ fn main() -> ExitCode {
             Command::Gold(args) => commands::gold::run(args).await,
             Command::Status(args) => commands::status::run(args).await,
             Command::Gen(args) => commands::traffic::gen_traffic(args).await,
+            Command::Replay(args) => commands::traffic::replay(args).await,
             Command::Topics { command: TopicsCommand::Init(args) } => commands::topics::init(args).await,
         }
     });

@@ -124,6 +124,41 @@ async fn gen_feeds_the_platform_through_the_api_and_kafka() {
         accepted + valid
     );
 
+    // A MovieLens-style log replayed with a column mapping: ratings, each also a view; bad
+    // rows reported by line and skipped; replaying again sends the same ids (de-duplicated).
+    let log = dir.path().join("ratings.csv");
+    let mut csv = String::from("userId,movieId,rating,timestamp\n");
+    for i in 0..200 {
+        csv.push_str(&format!("{},{},{}.5,{}\n", i % 17, i % 23, i % 5, 1_260_759_144 + i * 60));
+    }
+    csv.push_str("5,,4.0,1260759144\n5,9,oops,1260759144\n");
+    std::fs::write(&log, csv).unwrap();
+    let replay = |log: &std::path::Path| {
+        Command::new(env!("CARGO_BIN_EXE_reco"))
+            .arg("replay")
+            .arg(log)
+            .args(["--user-col", "userId", "--item-col", "movieId", "--time-col", "timestamp", "--time-unit", "s"])
+            .args(["--rating-col", "rating", "--type", "rating", "--rating-as-view"])
+            .env("RECO_GEN_API_URL", format!("http://127.0.0.1:{http_port}"))
+            .env("RUST_LOG", "error")
+            .output()
+            .unwrap()
+    };
+    let out = replay(&log);
+    let (stdout, stderr) = (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success(), "{stdout}{stderr}");
+    assert!(stderr.contains("line 202:") && stderr.contains("line 203:"), "bad rows by line: {stderr}");
+    assert_eq!(figure(&stdout, "valid accepted"), 400, "{stdout}");
+    let expected = (accepted + valid + 400) as usize;
+    let settled = wait_until(Duration::from_secs(60), || async { silver_rows(&lake).await.0 == expected }).await;
+    assert!(settled, "replayed events in silver: {:?}, expected {expected}", silver_rows(&lake).await);
+    assert!(replay(&log).status.success());
+    let duplicates = wait_until(Duration::from_secs(60), || async {
+        silver_rows(&lake).await == (expected, malformed as usize + 400)
+    })
+    .await;
+    assert!(duplicates, "a second replay is de-duplicated: {:?}", silver_rows(&lake).await);
+
     Command::new("kill").args(["-TERM", &up.id().to_string()]).status().unwrap();
     assert!(up.wait().unwrap().success());
 }

@@ -11,13 +11,15 @@ use anyhow::Context;
 use indicatif::{ProgressBar, ProgressStyle};
 use reco_kafka::{EventProducer, ProducerSettings};
 use reco_traffic::{
-    send::{RunConfig, Tally, Target},
+    replay::{Mapping, Replay, TimeUnitArg as Unit},
+    send::{RunConfig, Source, Tally, Target},
     synthetic::{Clock, GenConfig, Generator},
 };
 
-use crate::cli::{GenArgs, GenTarget};
+use crate::cli::{GenArgs, GenTarget, ReplayArgs, TimeUnitArg};
 
 pub async fn gen_traffic(args: GenArgs) -> anyhow::Result<ExitCode> {
+    let target = target(args.target, &args.api_url, &args.kafka.kafka_bootstrap_servers)?;
     for (name, v) in [
         ("--click-ratio", args.click_ratio),
         ("--rating-ratio", args.rating_ratio),
@@ -42,23 +44,6 @@ pub async fn gen_traffic(args: GenArgs) -> anyhow::Result<ExitCode> {
         session_events: args.session_events,
         clock,
     });
-    let (target, where_to) = match args.target {
-        GenTarget::Http => {
-            let url = url::Url::parse(&args.api_url).with_context(|| format!("--api-url {}", args.api_url))?;
-            let host = url.host_str().context("--api-url needs a host")?;
-            let addr = format!("{host}:{}", url.port_or_known_default().unwrap_or(80));
-            (Target::Http { addr }, args.api_url.clone())
-        }
-        GenTarget::Kafka => {
-            let bootstrap = args.kafka.kafka_bootstrap_servers.clone();
-            let producer = EventProducer::new(ProducerSettings {
-                bootstrap_servers: bootstrap.clone(),
-                ..ProducerSettings::default()
-            })
-            .context("cannot create the Kafka producer")?;
-            (Target::Kafka(producer), format!("Kafka at {bootstrap}"))
-        }
-    };
     let config = RunConfig {
         rate: (args.rate > 0.0).then_some(args.rate),
         events: (args.events > 0).then_some(args.events),
@@ -66,8 +51,82 @@ pub async fn gen_traffic(args: GenArgs) -> anyhow::Result<ExitCode> {
         batch: args.batch.max(1),
         concurrency: args.concurrency.max(1),
     };
+    drive(generator, target, config).await
+}
+
+pub async fn replay(args: ReplayArgs) -> anyhow::Result<ExitCode> {
+    let target = target(args.target, &args.api_url, &args.kafka.kafka_bootstrap_servers)?;
+    anyhow::ensure!(
+        ["view", "click", "rating"].contains(&args.event_type.as_str()),
+        "--type must be view, click or rating"
+    );
+    let mapping = Mapping {
+        user_col: args.user_col,
+        item_col: args.item_col,
+        time_col: args.time_col,
+        time_unit: match args.time_unit {
+            TimeUnitArg::S => Unit::Seconds,
+            TimeUnitArg::Ms => Unit::Millis,
+            TimeUnitArg::Us => Unit::Micros,
+            TimeUnitArg::Rfc3339 => Unit::Rfc3339,
+        },
+        rating_col: args.rating_col,
+        event_type: args.event_type,
+        type_col: args.type_col,
+        rating_as_view: args.rating_as_view,
+    };
+    let file = args.file.clone();
+    let loaded = tokio::task::spawn_blocking(move || reco_traffic::replay::load(&file, &mapping)).await??;
+    eprintln!(
+        "reco replay: {} rows read from {}, {} events, {} rows skipped",
+        loaded.rows,
+        args.file.display(),
+        loaded.events.len(),
+        loaded.bad.len()
+    );
+    for bad in loaded.bad.iter().take(20) {
+        eprintln!("  line {}: {}", bad.line, bad.reason);
+    }
+    if loaded.bad.len() > 20 {
+        eprintln!("  … and {} more", loaded.bad.len() - 20);
+    }
+    let config = RunConfig {
+        rate: (args.rate > 0.0).then_some(args.rate),
+        events: Some(loaded.events.len() as u64),
+        duration: None,
+        batch: args.batch.max(1),
+        concurrency: args.concurrency.max(1),
+    };
+    drive(Replay::new(loaded.events), target, config).await
+}
+
+fn target(kind: GenTarget, api_url: &str, bootstrap: &str) -> anyhow::Result<(Target, String)> {
+    Ok(match kind {
+        GenTarget::Http => {
+            let url = url::Url::parse(api_url).with_context(|| format!("--api-url {api_url}"))?;
+            let host = url.host_str().context("--api-url needs a host")?;
+            let addr = format!("{host}:{}", url.port_or_known_default().unwrap_or(80));
+            (Target::Http { addr }, api_url.to_owned())
+        }
+        GenTarget::Kafka => {
+            let producer = EventProducer::new(ProducerSettings {
+                bootstrap_servers: bootstrap.to_owned(),
+                ..ProducerSettings::default()
+            })
+            .context("cannot create the Kafka producer")?;
+            (Target::Kafka(producer), format!("Kafka at {bootstrap}"))
+        }
+    })
+}
+
+/// Sends `source` with a progress bar, prints the summary; exit 1 when anything failed.
+async fn drive(
+    source: impl Source,
+    (target, where_to): (Target, String),
+    config: RunConfig,
+) -> anyhow::Result<ExitCode> {
     let rate = config.rate.map_or("as fast as possible".to_owned(), |r| format!("{r} events/s"));
-    eprintln!("reco gen: sending to {where_to}, {rate}; Ctrl-C stops");
+    eprintln!("reco: sending to {where_to}, {rate}; Ctrl-C stops");
 
     let tally = Arc::new(Tally::default());
     let stop = Arc::new(AtomicBool::new(false));
@@ -104,7 +163,7 @@ pub async fn gen_traffic(args: GenArgs) -> anyhow::Result<ExitCode> {
             }
         }
     });
-    let elapsed = reco_traffic::send::run(generator, target, config, tally.clone(), stop.clone()).await;
+    let elapsed = reco_traffic::send::run(source, target, config, tally.clone(), stop.clone()).await;
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
     ctrl_c.abort();
     let _ = ticker.await;
@@ -112,7 +171,7 @@ pub async fn gen_traffic(args: GenArgs) -> anyhow::Result<ExitCode> {
     let [sent, accepted, malformed, refused, failed] = tally.get();
     let secs = elapsed.as_secs_f64().max(1e-9);
     println!(
-        "reco gen: {} events in {secs:.1} s ({:.0}/s): {accepted} of {sent} valid accepted, {malformed} malformed \
+        "reco: {} events in {secs:.1} s ({:.0}/s): {accepted} of {sent} valid accepted, {malformed} malformed \
          ({refused} refused as expected), {failed} failed",
         sent + malformed,
         (sent + malformed) as f64 / secs
