@@ -24,7 +24,9 @@ test: ## Run every test (installs what the tests need first)
 	cargo test --workspace --doc
 
 BENCH_EVENTS ?= 1000000
-bench: ## Benchmarks, release build: silver vs bare rdkafka (BENCH_EVENTS=1000000), gold core, gold latency
+bench: ## Benchmarks, release build: API (wrk), silver vs bare rdkafka (BENCH_EVENTS=1000000), gold core and latency
+	cargo build --release -p reco
+	./scripts/bench-api.sh 5
 	cargo run --release -p reco-silver --example silver_bench -- $(BENCH_EVENTS) delta
 	cargo run --release -p reco-gold --example window_bench -- 2000000
 	cargo run --release -p reco-gold --example gold_latency -- 20 delta
