@@ -4,6 +4,7 @@
 pub mod gold;
 pub mod http;
 mod metrics;
+pub mod up;
 
 use std::{net::SocketAddr, time::Duration};
 

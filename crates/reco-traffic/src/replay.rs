@@ -45,6 +45,9 @@ pub struct Mapping {
     pub rating_as_view: bool,
 }
 
+/// One row of the log: column name → value as text.
+type Row = HashMap<String, String>;
+
 /// A row that was skipped, and why.
 #[derive(Clone, Debug, PartialEq)]
 pub struct BadRow {
@@ -72,7 +75,7 @@ pub fn load(path: &Path, mapping: &Mapping) -> Result<Loaded, ReplayError> {
     let err = |message: String| ReplayError::File { path: path.display().to_string(), message };
     let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
     let ext = path.extension().map(|e| e.to_string_lossy().to_lowercase()).unwrap_or_default();
-    let mut rows: Vec<(u64, Result<HashMap<String, String>, String>)> = Vec::new();
+    let mut rows: Vec<(u64, Result<Row, String>)> = Vec::new();
     match ext.as_str() {
         "csv" => {
             let mut reader =

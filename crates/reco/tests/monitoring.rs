@@ -6,14 +6,13 @@
 //! traffic (valid, invalid, straight-to-Kafka garbage, historic events for trending).
 
 use std::{
-    io::{BufRead, BufReader},
     path::{Path, PathBuf},
     process::{Child, Command, Stdio},
     time::Duration,
 };
 
 use rdkafka::producer::{FutureProducer, FutureRecord};
-use reco_testkit::{free_port, http, wait_until};
+use reco_testkit::{free_port, http, up::RecoUp, wait_until};
 use serde_json::{Value, json};
 
 fn repo() -> PathBuf {
@@ -36,27 +35,6 @@ impl Drop for Killed {
         let _ = self.0.kill();
         let _ = self.0.wait();
     }
-}
-
-fn start_up(lake: &Path, http_port: u16, broker_port: u16) -> Killed {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_reco"))
-        .arg("up")
-        .env("RECO_HTTP_ADDR", format!("127.0.0.1:{http_port}"))
-        .env("RECO_BROKER_ADDR", format!("127.0.0.1:{broker_port}"))
-        .env("RECO_BROKER_STORAGE", "memory")
-        .env("LAKEHOUSE_PATH", lake)
-        .env("RECO_SILVER_MAX_BATCH_AGE_MS", "300")
-        .env("RECO_GOLD_POLL_INTERVAL_MS", "200")
-        .env("RECO_GOLD_IDLE_TIMEOUT_MS", "2000")
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("spawn reco up");
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    lines.by_ref().map_while(Result::ok).find(|l| l.starts_with("reco up: ready")).expect("ready line");
-    std::thread::spawn(move || for _ in lines {});
-    Killed(child)
 }
 
 /// Valid events over three hours of 2019 (so gold publishes windows), invalid requests, a
@@ -180,9 +158,16 @@ async fn dashboards_and_alerts_work_against_a_real_prometheus() {
     promtool_checks();
 
     let lake = tempfile::tempdir().unwrap();
-    let (http_port, broker_port) = (free_port(), free_port());
-    let _up = start_up(lake.path(), http_port, broker_port);
-    let (api, broker) = (format!("127.0.0.1:{http_port}"), format!("127.0.0.1:{broker_port}"));
+    let up = RecoUp::start(
+        env!("CARGO_BIN_EXE_reco"),
+        lake.path(),
+        &[
+            ("RECO_SILVER_MAX_BATCH_AGE_MS", "300"),
+            ("RECO_GOLD_POLL_INTERVAL_MS", "200"),
+            ("RECO_GOLD_IDLE_TIMEOUT_MS", "2000"),
+        ],
+    );
+    let (api, broker) = (up.api(), up.broker());
     traffic(&api, &broker).await;
 
     let dir = tempfile::tempdir().unwrap();

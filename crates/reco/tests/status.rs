@@ -2,31 +2,10 @@
 //! for machines; a job that does not answer is degraded (exit 1); with the platform stopped
 //! it is down (exit 2).
 
-use std::{
-    io::{BufRead, BufReader},
-    process::{Child, Command, Output, Stdio},
-};
+use std::process::{Command, Output};
 
-use reco_testkit::{free_port, http};
+use reco_testkit::{free_port, http, up::RecoUp};
 use serde_json::{Value, json};
-
-fn start_up(lake: &std::path::Path, http_port: u16, broker_port: u16) -> Child {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_reco"))
-        .arg("up")
-        .env("RECO_HTTP_ADDR", format!("127.0.0.1:{http_port}"))
-        .env("RECO_BROKER_ADDR", format!("127.0.0.1:{broker_port}"))
-        .env("RECO_BROKER_STORAGE", "memory")
-        .env("LAKEHOUSE_PATH", lake)
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("spawn reco up");
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    lines.by_ref().map_while(Result::ok).find(|l| l.starts_with("reco up: ready")).expect("ready line");
-    std::thread::spawn(move || for _ in lines {});
-    child
-}
 
 fn status(lake: &std::path::Path, http_port: u16, broker_port: u16, extra: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_reco"))
@@ -44,9 +23,8 @@ fn status(lake: &std::path::Path, http_port: u16, broker_port: u16, extra: &[&st
 #[tokio::test(flavor = "multi_thread")]
 async fn status_reports_healthy_degraded_and_down() {
     let lake = tempfile::tempdir().unwrap();
-    let (http_port, broker_port) = (free_port(), free_port());
-    let mut up = start_up(lake.path(), http_port, broker_port);
-    let api = format!("127.0.0.1:{http_port}");
+    let up = RecoUp::start(env!("CARGO_BIN_EXE_reco"), lake.path(), &[]);
+    let (http_port, broker_port, api) = (up.http_port, up.broker_port, up.api());
     let event = json!({"type": "view", "user_id": "u", "item_id": "m1", "timestamp": "2019-03-01T10:00:00Z"});
     assert_eq!(http::post_json(&api, "/events", &event).await.unwrap().status, 202);
 
@@ -77,8 +55,7 @@ async fn status_reports_healthy_degraded_and_down() {
     assert_eq!(degraded.status.code(), Some(1), "{text}");
     assert!(text.lines().any(|l| l.starts_with("silver job") && l.contains("DEGRADED")), "{text}");
 
-    Command::new("kill").args(["-TERM", &up.id().to_string()]).status().unwrap();
-    assert!(up.wait().unwrap().success());
+    assert!(up.stop().success());
     let down = status(lake.path(), http_port, broker_port, &["--all-in-one"]);
     let text = String::from_utf8_lossy(&down.stdout);
     assert_eq!(down.status.code(), Some(2), "{text}");

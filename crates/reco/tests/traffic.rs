@@ -2,35 +2,10 @@
 //! accepted and in silver, malformed ones refused and counted) with a fast historic clock so
 //! gold publishes windows, and straight into Kafka (malformed records end up in dead-letter).
 
-use std::{
-    io::{BufRead, BufReader},
-    process::{Child, Command, Stdio},
-    time::Duration,
-};
+use std::{process::Command, time::Duration};
 
 use reco_lake::{Format, Lake, TopicTables, read};
-use reco_testkit::{Samples, free_port, http, wait_until};
-
-fn start_up(lake: &std::path::Path, http_port: u16, broker_port: u16) -> Child {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_reco"))
-        .arg("up")
-        .env("RECO_HTTP_ADDR", format!("127.0.0.1:{http_port}"))
-        .env("RECO_BROKER_ADDR", format!("127.0.0.1:{broker_port}"))
-        .env("RECO_BROKER_STORAGE", "memory")
-        .env("LAKEHOUSE_PATH", lake)
-        .env("RECO_SILVER_MAX_BATCH_AGE_MS", "300")
-        .env("RECO_GOLD_POLL_INTERVAL_MS", "200")
-        .env("RECO_GOLD_IDLE_TIMEOUT_MS", "2000")
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("spawn reco up");
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    lines.by_ref().map_while(Result::ok).find(|l| l.starts_with("reco up: ready")).expect("ready line");
-    std::thread::spawn(move || for _ in lines {});
-    child
-}
+use reco_testkit::{Samples, http, up::RecoUp, wait_until};
 
 fn run_gen(args: &[&str], http_port: u16, broker_port: u16) -> (bool, String) {
     let out = Command::new(env!("CARGO_BIN_EXE_reco"))
@@ -63,8 +38,16 @@ async fn silver_rows(lake: &Lake) -> (usize, usize) {
 #[tokio::test(flavor = "multi_thread")]
 async fn gen_feeds_the_platform_through_the_api_and_kafka() {
     let dir = tempfile::tempdir().unwrap();
-    let (http_port, broker_port) = (free_port(), free_port());
-    let mut up = start_up(dir.path(), http_port, broker_port);
+    let up = RecoUp::start(
+        env!("CARGO_BIN_EXE_reco"),
+        dir.path(),
+        &[
+            ("RECO_SILVER_MAX_BATCH_AGE_MS", "300"),
+            ("RECO_GOLD_POLL_INTERVAL_MS", "200"),
+            ("RECO_GOLD_IDLE_TIMEOUT_MS", "2000"),
+        ],
+    );
+    let (http_port, broker_port) = (up.http_port, up.broker_port);
     let lake = Lake::new(dir.path(), Format::Delta).unwrap();
 
     // Through the API: three hours of 2019 in a few seconds.
@@ -159,6 +142,5 @@ async fn gen_feeds_the_platform_through_the_api_and_kafka() {
     .await;
     assert!(duplicates, "a second replay is de-duplicated: {:?}", silver_rows(&lake).await);
 
-    Command::new("kill").args(["-TERM", &up.id().to_string()]).status().unwrap();
-    assert!(up.wait().unwrap().success());
+    assert!(up.stop().success());
 }

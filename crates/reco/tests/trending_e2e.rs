@@ -3,18 +3,15 @@
 //! order: after draining, every published window of both tables equals a recount of the
 //! silver tables done here, row for row, and `GET /trending` serves the newest window.
 
-use std::{
-    io::{BufRead, BufReader},
-    process::{Child, Command, Stdio},
-    time::Duration,
-};
+use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use reco_lake::{Format, Lake};
 use reco_testkit::{
-    free_port,
     gold::{Windows, published, recount, silver_events},
-    http, wait_until,
+    http,
+    up::RecoUp,
+    wait_until,
 };
 use serde_json::{Value, json};
 
@@ -22,31 +19,6 @@ const MIN_MS: i64 = 60_000;
 /// 2019-03-01T00:00:00Z in milliseconds.
 const BASE_MS: i64 = 1_551_398_400_000;
 const EVENTS: usize = 4000;
-
-fn start_up(lake: &std::path::Path) -> (Child, String) {
-    let http_port = free_port();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_reco"))
-        .arg("up")
-        .env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .env("RECO_HTTP_ADDR", format!("127.0.0.1:{http_port}"))
-        .env("RECO_BROKER_ADDR", format!("127.0.0.1:{}", free_port()))
-        .env("RECO_BROKER_STORAGE", "memory")
-        .env("LAKEHOUSE_PATH", lake)
-        .env("RECO_SILVER_MAX_BATCH_AGE_MS", "300")
-        .env("RECO_GOLD_POLL_INTERVAL_MS", "200")
-        .env("RECO_GOLD_IDLE_TIMEOUT_MS", "3000")
-        .env("RECO_GOLD_CHECKPOINT_INTERVAL_SECS", "1")
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("spawn reco up");
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    lines.by_ref().map_while(Result::ok).find(|l| l.starts_with("reco up: ready")).expect("ready line");
-    std::thread::spawn(move || for _ in lines {});
-    (child, format!("127.0.0.1:{http_port}"))
-}
 
 /// Zipf-ish items over five hours; every fourth event a click.
 fn events() -> Vec<Value> {
@@ -74,7 +46,17 @@ fn rfc3339(us: i64) -> String {
 #[tokio::test(flavor = "multi_thread")]
 async fn posted_history_becomes_exact_trending_windows() {
     let dir = tempfile::tempdir().unwrap();
-    let (mut child, api) = start_up(dir.path());
+    let up = RecoUp::start(
+        env!("CARGO_BIN_EXE_reco"),
+        dir.path(),
+        &[
+            ("RECO_SILVER_MAX_BATCH_AGE_MS", "300"),
+            ("RECO_GOLD_POLL_INTERVAL_MS", "200"),
+            ("RECO_GOLD_IDLE_TIMEOUT_MS", "3000"),
+            ("RECO_GOLD_CHECKPOINT_INTERVAL_SECS", "1"),
+        ],
+    );
+    let api = up.api();
 
     // The first 60 % in order; the rest in reverse order within 100-event batches (out of
     // order by up to ~7 minutes, beyond the allowed lateness, so windows are re-published).
@@ -130,6 +112,5 @@ async fn posted_history_becomes_exact_trending_windows() {
     assert!(metrics.value("reco_gold_windows_published_total", &[("window", "1h")]) >= 60.0);
     assert!(metrics.value("reco_gold_watermark_seconds", &[]) > (BASE_MS / 1000) as f64);
 
-    Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
-    assert!(child.wait().unwrap().success(), "clean exit");
+    assert!(up.stop().success(), "clean exit");
 }
