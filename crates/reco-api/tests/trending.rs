@@ -35,6 +35,21 @@ fn window(start_us: i64, items: usize, computed_at_us: i64) -> GoldWindow {
     GoldWindow { start_us, rows }
 }
 
+/// The API's state serving `cache`. Nobody produces here; the producer only completes it.
+fn state_with(cache: Arc<TrendingCache>) -> AppState {
+    let producer = EventProducer::new(ProducerSettings {
+        bootstrap_servers: reco_testkit::free_addr().to_string(),
+        ..ProducerSettings::default()
+    })
+    .unwrap();
+    AppState {
+        producer,
+        telemetry: Arc::new(Telemetry::new()),
+        config: Arc::new(ApiConfig::default()),
+        trending: Some(cache),
+    }
+}
+
 async fn get(state: &AppState, uri: &str, headers: &[(&str, &str)]) -> (StatusCode, HeaderMap, Value) {
     let mut request = Request::get(uri);
     for (k, v) in headers {
@@ -54,18 +69,7 @@ async fn trending(format: Format) {
         ServedWindow { name: "24h".into(), length_us: 24 * HOUR },
     ];
     let cache = TrendingCache::new(lake.clone(), windows, 50);
-    // Nobody produces here; the producer only completes the state.
-    let producer = EventProducer::new(ProducerSettings {
-        bootstrap_servers: reco_testkit::free_addr().to_string(),
-        ..ProducerSettings::default()
-    })
-    .unwrap();
-    let state = AppState {
-        producer,
-        telemetry: Arc::new(Telemetry::new()),
-        config: Arc::new(ApiConfig::default()),
-        trending: Some(cache.clone()),
-    };
+    let state = state_with(cache.clone());
 
     // Before the gold job has published anything: 404 saying so.
     cache.refresh().await.unwrap();
@@ -155,17 +159,7 @@ async fn the_background_refresh_picks_up_new_windows() {
     let task = tokio::spawn(cache.clone().run(Duration::from_millis(50), shutdown.clone()));
     let mut table = GoldTable::open(&lake, "trending_now_1h").await.unwrap();
     table.replace(vec![window(BASE, 5, BASE + HOUR)], None).await.unwrap();
-    let producer = EventProducer::new(ProducerSettings {
-        bootstrap_servers: reco_testkit::free_addr().to_string(),
-        ..ProducerSettings::default()
-    })
-    .unwrap();
-    let state = AppState {
-        producer,
-        telemetry: Arc::new(Telemetry::new()),
-        config: Arc::new(ApiConfig::default()),
-        trending: Some(cache),
-    };
+    let state = state_with(cache);
     let seen = reco_testkit::wait_until(Duration::from_secs(10), || async {
         get(&state, "/trending", &[]).await.0 == StatusCode::OK
     })
