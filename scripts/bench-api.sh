@@ -7,10 +7,10 @@ cd "$(dirname "$0")/.."
 DUR="${1:-5}"
 BIN="${RECO_BIN:-${CARGO_TARGET_DIR:-target}/release/reco}"
 [ -x "$BIN" ] || { echo "build first: cargo build --release -p reco" >&2; exit 1; }
-if ! command -v wrk >/dev/null; then
+if ! command -v wrk >/dev/null || ! command -v curl >/dev/null; then
     SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
-    $SUDO apt-get install -y --no-install-recommends wrk >/dev/null \
-        || { $SUDO apt-get update -qq && $SUDO apt-get install -y --no-install-recommends wrk >/dev/null; }
+    $SUDO apt-get install -y --no-install-recommends wrk curl >/dev/null \
+        || { $SUDO apt-get update -qq && $SUDO apt-get install -y --no-install-recommends wrk curl >/dev/null; }
 fi
 WORK="$(mktemp -d)"
 PORT=$((20000 + RANDOM % 20000)); BROKER=$((PORT + 1))

@@ -5,7 +5,9 @@
 #     compare our tables against (scripts/read_lake.py); and `pyyaml`, the YAML parser the
 #     deploy test reads the compose file with;
 #   - Prometheus and promtool (Debian package `prometheus`): the monitoring test runs the
-#     shipped config, alerts and dashboards' queries against a real Prometheus.
+#     shipped config, alerts and dashboards' queries against a real Prometheus;
+#   - wrk (Debian package): the load generator of the API benchmark, whose script the test
+#     suite runs once on a tiny size.
 set -euo pipefail
 command -v cargo >/dev/null || { echo "cargo is required: https://rustup.rs" >&2; exit 1; }
 
@@ -16,13 +18,18 @@ if ! "$VENV/bin/python" -c 'import deltalake, pyarrow, yaml' 2>/dev/null; then
     "$VENV/bin/pip" install --quiet --disable-pip-version-check 'deltalake>=1.0,<2' 'pyarrow>=15' 'pyyaml>=6'
 fi
 
-if ! command -v prometheus >/dev/null || ! command -v promtool >/dev/null; then
-    echo "test-deps: installing the Debian package prometheus"
+MISSING=""
+command -v prometheus >/dev/null && command -v promtool >/dev/null || MISSING="prometheus"
+command -v wrk >/dev/null || MISSING="$MISSING wrk"
+command -v curl >/dev/null || MISSING="$MISSING curl"
+if [ -n "$MISSING" ]; then
+    echo "test-deps: installing the Debian packages:$MISSING"
     SUDO=""
     [ "$(id -u)" -eq 0 ] || SUDO="sudo"
     export DEBIAN_FRONTEND=noninteractive
     # On a host with systemd the package also enables its own service on :9090; the test
     # starts a separate Prometheus on a free port.
-    $SUDO apt-get install -y --no-install-recommends prometheus >/dev/null \
-        || { $SUDO apt-get update -qq && $SUDO apt-get install -y --no-install-recommends prometheus >/dev/null; }
+    # shellcheck disable=SC2086
+    $SUDO apt-get install -y --no-install-recommends $MISSING >/dev/null \
+        || { $SUDO apt-get update -qq && $SUDO apt-get install -y --no-install-recommends $MISSING >/dev/null; }
 fi

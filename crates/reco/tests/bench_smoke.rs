@@ -1,0 +1,24 @@
+//! `make bench`'s API part runs end to end on a tiny size (CI checks the command, not speed):
+//! `scripts/bench-api.sh` with this build's binary, one second per load, prints its table.
+
+use std::process::Command;
+
+#[test]
+fn api_bench_script_prints_its_table() {
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../../scripts/bench-api.sh");
+    let out = Command::new("bash")
+        .arg(script)
+        .arg("1")
+        .env("RECO_BIN", env!("CARGO_BIN_EXE_reco"))
+        .output()
+        .expect("run scripts/bench-api.sh");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}{}", String::from_utf8_lossy(&out.stderr));
+    let rows: Vec<&str> = stdout.lines().filter(|l| l.starts_with("| ") && !l.starts_with("| load")).collect();
+    assert_eq!(rows.len(), 7, "baseline, 3 single-event loads, 2 batch loads, GET /trending:\n{stdout}");
+    for row in &rows {
+        let rps: f64 = row.split('|').nth(3).unwrap().trim().parse().unwrap_or(0.0);
+        assert!(rps > 0.0, "every load got answers: {row}");
+    }
+    assert!(stdout.contains("peak RSS of reco up"), "{stdout}");
+}
