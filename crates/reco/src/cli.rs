@@ -201,9 +201,10 @@ pub enum GenTarget {
     Kafka,
 }
 
+/// Where `gen` and `replay` send events.
 #[derive(Debug, Args)]
-pub struct GenArgs {
-    /// Where the traffic goes.
+pub struct TrafficTarget {
+    /// Where the events go.
     #[arg(long, env = "RECO_GEN_TARGET", value_enum, default_value_t = GenTarget::Http)]
     pub target: GenTarget,
     /// Base URL of the API (target http).
@@ -211,6 +212,12 @@ pub struct GenArgs {
     pub api_url: String,
     #[command(flatten)]
     pub kafka: KafkaArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct GenArgs {
+    #[command(flatten)]
+    pub to: TrafficTarget,
     /// Events per second; 0 sends as fast as possible.
     #[arg(long, env = "RECO_GEN_RATE", default_value_t = 1000.0)]
     pub rate: f64,
@@ -277,14 +284,8 @@ pub enum TimeUnitArg {
 pub struct ReplayArgs {
     /// The log: .csv (with a header), .jsonl or .parquet.
     pub file: PathBuf,
-    /// Where the events go.
-    #[arg(long, env = "RECO_GEN_TARGET", value_enum, default_value_t = GenTarget::Http)]
-    pub target: GenTarget,
-    /// Base URL of the API (target http).
-    #[arg(long, env = "RECO_GEN_API_URL", default_value = "http://127.0.0.1:8000")]
-    pub api_url: String,
     #[command(flatten)]
-    pub kafka: KafkaArgs,
+    pub to: TrafficTarget,
     /// Column with the user id.
     #[arg(long, default_value = "user_id")]
     pub user_col: String,

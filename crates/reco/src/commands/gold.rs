@@ -1,40 +1,19 @@
 //! `reco gold`: the silver → gold trending job as its own service, and `reco gold backfill`.
 
-use std::{process::ExitCode, sync::Arc, time::Duration};
+use std::{process::ExitCode, time::Duration};
 
 use anyhow::Context;
 use indicatif::{ProgressBar, ProgressStyle};
 use reco_gold::GoldConfig;
-use reco_telemetry::Telemetry;
-use tokio::net::TcpListener;
-use tracing::info;
 
-use crate::{
-    cli::{BackfillArgs, GoldAction, GoldArgs, GoldOptions, LakeArgs},
-    shutdown,
-};
+use crate::cli::{BackfillArgs, GoldAction, GoldArgs, GoldOptions, LakeArgs};
 
 pub async fn run(args: GoldArgs) -> anyhow::Result<ExitCode> {
     if let Some(GoldAction::Backfill(backfill)) = args.action {
         return run_backfill(backfill).await;
     }
-    let telemetry = Arc::new(Telemetry::new());
-    let shutdown = shutdown::on_signal();
     let config = args.gold.config(&args.lake)?;
-    let listener = TcpListener::bind(args.metrics_addr)
-        .await
-        .with_context(|| format!("cannot listen on {} (set --metrics-addr / RECO_METRICS_ADDR)", args.metrics_addr))?;
-    info!(metrics = %listener.local_addr()?, "reco gold metrics listening");
-    let metrics = tokio::spawn({
-        let app = reco_api::metrics_app(telemetry.clone());
-        let shutdown = shutdown.clone();
-        async move { axum::serve(listener, app).with_graceful_shutdown(shutdown.cancelled_owned()).await }
-    });
-    let result = reco_gold::run(config, telemetry, shutdown.clone()).await;
-    shutdown.cancel();
-    let _ = metrics.await;
-    result.context("gold job failed")?;
-    Ok(ExitCode::SUCCESS)
+    super::run_job("gold", args.metrics_addr, |telemetry, shutdown| reco_gold::run(config, telemetry, shutdown)).await
 }
 
 async fn run_backfill(args: BackfillArgs) -> anyhow::Result<ExitCode> {

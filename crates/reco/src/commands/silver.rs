@@ -1,36 +1,15 @@
 //! `reco silver`: the Kafka → silver job as its own service, with its own metrics listener.
 
-use std::{process::ExitCode, sync::Arc};
+use std::process::ExitCode;
 
-use anyhow::Context;
 use reco_silver::SilverConfig;
-use reco_telemetry::Telemetry;
-use tokio::net::TcpListener;
-use tracing::info;
 
-use crate::{
-    cli::{SilverArgs, SilverOptions},
-    shutdown,
-};
+use crate::cli::{SilverArgs, SilverOptions};
 
 pub async fn run(args: SilverArgs) -> anyhow::Result<ExitCode> {
-    let telemetry = Arc::new(Telemetry::new());
-    let shutdown = shutdown::on_signal();
     let config = args.silver.config(&args.kafka.kafka_bootstrap_servers, &args.lake)?;
-    let listener = TcpListener::bind(args.metrics_addr)
+    super::run_job("silver", args.metrics_addr, |telemetry, shutdown| reco_silver::run(config, telemetry, shutdown))
         .await
-        .with_context(|| format!("cannot listen on {} (set --metrics-addr / RECO_METRICS_ADDR)", args.metrics_addr))?;
-    info!(metrics = %listener.local_addr()?, "reco silver metrics listening");
-    let metrics = tokio::spawn({
-        let app = reco_api::metrics_app(telemetry.clone());
-        let shutdown = shutdown.clone();
-        async move { axum::serve(listener, app).with_graceful_shutdown(shutdown.cancelled_owned()).await }
-    });
-    let result = reco_silver::run(config, telemetry, shutdown.clone()).await;
-    shutdown.cancel();
-    let _ = metrics.await;
-    result.context("silver job failed")?;
-    Ok(ExitCode::SUCCESS)
 }
 
 impl SilverOptions {

@@ -16,10 +16,10 @@ use reco_traffic::{
     synthetic::{Clock, GenConfig, Generator},
 };
 
-use crate::cli::{GenArgs, GenTarget, ReplayArgs, TimeUnitArg};
+use crate::cli::{GenArgs, GenTarget, ReplayArgs, TimeUnitArg, TrafficTarget};
 
 pub async fn gen_traffic(args: GenArgs) -> anyhow::Result<ExitCode> {
-    let target = target(args.target, &args.api_url, &args.kafka.kafka_bootstrap_servers)?;
+    let target = target(&args.to)?;
     for (name, v) in [
         ("--click-ratio", args.click_ratio),
         ("--rating-ratio", args.rating_ratio),
@@ -55,7 +55,7 @@ pub async fn gen_traffic(args: GenArgs) -> anyhow::Result<ExitCode> {
 }
 
 pub async fn replay(args: ReplayArgs) -> anyhow::Result<ExitCode> {
-    let target = target(args.target, &args.api_url, &args.kafka.kafka_bootstrap_servers)?;
+    let target = target(&args.to)?;
     anyhow::ensure!(
         ["view", "click", "rating"].contains(&args.event_type.as_str()),
         "--type must be view, click or rating"
@@ -100,8 +100,9 @@ pub async fn replay(args: ReplayArgs) -> anyhow::Result<ExitCode> {
     drive(Replay::new(loaded.events), target, config).await
 }
 
-fn target(kind: GenTarget, api_url: &str, bootstrap: &str) -> anyhow::Result<(Target, String)> {
-    Ok(match kind {
+fn target(to: &TrafficTarget) -> anyhow::Result<(Target, String)> {
+    let (api_url, bootstrap) = (to.api_url.as_str(), to.kafka.kafka_bootstrap_servers.as_str());
+    Ok(match to.target {
         GenTarget::Http => {
             let url = url::Url::parse(api_url).with_context(|| format!("--api-url {api_url}"))?;
             let host = url.host_str().context("--api-url needs a host")?;
