@@ -203,18 +203,34 @@ async fn two_workers_one_killed_then_replaced() {
     assert!(both_working, "both workers committed rows");
     b.kill().unwrap();
     b.wait().unwrap();
-    // Past B's session timeout (10 s), so the group no longer counts it.
-    tokio::time::sleep(Duration::from_secs(12)).await;
+    // Well past B's session timeout (10 s): tansu drops B on one of A's heartbeats (every ~3 s)
+    // after that, and only a join after the drop gives B's partitions to live members. A
+    // margin of several heartbeats keeps this robust on a loaded machine.
+    tokio::time::sleep(Duration::from_secs(25)).await;
     let c = spawn_on(&bootstrap, dir.path(), "delta", None, None, &metrics[2]);
+    // Kill the survivors if an assertion below fails, so they do not outlive the test.
+    let guard = Survivors(vec![a.id(), c.id()]);
     let bad = producing.await.unwrap();
     let lake = Lake::new(dir.path(), Format::Delta).unwrap();
     assert_exactly_once(&lake, events, bad).await;
     let (a_rows, c_rows) = (rows_written(&metrics[0]).await, rows_written(&metrics[2]).await);
     eprintln!("rows written: A {a_rows}, replacement C {c_rows}");
     assert!(c_rows > 0.0, "the replacement took over partitions");
+    std::mem::forget(guard);
     stop(a);
     stop(c);
     broker.stop().await;
+}
+
+/// Kills the listed processes on drop (a failed assertion), so no worker outlives its test.
+struct Survivors(Vec<u32>);
+
+impl Drop for Survivors {
+    fn drop(&mut self) {
+        for pid in &self.0 {
+            let _ = Command::new("kill").args(["-KILL", &pid.to_string()]).status();
+        }
+    }
 }
 
 /// Real Kafka only (see above): after B dies, A alone takes over once B's session expires.
