@@ -190,8 +190,8 @@ async fn two_workers_one_killed_then_replaced() {
     let bootstrap = broker.bootstrap();
     let dir = tempfile::tempdir().unwrap();
     let events = 60_000;
-    // A steady stream (~20 s) that runs across B's death and C's arrival.
-    let producing = tokio::spawn(produce_range(bootstrap.clone(), 0, events, Duration::from_millis(300)));
+    // A steady stream (~40 s) that runs across B's death and C's arrival.
+    let producing = tokio::spawn(produce_range(bootstrap.clone(), 0, events, Duration::from_millis(600)));
     let metrics: Vec<String> = (0..3).map(|_| format!("127.0.0.1:{}", free_port())).collect();
     let a = spawn_on(&bootstrap, dir.path(), "delta", None, None, &metrics[0]);
     let mut b = spawn_on(&bootstrap, dir.path(), "delta", None, None, &metrics[1]);
