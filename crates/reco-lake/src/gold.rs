@@ -277,7 +277,7 @@ impl GoldTable {
                 let deletion_timestamp = Some(Utc::now().timestamp_millis());
                 for start in replaced {
                     let Some(path) = self.windows.get(&start) else { continue };
-                    let rel = path.strip_prefix(&self.dir).unwrap_or(path).to_string_lossy().into_owned();
+                    let rel = relative(&self.dir, path);
                     actions.push(Action::Remove(Remove {
                         size: sizes.get(&rel).copied(),
                         path: rel,
@@ -306,20 +306,20 @@ impl GoldTable {
                     .build(Some(snapshot), table.log_store(), operation)
                     .await
                     .map_err(err)?;
-                *version = done.version() as i64;
+                let committed = done.version() as i64;
                 table.update_state().await.map_err(err)?;
                 for start in &gone {
                     if let Some(p) = self.windows.remove(start) {
-                        sizes.remove(&p.strip_prefix(&self.dir).unwrap_or(&p).to_string_lossy().into_owned());
+                        sizes.remove(&relative(&self.dir, &p));
                     }
                 }
                 for (start, rel, size) in added {
                     if let Some(old) = self.windows.insert(start, self.dir.join(&rel)) {
-                        sizes.remove(&old.strip_prefix(&self.dir).unwrap_or(&old).to_string_lossy().into_owned());
+                        sizes.remove(&relative(&self.dir, &old));
                     }
                     sizes.insert(rel, size);
                 }
-                *version = table.version().map_or(*version, |v| v as i64);
+                *version = table.version().map_or(committed, |v| v as i64);
                 Ok(())
             }
             Inner::Parquet { .. } => {
@@ -345,6 +345,11 @@ impl GoldTable {
             }
         }
     }
+}
+
+/// A data file's path relative to its table folder, as Delta actions name it.
+fn relative(dir: &Path, path: &Path) -> String {
+    path.strip_prefix(dir).unwrap_or(path).to_string_lossy().into_owned()
 }
 
 /// `window_start` of a file from its Delta statistics (`minValues`, an RFC 3339 string).
