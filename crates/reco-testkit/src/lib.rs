@@ -1,6 +1,7 @@
 //! Test helpers for reco (not published): an embedded broker on a free port, a consumer that
 //! reads topics back, and a parser for the Prometheus text that `/metrics` serves.
 
+pub mod bad;
 pub mod gold;
 pub mod http;
 mod metrics;

@@ -40,6 +40,11 @@ impl RecoUp {
         RecoUp { child: Some(child), http_port, broker_port }
     }
 
+    /// Process id of the running `reco up`.
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().expect("running").id()
+    }
+
     /// `host:port` of the API.
     pub fn api(&self) -> String {
         format!("127.0.0.1:{}", self.http_port)

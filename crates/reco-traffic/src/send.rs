@@ -55,9 +55,32 @@ pub struct Tally {
     pub refused: AtomicU64,
     /// Events not delivered: 5xx, timeouts, connection errors, or a valid event refused.
     pub failed: AtomicU64,
+    /// When present, the `event_id` of every acknowledged valid event, so a checker can ask the
+    /// lakehouse for exactly these (and learn nothing from events that were refused).
+    pub acked_ids: Option<Mutex<Vec<String>>>,
 }
 
 impl Tally {
+    /// A tally that also keeps the id of every acknowledged event.
+    pub fn recording_ids() -> Tally {
+        Tally { acked_ids: Some(Mutex::default()), ..Tally::default() }
+    }
+
+    fn acked<'a>(&self, events: impl IntoIterator<Item = &'a Value>) {
+        if let Some(ids) = &self.acked_ids {
+            let mut ids = ids.lock().unwrap_or_else(PoisonError::into_inner);
+            ids.extend(events.into_iter().filter_map(|v| v["event_id"].as_str()).map(str::to_owned));
+        }
+    }
+
+    /// The recorded ids so far (empty unless made by [`Tally::recording_ids`]).
+    pub fn take_acked_ids(&self) -> Vec<String> {
+        self.acked_ids
+            .as_ref()
+            .map(|m| std::mem::take(&mut *m.lock().unwrap_or_else(PoisonError::into_inner)))
+            .unwrap_or_default()
+    }
+
     pub fn get(&self) -> [u64; 5] {
         [&self.sent, &self.accepted, &self.malformed, &self.refused, &self.failed].map(|a| a.load(Ordering::Relaxed))
     }
@@ -183,9 +206,15 @@ async fn send(target: &Target, connection: Option<&mut Connection>, generated: V
         (Target::Http { .. }, Some(connection)) => {
             if !valid.is_empty() {
                 let n = valid.len() as u64;
-                match connection.post(Value::Array(valid).to_string()).await {
-                    Ok(202) => tally.accepted.fetch_add(n, Ordering::Relaxed),
-                    _ => tally.failed.fetch_add(n, Ordering::Relaxed),
+                let body = Value::Array(valid);
+                match connection.post(body.to_string()).await {
+                    Ok(202) => {
+                        tally.accepted.fetch_add(n, Ordering::Relaxed);
+                        tally.acked(body.as_array().into_iter().flatten());
+                    }
+                    _ => {
+                        tally.failed.fetch_add(n, Ordering::Relaxed);
+                    }
                 };
             }
             for body in malformed {
@@ -197,6 +226,7 @@ async fn send(target: &Target, connection: Option<&mut Connection>, generated: V
         }
         (Target::Kafka(producer), _) => {
             let mut records: Vec<(String, Vec<u8>, Vec<u8>, bool)> = Vec::new();
+            let mut events = Vec::new();
             for v in valid {
                 let topic = match v["type"].as_str() {
                     Some("click") => "events_clicks",
@@ -205,12 +235,18 @@ async fn send(target: &Target, connection: Option<&mut Connection>, generated: V
                 };
                 let key = v["user_id"].as_str().unwrap_or_default().as_bytes().to_vec();
                 records.push((topic.to_owned(), key, v.to_string().into_bytes(), true));
+                events.push(v);
             }
             records
                 .extend(malformed.into_iter().map(|b| ("events_views".to_owned(), Vec::new(), b.into_bytes(), false)));
             let outgoing: Vec<Outgoing<'_>> =
                 records.iter().map(|(t, k, p, _)| Outgoing { topic: t, key: k, payload: p }).collect();
-            for (result, (_, _, _, is_valid)) in producer.send_all(&outgoing).await.into_iter().zip(&records) {
+            let results = producer.send_all(&outgoing).await;
+            for (i, (result, (_, _, _, is_valid))) in results.into_iter().zip(&records).enumerate() {
+                if result.is_ok() && *is_valid {
+                    // Valid records come first in `records`, in the order of `events`.
+                    tally.acked(events.get(i));
+                }
                 let counter = match (result.is_ok(), is_valid) {
                     (true, true) => &tally.accepted,
                     // Delivered raw; silver will dead-letter it.

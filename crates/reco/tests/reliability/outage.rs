@@ -1,0 +1,104 @@
+//! Broker outage: the embedded broker (SQLite storage, as `reco up` runs it) is stopped for a
+//! while under steady load and started again on the same address. During the outage the API
+//! answers 503 and never 202 for an event the broker did not take; the silver and gold jobs
+//! ride it out in the same processes; afterwards silver holds every acknowledged event once and
+//! gold equals the recount.
+
+use std::{sync::atomic::Ordering, time::Duration};
+
+use reco_kafka::{BrokerStorage, EmbeddedBroker};
+use reco_lake::{Format, Lake};
+use reco_testkit::gold::{published, recount, silver_events};
+use serde_json::json;
+
+use crate::common::{TOP_N, api, audit_when_drained, gold, lake_dir, load, scale, silver, verdict};
+
+async fn start_broker(addr: std::net::SocketAddr, db: &std::path::Path) -> EmbeddedBroker {
+    EmbeddedBroker::start(addr, BrokerStorage::Sqlite(db.to_owned())).await.expect("broker starts")
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn broker_outage() {
+    let outage = Duration::from_secs(scale(5, 30));
+    let (before, after) = (Duration::from_secs(scale(5, 15)), Duration::from_secs(scale(8, 20)));
+    let dir = tempfile::tempdir().unwrap();
+    let lake_path = lake_dir(&dir);
+    let db = dir.path().join("broker").join("tansu.db");
+    let addr = reco_testkit::free_addr();
+    let broker = start_broker(addr, &db).await;
+    let mut specs = reco_kafka::topics::default_topics();
+    specs.iter_mut().for_each(|s| s.replication_factor = Some(1));
+    reco_kafka::topics::ensure_topics(&broker.bootstrap(), &specs, false).await.unwrap();
+    let bootstrap = broker.bootstrap();
+    let (serve, http) = api(&bootstrap, &[("RECO_ACK_TIMEOUT_MS", "2000"), ("RECO_REQUEST_TIMEOUT_MS", "4000")]).await;
+    let mut silver_job = silver(&bootstrap, &lake_path, "delta");
+    let mut gold_job = gold(&lake_path, "delta");
+
+    let rate = 1_000.0;
+    let span = (before + outage + after).as_secs_f64();
+    let traffic = load(&http, 11, Some(rate), None, 6.0 * 3600.0 / span);
+    tokio::time::sleep(before).await;
+    let accepted_before = traffic.tally.get()[1];
+
+    broker.stop().await;
+    let down_at = tokio::time::Instant::now();
+    // A probe of our own, to see the answer itself rather than a count.
+    let probe = json!({"type": "view", "event_id": "outage-probe", "user_id": "u", "item_id": "i"});
+    let answer = reco_testkit::http::post_json(&http, "/events", &probe).await.expect("API answers");
+    let probe_ok = answer.status == 503 && answer.json()["error"]["code"] == "broker_unavailable";
+    let accepted_at_stop = traffic.tally.get()[1];
+    tokio::time::sleep_until(down_at + outage).await;
+    // Requests already in flight when the broker went away may have been acknowledged just
+    // before; everything later must not be.
+    let accepted_during = traffic.tally.get()[1] - accepted_at_stop;
+    let broker = start_broker(addr, &db).await;
+    let up_at = tokio::time::Instant::now();
+    let [_, accepted_up, ..] = traffic.tally.get();
+    let recovered =
+        reco_testkit::wait_until(Duration::from_secs(60), || async { traffic.tally.get()[1] > accepted_up + 100 })
+            .await;
+    let recovery = up_at.elapsed();
+    tokio::time::sleep(after).await;
+    traffic.stop.store(true, Ordering::Relaxed);
+    traffic.task.await.unwrap();
+    let [sent, accepted, _, _, failed] = traffic.tally.get();
+    let acked = traffic.tally.take_acked_ids();
+
+    let lake = Lake::new(&lake_path, Format::Delta).unwrap();
+    let audit = audit_when_drained(&lake, &acked, Duration::from_secs(120)).await;
+    let expected = recount(&silver_events(&lake).await, TOP_N);
+    let settled =
+        reco_testkit::wait_until(Duration::from_secs(120), || async { published(&lake).await == expected }).await;
+    // Same processes throughout: they reconnected, nobody restarted them.
+    let jobs_alive = silver_job.alive() && gold_job.alive();
+    let stopped = silver_job.stop() & gold_job.stop() & serve.stop();
+    broker.stop().await;
+
+    let pass = probe_ok
+        && accepted_during == 0
+        && failed > 0
+        && recovered
+        && audit.exactly_once()
+        && settled
+        && jobs_alive
+        && stopped
+        && accepted_before > 0;
+    verdict(
+        "outage",
+        pass,
+        &format!(
+            "broker down {} s: probe {} ({}), {failed} events refused with 503, {accepted_during} acknowledged while down; \
+             posting again {:.1} s after restart, jobs {}; {accepted} of {sent} acknowledged, silver {} missing {} duplicated; \
+             gold {} windows {} recount",
+            outage.as_secs(),
+            answer.status,
+            answer.json()["error"]["code"],
+            recovery.as_secs_f64(),
+            if jobs_alive { "reconnected" } else { "DIED" },
+            audit.missing,
+            audit.duplicated,
+            expected.len(),
+            if settled { "=" } else { "!=" },
+        ),
+    );
+}
