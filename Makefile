@@ -6,10 +6,10 @@ export CARGO_TARGET_DIR
 RECO_PYTHON ?= $(HOME)/.cache/reco-venv/bin/python
 export RECO_PYTHON
 
-.PHONY: help up test check fmt clippy bench
+.PHONY: help up test check fmt clippy bench reliability
 
 help: ## List the targets
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-8s %s\n", $$1, $$2}'
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
 
 up: ## Run the whole platform in one process (embedded broker, topics, API)
 	cargo run --release -p reco -- up
@@ -24,12 +24,22 @@ test: ## Run every test (installs what the tests need first)
 	cargo test --workspace --doc
 
 BENCH_EVENTS ?= 1000000
-bench: ## Benchmarks, release build: API (wrk), silver vs bare rdkafka (BENCH_EVENTS=1000000), gold core and latency
+bench: ## Benchmarks, release build: API (wrk), silver vs bare rdkafka, gold core and latency, freshness + RSS per service
 	cargo build --release -p reco
 	./scripts/bench-api.sh 5
 	cargo run --release -p reco-silver --example silver_bench -- $(BENCH_EVENTS) delta
 	cargo run --release -p reco-gold --example window_bench -- 2000000
 	cargo run --release -p reco-gold --example gold_latency -- 20 delta
+	cargo run --release -p reco --example freshness -- 180 2000
+
+# A filter picks scenarios: `make reliability ONLY=kill_loop` (kill_loop, broker_outage, bad_input, soak).
+ONLY ?=
+RELIABILITY_REPORT ?= $(CARGO_TARGET_DIR)/reliability-report.txt
+reliability: ## Reliability suite, full size (1M-event kill loop, 30 s broker outage, bad input, 30 min soak): one verdict each
+	@rm -f $(RELIABILITY_REPORT)
+	@RECO_RELIABILITY=full RECO_RELIABILITY_REPORT=$(RELIABILITY_REPORT) \
+		cargo test --release -p reco --test reliability -- --nocapture --test-threads=1 $(ONLY); \
+		status=$$?; echo; echo "== reliability verdicts =="; cat $(RELIABILITY_REPORT) 2>/dev/null; exit $$status
 
 fmt: ## Check formatting
 	cargo fmt --all --check

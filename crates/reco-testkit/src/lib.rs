@@ -5,6 +5,7 @@ pub mod bad;
 pub mod gold;
 pub mod http;
 mod metrics;
+pub mod proc;
 pub mod up;
 
 use std::{net::SocketAddr, time::Duration};

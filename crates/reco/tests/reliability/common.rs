@@ -6,12 +6,12 @@ use std::{
     collections::HashMap,
     io::Write,
     path::{Path, PathBuf},
-    process::{Child, Command, Stdio},
     sync::{Arc, atomic::AtomicBool},
     time::{Duration, SystemTime},
 };
 
 use reco_lake::{Lake, TopicTables, read::read_batches};
+pub use reco_testkit::proc::{Service, rss_of};
 use reco_traffic::{
     send::{RunConfig, Tally, Target, run},
     synthetic::{Clock, GenConfig, Generator},
@@ -55,82 +55,9 @@ pub fn pseudo_random(max: u64) -> u64 {
     nanos.wrapping_mul(6364136223846793005).rotate_left(17) % max.max(1)
 }
 
-/// One `reco <subcommand>` child process, restartable with the same arguments.
-#[derive(Debug)]
-pub struct Service {
-    args: Vec<String>,
-    env: Vec<(String, String)>,
-    child: Option<Child>,
-    pub restarts: usize,
-}
-
-impl Service {
-    pub fn start(args: &[&str], env: &[(&str, &str)]) -> Service {
-        let mut service = Service {
-            args: args.iter().map(|s| s.to_string()).collect(),
-            env: env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
-            child: None,
-            restarts: 0,
-        };
-        service.spawn();
-        service
-    }
-
-    fn spawn(&mut self) {
-        let child = Command::new(env!("CARGO_BIN_EXE_reco"))
-            .args(&self.args)
-            .env("RUST_LOG", "error")
-            .envs(self.env.iter().map(|(k, v)| (k, v)))
-            .stdout(Stdio::null())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("spawn reco");
-        self.child = Some(child);
-    }
-
-    /// SIGKILL (no chance to flush or commit), then start again.
-    pub fn kill_and_restart(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-        self.restarts += 1;
-        self.spawn();
-    }
-
-    /// True while the process has not exited on its own.
-    pub fn alive(&mut self) -> bool {
-        self.child.as_mut().is_some_and(|c| c.try_wait().ok().flatten().is_none())
-    }
-
-    /// SIGTERM and wait; true if it exited cleanly.
-    pub fn stop(mut self) -> bool {
-        let Some(mut child) = self.child.take() else { return false };
-        let _ = Command::new("kill").args(["-TERM", &child.id().to_string()]).status();
-        child.wait().is_ok_and(|s| s.success())
-    }
-}
-
-impl Drop for Service {
-    fn drop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-}
-
-/// `(VmRSS, VmHWM)` of `pid` in KiB, from `/proc`.
-pub fn rss_of(pid: u32) -> (u64, u64) {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    let field = |name: &str| {
-        status
-            .lines()
-            .find_map(|l| l.strip_prefix(name))
-            .and_then(|v| v.split_whitespace().next()?.parse().ok())
-            .unwrap_or(0)
-    };
-    (field("VmRSS:"), field("VmHWM:"))
+/// A `reco` subcommand of this build as a child process.
+pub fn service(args: &[&str], env: &[(&str, &str)]) -> Service {
+    Service::start(env!("CARGO_BIN_EXE_reco"), args, env)
 }
 
 /// `reco serve` on a free port against `bootstrap`; waits until it answers.
@@ -138,7 +65,7 @@ pub async fn api(bootstrap: &str, extra: &[(&str, &str)]) -> (Service, String) {
     let addr = reco_testkit::free_addr().to_string();
     let mut env = vec![("KAFKA_BOOTSTRAP_SERVERS", bootstrap), ("RECO_HTTP_ADDR", addr.as_str())];
     env.extend_from_slice(extra);
-    let service = Service::start(&["serve"], &env);
+    let service = service(&["serve"], &env);
     let up = reco_testkit::wait_until(Duration::from_secs(60), || async {
         reco_testkit::http::get(&addr, "/health/live").await.is_ok_and(|r| r.status == 200)
     })
@@ -151,7 +78,7 @@ pub async fn api(bootstrap: &str, extra: &[(&str, &str)]) -> (Service, String) {
 /// once instead of waiting out the session timeout.
 pub fn silver(bootstrap: &str, lake: &Path, format: &str) -> Service {
     let lake = lake.to_string_lossy();
-    Service::start(
+    service(
         &["silver", "--metrics-addr", "127.0.0.1:0", "--max-batch-age-ms", "500"],
         &[
             ("KAFKA_BOOTSTRAP_SERVERS", bootstrap),
@@ -167,7 +94,7 @@ pub const TOP_N: usize = 20;
 
 pub fn gold(lake: &Path, format: &str) -> Service {
     let lake = lake.to_string_lossy();
-    Service::start(
+    service(
         &["gold", "--metrics-addr", "127.0.0.1:0"],
         &[
             ("LAKEHOUSE_PATH", &lake),

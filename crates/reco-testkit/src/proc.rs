@@ -1,0 +1,97 @@
+//! Child processes of the `reco` binary for tests and benchmarks: restartable after SIGKILL,
+//! with their resident memory read from `/proc`.
+
+use std::{
+    path::{Path, PathBuf},
+    process::{Child, Command, Stdio},
+};
+
+/// One `reco <subcommand>` child process, restartable with the same arguments. Killed on drop.
+#[derive(Debug)]
+pub struct Service {
+    bin: PathBuf,
+    args: Vec<String>,
+    env: Vec<(String, String)>,
+    child: Option<Child>,
+    pub restarts: usize,
+}
+
+impl Service {
+    /// Starts `bin args` with `env` added (and `RUST_LOG=error` unless `env` sets it).
+    pub fn start(bin: impl AsRef<Path>, args: &[&str], env: &[(&str, &str)]) -> Service {
+        let mut service = Service {
+            bin: bin.as_ref().to_owned(),
+            args: args.iter().map(|s| s.to_string()).collect(),
+            env: env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+            child: None,
+            restarts: 0,
+        };
+        service.spawn();
+        service
+    }
+
+    fn spawn(&mut self) {
+        let child = Command::new(&self.bin)
+            .args(&self.args)
+            .env("RUST_LOG", "error")
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap_or_else(|e| panic!("spawn {}: {e}", self.bin.display()));
+        self.child = Some(child);
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().expect("running").id()
+    }
+
+    /// `(VmRSS, VmHWM)` in KiB: resident now, and the peak so far.
+    pub fn rss_kib(&self) -> (u64, u64) {
+        rss_of(self.pid())
+    }
+
+    /// SIGKILL (no chance to flush or commit), then start again.
+    pub fn kill_and_restart(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        self.restarts += 1;
+        self.spawn();
+    }
+
+    /// True while the process has not exited on its own.
+    pub fn alive(&mut self) -> bool {
+        self.child.as_mut().is_some_and(|c| c.try_wait().ok().flatten().is_none())
+    }
+
+    /// SIGTERM and wait; true if it exited cleanly.
+    pub fn stop(mut self) -> bool {
+        let Some(mut child) = self.child.take() else { return false };
+        let _ = Command::new("kill").args(["-TERM", &child.id().to_string()]).status();
+        child.wait().is_ok_and(|s| s.success())
+    }
+}
+
+impl Drop for Service {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// `(VmRSS, VmHWM)` of `pid` in KiB, from `/proc`.
+pub fn rss_of(pid: u32) -> (u64, u64) {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    let field = |name: &str| {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(name))
+            .and_then(|v| v.split_whitespace().next()?.parse().ok())
+            .unwrap_or(0)
+    };
+    (field("VmRSS:"), field("VmHWM:"))
+}

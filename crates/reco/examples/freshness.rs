@@ -1,0 +1,187 @@
+//! End-to-end freshness under steady load, and the peak memory of each service.
+//!
+//! The embedded broker runs in this process; `reco serve`, `reco silver` and `reco gold` run as
+//! separate children of the release binary (default settings: silver batch age 2 s, gold poll
+//! 1 s). Synthetic traffic is posted at a steady rate with a historic clock running `SPEEDUP`
+//! times faster than the wall clock, so windows close every few seconds. Afterwards the Delta
+//! logs say when each silver row and each gold window became readable (the commit timestamp):
+//!   - sent → in silver: commit time − wall time the event was generated and sent (its event
+//!     time mapped back through the clock); an upper bound of "acknowledged → in silver";
+//!   - window closable → published: commit time of the window's first publication − wall time
+//!     the clock passed `window end + allowed lateness` (before that the job must wait).
+//!
+//! `cargo run --release -p reco --example freshness -- [SECONDS=120] [RATE=2000]`
+
+use std::{
+    collections::BTreeMap,
+    path::Path,
+    sync::{Arc, atomic::AtomicBool},
+    time::Duration,
+};
+
+use reco_lake::deltalake::arrow::{array::AsArray, datatypes::TimestampMicrosecondType};
+use reco_testkit::proc::Service;
+use reco_traffic::{
+    send::{RunConfig, Tally, Target, run},
+    synthetic::{Clock, GenConfig, Generator},
+};
+use serde_json::Value;
+
+const START_US: i64 = 1_551_398_400_000_000;
+const SPEEDUP: f64 = 60.0;
+/// Allowed lateness in event time: one second of wall time at `SPEEDUP`.
+const LATENESS_SECS: i64 = 60;
+
+fn percentiles(mut v: Vec<f64>) -> String {
+    if v.is_empty() {
+        return "no samples".into();
+    }
+    v.sort_by(f64::total_cmp);
+    let at = |q: f64| v[((v.len() - 1) as f64 * q).round() as usize];
+    format!("p50 {:.0} ms, p95 {:.0} ms, p99 {:.0} ms (n = {})", at(0.5), at(0.95), at(0.99), v.len())
+}
+
+/// A Delta commit: its timestamp in ms, and the paths it added with their statistics.
+type Commit = (i64, Vec<(String, Option<String>)>);
+
+/// Every commit in the Delta log of `table`.
+fn commits(table: &Path) -> Vec<Commit> {
+    let mut out = Vec::new();
+    let Ok(dir) = std::fs::read_dir(table.join("_delta_log")) else { return out };
+    for entry in dir.flatten() {
+        let path = entry.path();
+        if path.extension().is_none_or(|e| e != "json") {
+            continue;
+        }
+        let text = std::fs::read_to_string(&path).unwrap_or_default();
+        let (mut at, mut adds) = (None, Vec::new());
+        for line in text.lines() {
+            let Ok(v) = serde_json::from_str::<Value>(line) else { continue };
+            if let Some(ts) = v["commitInfo"]["timestamp"].as_i64() {
+                at = Some(ts);
+            }
+            if let Some(p) = v["add"]["path"].as_str() {
+                adds.push((p.to_owned(), v["add"]["stats"].as_str().map(str::to_owned)));
+            }
+        }
+        if let Some(at) = at {
+            out.push((at, adds));
+        }
+    }
+    out
+}
+
+fn window_start(stats: &str) -> Option<i64> {
+    let v: Value = serde_json::from_str(stats).ok()?;
+    let s = v["minValues"]["window_start"].as_str()?;
+    Some(chrono::DateTime::parse_from_rfc3339(s).ok()?.timestamp_micros())
+}
+
+#[tokio::main]
+async fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    let seconds: f64 = args.get(1).and_then(|s| s.parse().ok()).unwrap_or(120.0);
+    let rate: f64 = args.get(2).and_then(|s| s.parse().ok()).unwrap_or(2000.0);
+    // The release binary next to this example (target/release/examples/freshness).
+    let bin = std::env::var("RECO_BIN")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|_| std::env::current_exe().unwrap().parent().unwrap().parent().unwrap().join("reco"));
+    let dir = tempfile::tempdir().unwrap();
+    let lake = dir.path().join("lake");
+    let lake_s = lake.to_string_lossy().to_string();
+    let broker = reco_testkit::broker_with_topics().await;
+    let bootstrap = broker.bootstrap();
+    let http = reco_testkit::free_addr().to_string();
+    let serve = Service::start(&bin, &["serve"], &[("KAFKA_BOOTSTRAP_SERVERS", &bootstrap), ("RECO_HTTP_ADDR", &http)]);
+    let lake_env = [("LAKEHOUSE_PATH", lake_s.as_str()), ("KAFKA_BOOTSTRAP_SERVERS", &bootstrap)];
+    let silver = Service::start(&bin, &["silver", "--metrics-addr", "127.0.0.1:0"], &lake_env);
+    let lateness = LATENESS_SECS.to_string();
+    let gold = Service::start(
+        &bin,
+        &["gold", "--metrics-addr", "127.0.0.1:0"],
+        &[("LAKEHOUSE_PATH", lake_s.as_str()), ("RECO_GOLD_ALLOWED_LATENESS_SECS", &lateness)],
+    );
+    let up = reco_testkit::wait_until(Duration::from_secs(30), || async {
+        reco_testkit::http::get(&http, "/health/ready").await.is_ok_and(|r| r.status == 200)
+    })
+    .await;
+    assert!(up, "reco serve did not become ready");
+
+    let generator = Generator::new(GenConfig {
+        seed: 5,
+        clock: Clock::Historic { start_us: START_US, speedup: SPEEDUP },
+        ..GenConfig::default()
+    });
+    let tally = Arc::new(Tally::default());
+    let config = RunConfig {
+        rate: Some(rate),
+        events: Some((rate * seconds) as u64),
+        duration: None,
+        batch: 100,
+        concurrency: 4,
+    };
+    // The generator's clock starts at its first event, right after this instant.
+    let started_ms = chrono::Utc::now().timestamp_micros() as f64 / 1000.0;
+    let wall_ms = move |event_us: i64| started_ms + (event_us - START_US) as f64 / SPEEDUP / 1000.0;
+    let took =
+        run(generator, Target::Http { addr: http.clone() }, config, tally.clone(), Arc::new(AtomicBool::new(false)))
+            .await;
+    let load_end_ms = started_ms + took.as_secs_f64() * 1000.0;
+    let [sent, accepted, _, _, failed] = tally.get();
+    // Let the last silver batch commit before reading the logs.
+    tokio::time::sleep(Duration::from_secs(4)).await;
+
+    let mut to_silver = Vec::new();
+    for topic in ["events_views", "events_clicks", "events_ratings"] {
+        let table = lake.join("silver").join(topic);
+        for (at, adds) in commits(&table) {
+            for (path, _) in adds {
+                let batches = reco_lake::read::read_batches(&table.join(&path), &["event_time"]).expect("read silver");
+                for b in batches {
+                    let times = b.column(0).as_primitive::<TimestampMicrosecondType>();
+                    to_silver.extend(times.values().iter().map(|t| at as f64 - wall_ms(*t)));
+                }
+            }
+        }
+    }
+    let mut to_gold: BTreeMap<&str, Vec<f64>> = BTreeMap::new();
+    for (name, length_us) in [("1h", 3_600_000_000_i64), ("24h", 86_400_000_000)] {
+        let table = lake.join("gold").join(format!("trending_now_{name}"));
+        let mut first: BTreeMap<i64, i64> = BTreeMap::new();
+        for (at, adds) in commits(&table) {
+            for start in adds.iter().filter_map(|(_, s)| window_start(s.as_deref()?)) {
+                first.entry(start).and_modify(|t| *t = (*t).min(at)).or_insert(at);
+            }
+        }
+        // Windows closed by the watermark during the load (not by the idle timeout after it).
+        let closable = |start: i64| wall_ms(start + length_us + LATENESS_SECS * 1_000_000);
+        let samples = first
+            .into_iter()
+            .filter(|(start, at)| closable(*start) > started_ms && (*at as f64) < load_end_ms)
+            .map(|(start, at)| at as f64 - closable(start));
+        to_gold.entry(name).or_default().extend(samples);
+    }
+    let peak = |s: &Service| s.rss_kib().1 / 1024;
+    let (api_peak, silver_peak, gold_peak) = (peak(&serve), peak(&silver), peak(&gold));
+    let this_peak = reco_testkit::proc::rss_of(std::process::id()).1 / 1024;
+    let clean = serve.stop() & silver.stop() & gold.stop();
+    broker.stop().await;
+
+    println!("\n## Freshness under steady load ({rate:.0} ev/s for {:.0} s, clock ×{SPEEDUP})", took.as_secs_f64());
+    println!("{accepted} of {sent} events acknowledged, {failed} failed; services stopped cleanly: {clean}\n");
+    println!("| path | latency | reference (same run / config) |");
+    println!("|---|---|---|");
+    println!("| sent → committed in silver | {} | silver batch age 2,000 ms (default) |", percentiles(to_silver));
+    for (name, v) in to_gold {
+        println!(
+            "| window {name} closable (end + lateness) → published | {} | silver batch 2,000 ms + gold poll 1,000 ms |",
+            percentiles(v)
+        );
+    }
+    println!("\n| component | peak RSS |");
+    println!("|---|---|");
+    println!("| reco serve (API) | {api_peak} MiB |");
+    println!("| reco silver | {silver_peak} MiB |");
+    println!("| reco gold | {gold_peak} MiB |");
+    println!("| embedded broker + load generator (this process) | {this_peak} MiB |");
+}
