@@ -24,13 +24,18 @@ test: ## Run every test (installs what the tests need first)
 	cargo test --workspace --doc
 
 BENCH_EVENTS ?= 1000000
+BENCH_REPORT ?= $(CARGO_TARGET_DIR)/bench-report.md
 bench: ## Benchmarks, release build: API (wrk), silver vs bare rdkafka, gold core and latency, freshness + RSS per service
-	cargo build --release -p reco
-	./scripts/bench-api.sh 5
-	cargo run --release -p reco-silver --example silver_bench -- $(BENCH_EVENTS) delta
-	cargo run --release -p reco-gold --example window_bench -- 2000000
-	cargo run --release -p reco-gold --example gold_latency -- 20 delta
-	cargo run --release -p reco --example freshness -- 180 2000
+	cargo build --release -p reco --bin reco
+	@rm -f $(BENCH_REPORT)
+	RECO_BENCH_REPORT=$(BENCH_REPORT) ./scripts/bench-api.sh 5
+	RECO_BENCH_REPORT=$(BENCH_REPORT) cargo run --release -p reco-silver --example silver_bench -- $(BENCH_EVENTS) delta
+	RECO_BENCH_REPORT=$(BENCH_REPORT) cargo run --release -p reco-gold --example window_bench -- 2000000
+	RECO_BENCH_REPORT=$(BENCH_REPORT) cargo run --release -p reco-gold --example gold_latency -- 20 delta
+	RECO_BENCH_REPORT=$(BENCH_REPORT) cargo run --release -p reco --example freshness -- 180 2000
+	@echo; echo "== make bench: $$(nproc) cores, $$(awk '/MemTotal/ {printf "%.0f GiB", $$2/1048576}' /proc/meminfo) RAM, $$(date -u +%F) =="
+	@echo "| part | measure | result | baseline (same run) | ratio |"; echo "|---|---|---:|---:|---:|"
+	@cat $(BENCH_REPORT)
 
 # A filter picks scenarios: `make reliability ONLY=kill_loop` (kill_loop, broker_outage, bad_input, soak).
 ONLY ?=

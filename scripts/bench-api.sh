@@ -62,15 +62,28 @@ echo
 echo "| load | connections | requests/s | events/s | p50 ms | p99 ms | vs baseline |"
 echo "|---|---:|---:|---:|---:|---:|---:|"
 echo "| GET /health/live (baseline) | 32 | $BASE | | $B50 | $B99 | 1.00 |"
+# One table row, and its summary row for make bench: row LOAD CONNECTIONS REQ/S EV/S P50 P99.
+row() {
+    local ratio; ratio=$(awk "BEGIN{printf \"%.2f\", $3/$BASE}")
+    echo "| $1 | $2 | $3 | $4 | $5 | $6 | $ratio |"
+    local events=""; [ -n "$4" ] && events=", $4 ev/s"
+    echo "| API (wrk, $2 conn.) | $1 | $3 req/s$events, p50 $5 / p99 $6 ms | $BASE req/s GET /health/live | $ratio |" >>"$WORK/rows"
+}
 for c in 1 8 32; do
     read -r R P50 P99 < <(run "$c" /events "$WORK/single.lua")
-    echo "| POST /events, 1 event | $c | $R | $R | $P50 | $P99 | $(awk "BEGIN{printf \"%.2f\", $R/$BASE}") |"
+    row "POST /events, 1 event" "$c" "$R" "$R" "$P50" "$P99"
 done
 for c in 8 32; do
     read -r R P50 P99 < <(run "$c" /events "$WORK/batch.lua")
-    echo "| POST /events, 100-event batch | $c | $R | $((R * 100)) | $P50 | $P99 | $(awk "BEGIN{printf \"%.2f\", $R/$BASE}") |"
+    row "POST /events, 100-event batch" "$c" "$R" "$((R * 100))" "$P50" "$P99"
 done
 read -r R P50 P99 < <(run 32 "/trending?window=1h")
-echo "| GET /trending?window=1h | 32 | $R | | $P50 | $P99 | $(awk "BEGIN{printf \"%.2f\", $R/$BASE}") |"
+row "GET /trending?window=1h" 32 "$R" "" "$P50" "$P99"
 echo
-echo "peak RSS of reco up: $(awk '/VmHWM/ {printf "%.0f MiB", $2/1024}' /proc/$UP/status)"
+PEAK="$(awk '/VmHWM/ {printf "%.0f MiB", $2/1024}' /proc/$UP/status)"
+echo "peak RSS of reco up: $PEAK"
+# Headline rows for make bench's summary table.
+if [ -n "${RECO_BENCH_REPORT:-}" ]; then
+    cat "$WORK/rows" >>"$RECO_BENCH_REPORT"
+    echo "| peak RSS under load | reco up (API benchmark) | $PEAK | | |" >>"$RECO_BENCH_REPORT"
+fi

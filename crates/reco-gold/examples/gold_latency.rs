@@ -71,4 +71,8 @@ async fn main() {
     println!("| silver commit → window readable, p50 | {:.0} |", q(0.5));
     println!("| silver commit → window readable, p95 | {:.0} |", q(0.95));
     println!("| silver commit → window readable, max | {:.0} |", q(1.0));
+    let part = format!("gold latency ({format:?})");
+    let baseline = format!("{} ms poll interval", poll.as_millis());
+    let result = format!("p50 {:.0} / p95 {:.0} / max {:.0} ms", q(0.5), q(0.95), q(1.0));
+    reco_testkit::bench::report(&part, "silver commit → window readable", &result, &baseline, None);
 }

@@ -138,4 +138,10 @@ async fn main() {
     println!("| silver job, start to last commit | {:.0} | {silver_secs:.1} |", rate(silver_secs));
     println!("| ratio silver / raw | {:.2} | |", raw_secs / silver_secs);
     println!("| peak RSS of the process (broker + consumers + job) | {:.0} MiB | |", peak_rss_mib());
+    let part = format!("silver ({format:?}, {events} events)");
+    let (job, raw) = (rate(silver_secs), rate(raw_secs));
+    let (job_s, raw_s) = (format!("{job:.0} ev/s"), format!("{raw:.0} ev/s raw rdkafka consume"));
+    reco_testkit::bench::report(&part, "job rate, start to last commit", &job_s, &raw_s, Some(job / raw));
+    let rss = format!("{:.0} MiB", peak_rss_mib());
+    reco_testkit::bench::report(&part, "peak RSS, broker + consumers + job", &rss, "", None);
 }

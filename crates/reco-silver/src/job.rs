@@ -3,7 +3,7 @@
 use std::{
     collections::{BTreeMap, HashMap},
     sync::{
-        Arc,
+        Arc, Mutex, PoisonError,
         atomic::{AtomicBool, Ordering},
     },
     time::{Duration, Instant},
@@ -11,8 +11,9 @@ use std::{
 
 use rdkafka::{
     ClientContext, Message, Offset, Statistics, TopicPartitionList,
-    consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance, StreamConsumer},
+    consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, StreamConsumer},
     message::BorrowedMessage,
+    types::RDKafkaRespErr,
 };
 use reco_core::ErrorKind;
 use reco_lake::{CommitOutcome, StreamBatch, TopicTables, read};
@@ -26,10 +27,22 @@ use crate::{
     dedupe::Dedupe,
 };
 
-/// Consumer callbacks: note revocations (the loop drops uncommitted work) and export lag.
+/// Consumer callbacks: start assigned partitions at the table's offsets, note revocations (the
+/// loop drops uncommitted work), export lag.
 struct Context {
     revoked: AtomicBool,
+    /// Where each partition resumes according to the silver table, as far as this worker knows
+    /// (loaded at start, moved by its own commits; another worker's commits only make it lag,
+    /// and records below the table's offset are skipped anyway). A partition without an entry
+    /// has nothing in the table and starts at the beginning of the topic.
+    resume_at: Mutex<HashMap<(String, i32), i64>>,
     telemetry: Arc<Telemetry>,
+}
+
+impl Context {
+    fn resume_at(&self, topic: &str, partition: i32, offset: i64) {
+        self.resume_at.lock().unwrap_or_else(PoisonError::into_inner).insert((topic.to_owned(), partition), offset);
+    }
 }
 
 impl ClientContext for Context {
@@ -45,9 +58,32 @@ impl ClientContext for Context {
 }
 
 impl ConsumerContext for Context {
-    fn pre_rebalance(&self, _: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
-        if matches!(rebalance, Rebalance::Revoke(_)) {
-            self.revoked.store(true, Ordering::SeqCst);
+    /// The table's offsets are the truth, not the group's: a fetch started at the group offset
+    /// can begin past records the table never got (a lake restored from a backup, or group
+    /// offsets committed from a batch another worker's rebalance dropped), and skipping them
+    /// would lose them. So each assigned partition starts where the table resumes. (Eager
+    /// protocol, the default assignors; the group offsets only make lag visible.)
+    fn rebalance(&self, consumer: &BaseConsumer<Self>, err: RDKafkaRespErr, tpl: &mut TopicPartitionList) {
+        match err {
+            RDKafkaRespErr::RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS => {
+                let resume_at = self.resume_at.lock().unwrap_or_else(PoisonError::into_inner).clone();
+                let assigned: Vec<(String, i32)> =
+                    tpl.elements().iter().map(|e| (e.topic().to_owned(), e.partition())).collect();
+                for (topic, partition) in assigned {
+                    let at =
+                        resume_at.get(&(topic.clone(), partition)).map_or(Offset::Beginning, |o| Offset::Offset(*o));
+                    let _ = tpl.set_partition_offset(&topic, partition, at);
+                }
+                if let Err(e) = consumer.assign(tpl) {
+                    warn!(error = %e, "cannot take the assigned partitions");
+                }
+            }
+            _ => {
+                self.revoked.store(true, Ordering::SeqCst);
+                if let Err(e) = consumer.unassign() {
+                    warn!(error = %e, "cannot release the revoked partitions");
+                }
+            }
         }
     }
 }
@@ -58,7 +94,53 @@ struct PartitionState {
     committed: Option<i64>,
     /// Next offset to accept: committed plus what is buffered.
     position: Option<i64>,
+    /// Where a rewind was asked for, and when: records past it are dropped until it arrives.
+    rewind: Option<(i64, Instant)>,
     dedupe: Dedupe,
+}
+
+/// A record arrived past the next expected offset (`state.position`; unknown for a partition
+/// with nothing committed yet). The records in between were never seen: fetched before a
+/// rebalance and dropped with the uncommitted batch, or the fetch resumed from a group offset
+/// past them. Accepting this record would commit the table's offsets over records never
+/// written (the kill loop of `make reliability` lost 36 events this way), so go back for them.
+/// Only when the broker no longer has them (retention deleted them before silver read them)
+/// is the gap accepted, with a warning. Returns whether to accept the record.
+fn accept_gap(
+    consumer: &StreamConsumer<Context>,
+    state: &mut PartitionState,
+    topic: &str,
+    partition: i32,
+    offset: i64,
+) -> bool {
+    // A rewind is on its way: drop what was fetched before it, for a while (if the seek
+    // was lost, the next record past the gap asks again).
+    if let Some((to, at)) = state.rewind
+        && offset > to
+        && at.elapsed() < Duration::from_secs(10)
+    {
+        return false;
+    }
+    let low = match consumer.fetch_watermarks(topic, partition, Duration::from_secs(5)) {
+        Ok((low, _)) => low,
+        Err(e) => {
+            warn!(topic, partition, error = %e, "cannot read the partition's start offset; not skipping records");
+            return false;
+        }
+    };
+    let from = state.position.map_or(low, |p| p.max(low));
+    if offset > from {
+        warn!(topic, partition, expected = from, got = offset, "records skipped by the fetch; reading them again");
+        if consumer.seek(topic, partition, Offset::Offset(from), Duration::from_secs(5)).is_ok() {
+            state.rewind = Some((from, Instant::now()));
+        }
+        return false;
+    }
+    if let Some(position) = state.position.filter(|p| *p < offset) {
+        warn!(topic, partition, from = position, to = offset, "records deleted from Kafka before silver read them");
+    }
+    state.rewind = None;
+    true
 }
 
 #[derive(Default)]
@@ -84,7 +166,8 @@ pub(crate) struct Job {
 
 impl Job {
     pub(crate) async fn new(config: SilverConfig, telemetry: Arc<Telemetry>) -> Result<Job> {
-        let context = Context { revoked: AtomicBool::new(false), telemetry: telemetry.clone() };
+        let context =
+            Context { revoked: AtomicBool::new(false), resume_at: Mutex::default(), telemetry: telemetry.clone() };
         let mut client = reco_kafka::client_config(&config.bootstrap_servers);
         if let Some(id) = &config.instance_id {
             client.set("group.instance.id", id);
@@ -99,13 +182,22 @@ impl Job {
             .set("fetch.wait.max.ms", "100")
             .create_with_context(context)
             .map_err(reco_kafka::Error::from)?;
-        let topics: Vec<&str> = config.topics.iter().map(String::as_str).collect();
-        consumer.subscribe(&topics).map_err(reco_kafka::Error::from)?;
         let mut tables = HashMap::new();
         for topic in &config.topics {
             let with_rating = topic == "events_ratings";
-            tables.insert(topic.clone(), TopicTables::open(&config.lake, topic, with_rating).await?);
+            let mut table = TopicTables::open(&config.lake, topic, with_rating).await?;
+            // Before subscribing, so the first assignment starts at the table's offsets.
+            let partitions: Vec<i32> = consumer
+                .fetch_metadata(Some(topic), Duration::from_secs(10))
+                .map(|m| m.topics().iter().flat_map(|t| t.partitions().iter().map(|p| p.id())).collect())
+                .unwrap_or_default();
+            for (partition, offset) in table.stored_offsets(&partitions).await?.silver {
+                consumer.context().resume_at(topic, partition, offset);
+            }
+            tables.insert(topic.clone(), table);
         }
+        let topics: Vec<&str> = config.topics.iter().map(String::as_str).collect();
+        consumer.subscribe(&topics).map_err(reco_kafka::Error::from)?;
         let partitions = config.topics.iter().map(|t| (t.clone(), HashMap::new())).collect();
         let counters = config.topics.iter().map(|t| (t.clone(), telemetry.silver.topic(t))).collect();
         Ok(Job {
@@ -183,6 +275,13 @@ impl Job {
             }
             return Ok(());
         }
+        if state.position != Some(offset) {
+            if !accept_gap(&self.consumer, state, topic, partition, offset) {
+                return Ok(());
+            }
+        } else if state.rewind.is_some() {
+            state.rewind = None;
+        }
         let counters = &self.counters[topic];
         counters.record_in();
         let now_us = chrono::Utc::now().timestamp_micros();
@@ -256,8 +355,11 @@ impl Job {
                 dedupe.insert(&id, t);
             }
         }
+        if let Some(offset) = committed {
+            self.consumer.context().resume_at(topic, partition, offset);
+        }
         debug!(topic, partition, ?committed, ids = dedupe.len(), "partition loaded");
-        Ok(PartitionState { committed, position: committed, dedupe })
+        Ok(PartitionState { committed, position: committed, rewind: None, dedupe })
     }
 
     /// Commits every pending batch, one commit per topic.
@@ -288,6 +390,7 @@ impl Job {
                         if let Some(s) = self.partitions.get_mut(&topic).and_then(|p| p.get_mut(partition)) {
                             s.committed = Some(*end);
                         }
+                        self.consumer.context().resume_at(&topic, *partition, *end);
                         let _ = tpl.add_partition_offset(&topic, *partition, Offset::Offset(*end));
                     }
                     // Group offsets only make lag visible; the truth is in the table.

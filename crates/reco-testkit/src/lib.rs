@@ -2,6 +2,7 @@
 //! reads topics back, and a parser for the Prometheus text that `/metrics` serves.
 
 pub mod bad;
+pub mod bench;
 pub mod gold;
 pub mod http;
 mod metrics;

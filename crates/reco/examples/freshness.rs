@@ -169,14 +169,18 @@ async fn main() {
 
     println!("\n## Freshness under steady load ({rate:.0} ev/s for {:.0} s, clock ×{SPEEDUP})", took.as_secs_f64());
     println!("{accepted} of {sent} events acknowledged, {failed} failed; services stopped cleanly: {clean}\n");
+    let part = format!("freshness ({rate:.0} ev/s, 3 services)");
     println!("| path | latency | reference (same run / config) |");
     println!("|---|---|---|");
-    println!("| sent → committed in silver | {} | silver batch age 2,000 ms (default) |", percentiles(to_silver));
+    let silver = percentiles(to_silver);
+    println!("| sent → committed in silver | {silver} | silver batch age 2,000 ms (default) |");
+    reco_testkit::bench::report(&part, "sent → committed in silver", &silver, "batch age 2,000 ms (config)", None);
     for (name, v) in to_gold {
-        println!(
-            "| window {name} closable (end + lateness) → published | {} | silver batch 2,000 ms + gold poll 1,000 ms |",
-            percentiles(v)
-        );
+        let gold = percentiles(v);
+        let reference = "silver batch 2,000 ms + gold poll 1,000 ms";
+        println!("| window {name} closable (end + lateness) → published | {gold} | {reference} (config) |");
+        let measure = format!("window {name} closable (end + lateness) → published");
+        reco_testkit::bench::report(&part, &measure, &gold, &format!("{reference} (config)"), None);
     }
     println!("\n| component | peak RSS |");
     println!("|---|---|");
@@ -184,4 +188,7 @@ async fn main() {
     println!("| reco silver | {silver_peak} MiB |");
     println!("| reco gold | {gold_peak} MiB |");
     println!("| embedded broker + load generator (this process) | {this_peak} MiB |");
+    for (component, mib) in [("reco serve", api_peak), ("reco silver", silver_peak), ("reco gold", gold_peak)] {
+        reco_testkit::bench::report("peak RSS under steady load", component, &format!("{mib} MiB"), "", None);
+    }
 }
