@@ -10,12 +10,17 @@
 //!   - window closable → published: commit time of the window's first publication − wall time
 //!     the clock passed `window end + allowed lateness` (before that the job must wait).
 //!
-//! `cargo run --release -p reco --example freshness -- [SECONDS=120] [RATE=2000]`
+//! `cargo run --release -p reco --example freshness -- [SECONDS=120] [RATE=2000] [SPEEDUP=60]`
+//!
+//! The resident memory of every process is sampled every 5 s and printed at five points of the
+//! run, so a component whose memory grows with the traffic shows itself. With a larger
+//! `SPEEDUP` the event-time horizons (24 h de-duplication, 24 h windows) fill early in the run.
+//! `RECO_BROKER_STORAGE=sqlite` puts the embedded broker on SQLite, as `reco up` runs it.
 
 use std::{
     collections::BTreeMap,
     path::Path,
-    sync::{Arc, atomic::AtomicBool},
+    sync::{Arc, Mutex, atomic::AtomicBool},
     time::Duration,
 };
 
@@ -28,8 +33,7 @@ use reco_traffic::{
 use serde_json::Value;
 
 const START_US: i64 = 1_551_398_400_000_000;
-const SPEEDUP: f64 = 60.0;
-/// Allowed lateness in event time: one second of wall time at `SPEEDUP`.
+/// Allowed lateness in event time: one second of wall time at the default speed-up of 60.
 const LATENESS_SECS: i64 = 60;
 
 fn percentiles(mut v: Vec<f64>) -> String {
@@ -71,6 +75,8 @@ fn commits(table: &Path) -> Vec<Commit> {
     out
 }
 
+type RssSample = (f64, [u64; 4]);
+
 fn window_start(stats: &str) -> Option<i64> {
     let v: Value = serde_json::from_str(stats).ok()?;
     let s = v["minValues"]["window_start"].as_str()?;
@@ -89,7 +95,17 @@ async fn main() {
     let dir = tempfile::tempdir().unwrap();
     let lake = dir.path().join("lake");
     let lake_s = lake.to_string_lossy().to_string();
-    let broker = reco_testkit::broker_with_topics().await;
+    let speedup: f64 = args.get(3).and_then(|s| s.parse().ok()).unwrap_or(60.0);
+    let broker = if std::env::var("RECO_BROKER_STORAGE").is_ok_and(|s| s == "sqlite") {
+        let storage = reco_kafka::BrokerStorage::Sqlite(dir.path().join("broker").join("tansu.db"));
+        let broker = reco_kafka::EmbeddedBroker::start(reco_testkit::free_addr(), storage).await.unwrap();
+        let mut specs = reco_kafka::topics::default_topics();
+        specs.iter_mut().for_each(|s| s.replication_factor = Some(1));
+        reco_kafka::topics::ensure_topics(&broker.bootstrap(), &specs, false).await.unwrap();
+        broker
+    } else {
+        reco_testkit::broker_with_topics().await
+    };
     let bootstrap = broker.bootstrap();
     let http = reco_testkit::free_addr().to_string();
     let serve = Service::start(&bin, &["serve"], &[("KAFKA_BOOTSTRAP_SERVERS", &bootstrap), ("RECO_HTTP_ADDR", &http)]);
@@ -109,7 +125,7 @@ async fn main() {
 
     let generator = Generator::new(GenConfig {
         seed: 5,
-        clock: Clock::Historic { start_us: START_US, speedup: SPEEDUP },
+        clock: Clock::Historic { start_us: START_US, speedup },
         ..GenConfig::default()
     });
     let tally = Arc::new(Tally::default());
@@ -122,11 +138,27 @@ async fn main() {
     };
     // The generator's clock starts at its first event, right after this instant.
     let started_ms = chrono::Utc::now().timestamp_micros() as f64 / 1000.0;
-    let wall_ms = move |event_us: i64| started_ms + (event_us - START_US) as f64 / SPEEDUP / 1000.0;
+    let wall_ms = move |event_us: i64| started_ms + (event_us - START_US) as f64 / speedup / 1000.0;
+    let pids = [serve.pid(), silver.pid(), gold.pid(), std::process::id()];
+    // (seconds into the load, RSS in MiB of serve, silver, gold, this process)
+    let samples: Arc<Mutex<Vec<RssSample>>> = Arc::default();
+    let sampler = tokio::spawn({
+        let samples = samples.clone();
+        async move {
+            let started = tokio::time::Instant::now();
+            loop {
+                let rss = pids.map(|p| reco_testkit::proc::rss_of(p).0 / 1024);
+                samples.lock().unwrap().push((started.elapsed().as_secs_f64(), rss));
+                tokio::time::sleep(Duration::from_secs(5)).await;
+            }
+        }
+    });
     let took =
         run(generator, Target::Http { addr: http.clone() }, config, tally.clone(), Arc::new(AtomicBool::new(false)))
             .await;
     let load_end_ms = started_ms + took.as_secs_f64() * 1000.0;
+    sampler.abort();
+    let samples = samples.lock().unwrap().clone();
     let [sent, accepted, _, _, failed] = tally.get();
     // Let the last silver batch commit before reading the logs.
     tokio::time::sleep(Duration::from_secs(4)).await;
@@ -167,7 +199,7 @@ async fn main() {
     let clean = serve.stop() & silver.stop() & gold.stop();
     broker.stop().await;
 
-    println!("\n## Freshness under steady load ({rate:.0} ev/s for {:.0} s, clock ×{SPEEDUP})", took.as_secs_f64());
+    println!("\n## Freshness under steady load ({rate:.0} ev/s for {:.0} s, clock ×{speedup})", took.as_secs_f64());
     println!("{accepted} of {sent} events acknowledged, {failed} failed; services stopped cleanly: {clean}\n");
     let part = format!("freshness ({rate:.0} ev/s, 3 services)");
     println!("| path | latency | reference (same run / config) |");
@@ -188,6 +220,13 @@ async fn main() {
     println!("| reco silver | {silver_peak} MiB |");
     println!("| reco gold | {gold_peak} MiB |");
     println!("| embedded broker + load generator (this process) | {this_peak} MiB |");
+    println!("\n| RSS (MiB) at | reco serve | reco silver | reco gold | broker + load generator |");
+    println!("|---|---:|---:|---:|---:|");
+    let n = samples.len();
+    for i in [0, n / 5, n * 3 / 10, n / 2, n.saturating_sub(1)].into_iter().filter(|i| *i < n) {
+        let (t, [a, s, g, b]) = samples[i];
+        println!("| {t:.0} s | {a} | {s} | {g} | {b} |");
+    }
     for (component, mib) in [("reco serve", api_peak), ("reco silver", silver_peak), ("reco gold", gold_peak)] {
         reco_testkit::bench::report("peak RSS under steady load", component, &format!("{mib} MiB"), "", None);
     }

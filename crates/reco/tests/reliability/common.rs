@@ -85,6 +85,7 @@ pub fn silver(bootstrap: &str, lake: &Path, format: &str) -> Service {
             ("LAKEHOUSE_PATH", &lake),
             ("STORAGE_FORMAT", format),
             ("RECO_SILVER_INSTANCE_ID", "reliability-silver"),
+            ("RUST_LOG", "error,reco_silver=warn"),
         ],
     )
 }
