@@ -353,7 +353,7 @@ fn relative(dir: &Path, path: &Path) -> String {
 }
 
 /// `window_start` of a file from its Delta statistics (`minValues`, an RFC 3339 string).
-fn stats_window_start(stats: &str) -> Option<i64> {
+pub fn stats_window_start(stats: &str) -> Option<i64> {
     let v: serde_json::Value = serde_json::from_str(stats).ok()?;
     let s = v.get("minValues")?.get("window_start")?.as_str()?;
     Some(DateTime::parse_from_rfc3339(s).ok()?.timestamp_micros())

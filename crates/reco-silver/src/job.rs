@@ -40,7 +40,7 @@ struct Context {
 }
 
 impl Context {
-    fn resume_at(&self, topic: &str, partition: i32, offset: i64) {
+    fn set_resume_at(&self, topic: &str, partition: i32, offset: i64) {
         self.resume_at.lock().unwrap_or_else(PoisonError::into_inner).insert((topic.to_owned(), partition), offset);
     }
 }
@@ -220,7 +220,7 @@ impl Job {
                 .map(|m| m.topics().iter().flat_map(|t| t.partitions().iter().map(|p| p.id())).collect())
                 .unwrap_or_default();
             for (partition, offset) in table.stored_offsets(&partitions).await?.silver {
-                consumer.context().resume_at(topic, partition, offset);
+                consumer.context().set_resume_at(topic, partition, offset);
             }
             tables.insert(topic.clone(), table);
         }
@@ -387,7 +387,7 @@ impl Job {
             }
         }
         if let Some(offset) = committed {
-            self.consumer.context().resume_at(topic, partition, offset);
+            self.consumer.context().set_resume_at(topic, partition, offset);
         }
         debug!(topic, partition, ?committed, ids = dedupe.len(), "partition loaded");
         Ok(PartitionState { committed, position: committed, rewind: None, dedupe })
@@ -421,7 +421,7 @@ impl Job {
                         if let Some(s) = self.partitions.get_mut(&topic).and_then(|p| p.get_mut(partition)) {
                             s.committed = Some(*end);
                         }
-                        self.consumer.context().resume_at(&topic, *partition, *end);
+                        self.consumer.context().set_resume_at(&topic, *partition, *end);
                         let _ = tpl.add_partition_offset(&topic, *partition, Offset::Offset(*end));
                     }
                     // Group offsets only make lag visible; the truth is in the table.

@@ -25,6 +25,7 @@ use std::{
 };
 
 use reco_lake::deltalake::arrow::{array::AsArray, datatypes::TimestampMicrosecondType};
+use reco_lake::gold::stats_window_start;
 use reco_testkit::proc::Service;
 use reco_traffic::{
     send::{RunConfig, Tally, Target, run},
@@ -76,12 +77,6 @@ fn commits(table: &Path) -> Vec<Commit> {
 }
 
 type RssSample = (f64, [u64; 4]);
-
-fn window_start(stats: &str) -> Option<i64> {
-    let v: Value = serde_json::from_str(stats).ok()?;
-    let s = v["minValues"]["window_start"].as_str()?;
-    Some(chrono::DateTime::parse_from_rfc3339(s).ok()?.timestamp_micros())
-}
 
 #[tokio::main]
 async fn main() {
@@ -181,7 +176,7 @@ async fn main() {
         let table = lake.join("gold").join(format!("trending_now_{name}"));
         let mut first: BTreeMap<i64, i64> = BTreeMap::new();
         for (at, adds) in commits(&table) {
-            for start in adds.iter().filter_map(|(_, s)| window_start(s.as_deref()?)) {
+            for start in adds.iter().filter_map(|(_, s)| stats_window_start(s.as_deref()?)) {
                 first.entry(start).and_modify(|t| *t = (*t).min(at)).or_insert(at);
             }
         }
