@@ -53,10 +53,21 @@ impl Service {
 
     /// SIGKILL (no chance to flush or commit), then start again.
     pub fn kill_and_restart(&mut self) {
+        self.kill();
+        self.restart();
+    }
+
+    /// SIGKILL and wait for the exit; [`Service::restart`] starts it again.
+    pub fn kill(&mut self) {
         if let Some(mut child) = self.child.take() {
             let _ = child.kill();
             let _ = child.wait();
         }
+    }
+
+    /// Starts the killed process again with the same arguments.
+    pub fn restart(&mut self) {
+        assert!(self.child.is_none(), "restart of a running service; kill it first");
         self.restarts += 1;
         self.spawn();
     }

@@ -20,6 +20,9 @@ pub struct Cli {
 pub enum Command {
     /// Run everything in one process: embedded broker, topic setup and the API.
     Up(UpArgs),
+    /// Run only the embedded broker (with the platform's topics), for running `serve`,
+    /// `silver` and `gold` as separate processes on one machine without Kafka.
+    Broker(BrokerArgs),
     /// Run the HTTP API against a Kafka cluster.
     Serve(ServeArgs),
     /// Run the Kafka → silver job (validated, de-duplicated tables plus dead-letter tables).
@@ -67,6 +70,22 @@ pub struct UpArgs {
     pub silver: SilverOptions,
     #[command(flatten)]
     pub gold: GoldOptions,
+}
+
+#[derive(Debug, Args)]
+pub struct BrokerArgs {
+    /// Listen address of the embedded Kafka-protocol broker.
+    #[arg(long, env = "RECO_BROKER_ADDR", default_value = "127.0.0.1:9092")]
+    pub broker_addr: SocketAddr,
+    /// Where the broker keeps its log: `sqlite` (LAKEHOUSE_PATH/_broker/tansu.db, as `reco up`)
+    /// or `memory` (lost at exit).
+    #[arg(long, env = "RECO_BROKER_STORAGE", value_enum, default_value_t = BrokerStorageKind::Sqlite)]
+    pub broker_storage: BrokerStorageKind,
+    /// Folder holding the broker's data (in `_broker/`), as for `reco up`.
+    #[arg(long, env = "LAKEHOUSE_PATH", default_value = "./data")]
+    pub lakehouse_path: PathBuf,
+    #[command(flatten)]
+    pub topics: TopicArgs,
 }
 
 #[derive(Debug, Args)]

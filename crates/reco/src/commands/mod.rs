@@ -1,3 +1,4 @@
+pub mod broker;
 pub mod gold;
 pub mod serve;
 pub mod silver;

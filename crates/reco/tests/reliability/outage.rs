@@ -1,20 +1,34 @@
-//! Broker outage: the embedded broker (SQLite storage, as `reco up` runs it) is stopped for a
-//! while under steady load and started again on the same address. During the outage the API
-//! answers 503 and never 202 for an event the broker did not take; the silver and gold jobs
-//! ride it out in the same processes; afterwards silver holds every acknowledged event once and
-//! gold equals the recount.
+//! Broker outage: the broker (`reco broker`, the embedded broker on SQLite storage as `reco up`
+//! runs it, in its own process) is SIGKILLed under steady load and started again on the same
+//! address after a while. During the outage the API answers 503 and never 202 for an event the
+//! broker did not take; the silver and gold jobs ride it out in the same processes; afterwards
+//! silver holds every acknowledged event once and gold equals the recount.
+//!
+//! A process, not an in-process stop: a crash is what an outage is, and the operating system
+//! then releases every socket and file lock the old broker held, as it would in production.
 
-use std::{sync::atomic::Ordering, time::Duration};
+use std::{path::Path, sync::atomic::Ordering, time::Duration};
 
-use reco_kafka::{BrokerStorage, EmbeddedBroker};
 use reco_lake::{Format, Lake};
 use reco_testkit::gold::{published, recount, silver_events};
 use serde_json::json;
 
-use crate::common::{TOP_N, api, audit_when_drained, gold, lake_dir, load, scale, silver, verdict};
+use crate::common::{Service, TOP_N, api, audit_when_drained, gold, lake_dir, load, scale, service, silver, verdict};
 
-async fn start_broker(addr: std::net::SocketAddr, db: &std::path::Path) -> EmbeddedBroker {
-    EmbeddedBroker::start(addr, BrokerStorage::Sqlite(db.to_owned())).await.expect("broker starts")
+/// `reco broker` on `addr` with its data under `data`.
+fn broker(addr: &str, data: &Path) -> Service {
+    let data = data.to_string_lossy();
+    service(&["broker"], &[("RECO_BROKER_ADDR", addr), ("RECO_BROKER_STORAGE", "sqlite"), ("LAKEHOUSE_PATH", &data)])
+}
+
+/// True once the broker answers metadata requests with the platform's three topics.
+async fn broker_ready(bootstrap: &str, timeout: Duration) -> bool {
+    reco_testkit::wait_until(timeout, || async {
+        reco_kafka::topics::partition_counts(bootstrap).await.is_ok_and(|topics| {
+            ["events_views", "events_clicks", "events_ratings"].iter().all(|t| topics.get(*t).is_some_and(|p| *p > 0))
+        })
+    })
+    .await
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -23,13 +37,9 @@ async fn broker_outage() {
     let (before, after) = (Duration::from_secs(scale(5, 15)), Duration::from_secs(scale(8, 20)));
     let dir = tempfile::tempdir().unwrap();
     let lake_path = lake_dir(&dir);
-    let db = dir.path().join("broker").join("tansu.db");
-    let addr = reco_testkit::free_addr();
-    let broker = start_broker(addr, &db).await;
-    let mut specs = reco_kafka::topics::default_topics();
-    specs.iter_mut().for_each(|s| s.replication_factor = Some(1));
-    reco_kafka::topics::ensure_topics(&broker.bootstrap(), &specs, false).await.unwrap();
-    let bootstrap = broker.bootstrap();
+    let bootstrap = reco_testkit::free_addr().to_string();
+    let mut broker = broker(&bootstrap, &dir.path().join("broker"));
+    assert!(broker_ready(&bootstrap, Duration::from_secs(60)).await, "reco broker did not come up on {bootstrap}");
     let (serve, http) = api(&bootstrap, &[("RECO_ACK_TIMEOUT_MS", "2000"), ("RECO_REQUEST_TIMEOUT_MS", "4000")]).await;
     let mut silver_job = silver(&bootstrap, &lake_path, "delta");
     let mut gold_job = gold(&lake_path, "delta");
@@ -40,7 +50,7 @@ async fn broker_outage() {
     tokio::time::sleep(before).await;
     let accepted_before = traffic.tally.get()[1];
 
-    broker.stop().await;
+    broker.kill();
     let down_at = tokio::time::Instant::now();
     // A probe of our own, to see the answer itself rather than a count.
     let probe = json!({"type": "view", "event_id": "outage-probe", "user_id": "u", "item_id": "i"});
@@ -51,9 +61,11 @@ async fn broker_outage() {
     // Requests already in flight when the broker went away may have been acknowledged just
     // before; everything later must not be.
     let accepted_during = traffic.tally.get()[1] - accepted_at_stop;
-    let broker = start_broker(addr, &db).await;
+    broker.restart();
     let up_at = tokio::time::Instant::now();
     let [_, accepted_up, ..] = traffic.tally.get();
+    let broker_back = broker_ready(&bootstrap, Duration::from_secs(60)).await;
+    let broker_back_after = up_at.elapsed();
     let recovered =
         reco_testkit::wait_until(Duration::from_secs(60), || async { traffic.tally.get()[1] > accepted_up + 100 })
             .await;
@@ -71,10 +83,10 @@ async fn broker_outage() {
         reco_testkit::wait_until(Duration::from_secs(120), || async { published(&lake).await == expected }).await;
     // Same processes throughout: they reconnected, nobody restarted them.
     let jobs_alive = silver_job.alive() && gold_job.alive();
-    let stopped = silver_job.stop() & gold_job.stop() & serve.stop();
-    broker.stop().await;
+    let stopped = silver_job.stop() & gold_job.stop() & serve.stop() & broker.stop();
 
     let pass = probe_ok
+        && broker_back
         && accepted_during == 0
         && failed > 0
         && recovered
@@ -88,11 +100,13 @@ async fn broker_outage() {
         pass,
         &format!(
             "broker down {} s: probe {} ({}), {failed} events refused with 503, {accepted_during} acknowledged while down; \
-             posting again {:.1} s after restart, jobs {}; {accepted} of {sent} acknowledged, silver {} missing {} duplicated; \
+             broker {} {:.1} s after restart, posting again {:.1} s after restart, jobs {}; {accepted} of {sent} acknowledged, silver {} missing {} duplicated; \
              gold {} windows {} recount",
             outage.as_secs(),
             answer.status,
             answer.json()["error"]["code"],
+            if broker_back { "answering" } else { "NOT answering" },
+            broker_back_after.as_secs_f64(),
             recovery.as_secs_f64(),
             if jobs_alive { "reconnected" } else { "DIED" },
             audit.missing,
