@@ -3,6 +3,7 @@
 
 mod cli;
 mod commands;
+mod memory;
 mod shutdown;
 
 use std::process::ExitCode;
@@ -12,6 +13,7 @@ use clap::Parser;
 use crate::cli::{Cli, Command, TopicsCommand};
 
 fn main() -> ExitCode {
+    memory::cap_malloc_arenas();
     let started = std::time::Instant::now();
     let cli = Cli::parse();
     reco_telemetry::init_tracing();
@@ -25,6 +27,7 @@ fn main() -> ExitCode {
     let result = runtime.block_on(async move {
         match cli.command {
             Command::Up(args) => commands::up::run(args, started).await,
+            Command::Broker(args) => commands::broker::run(args, started).await,
             Command::Serve(args) => commands::serve::run(args).await,
             Command::Silver(args) => commands::silver::run(args).await,
             Command::Gold(args) => commands::gold::run(args).await,
