@@ -17,6 +17,7 @@ use deltalake::{
         Action, StructType, Transaction,
         transaction::{CommitBuilder, CommitProperties, TransactionError},
     },
+    logstore::get_actions,
     protocol::{DeltaOperation, SaveMode},
     writer::{DeltaWriter, RecordBatchWriter},
 };
@@ -33,21 +34,30 @@ pub struct DeltaTopic {
     with_rating: bool,
     silver: DeltaTable,
     deadletter: DeltaTable,
+    silver_txns: Txns,
+    deadletter_txns: Txns,
 }
 
 impl DeltaTopic {
     pub async fn open(lake: &Lake, topic: &str, with_rating: bool) -> Result<DeltaTopic> {
         let silver = open_or_create(&lake.silver_path(topic), silver_schema(with_rating), &[EVENT_DATE]).await?;
         let deadletter = open_or_create(&lake.deadletter_path(topic), deadletter_schema(), &[]).await?;
-        Ok(DeltaTopic { topic: topic.to_owned(), with_rating, silver, deadletter })
+        Ok(DeltaTopic {
+            topic: topic.to_owned(),
+            with_rating,
+            silver,
+            deadletter,
+            silver_txns: Txns::default(),
+            deadletter_txns: Txns::default(),
+        })
     }
 
     pub async fn stored_offsets(&mut self, partitions: &[i32]) -> Result<StoredOffsets> {
         refresh(&mut self.silver).await?;
         refresh(&mut self.deadletter).await?;
         Ok(StoredOffsets {
-            silver: txn_versions(&self.silver, &self.topic, partitions).await?,
-            deadletter: txn_versions(&self.deadletter, &self.topic, partitions).await?,
+            silver: self.silver_txns.versions(&self.silver, &self.topic, partitions).await?,
+            deadletter: self.deadletter_txns.versions(&self.deadletter, &self.topic, partitions).await?,
         })
     }
 
@@ -169,19 +179,67 @@ async fn refresh(table: &mut DeltaTable) -> Result<()> {
     table.update_state().await.map_err(|source| Error::Delta { table: name, source: Box::new(source) })
 }
 
-async fn txn_versions(table: &DeltaTable, topic: &str, partitions: &[i32]) -> Result<HashMap<i32, i64>> {
-    let name = table_path(table);
-    let err = |source| Error::Delta { table: name.clone(), source: Box::new(source) };
-    let snapshot = table.snapshot().map_err(err)?;
-    let mut out = HashMap::new();
-    for &p in partitions {
-        if let Some(v) =
-            snapshot.transaction_version(table.log_store().as_ref(), app_id(topic, p)).await.map_err(err)?
+/// The application-transaction versions (stored offsets) of one table, kept current by reading
+/// only the commits made since the last look.
+///
+/// delta-rs answers `transaction_version` by replaying the log since the last checkpoint (up to
+/// 100 JSON commits) on a blocking thread, every call; silver asks for every partition of both
+/// tables before each commit, so that replay dominated the commit and its short-lived buffers
+/// fragmented the heap. The log is append-only, so a version learned once only changes through
+/// a later commit's `txn` action.
+#[derive(Debug, Default)]
+struct Txns {
+    /// App id → version; `None`: looked up, the table has none.
+    known: HashMap<String, Option<i64>>,
+    /// The table version `known` is current as of.
+    at: Option<i64>,
+}
+
+impl Txns {
+    async fn versions(&mut self, table: &DeltaTable, topic: &str, partitions: &[i32]) -> Result<HashMap<i32, i64>> {
+        let name = table_path(table);
+        let err = |source| Error::Delta { table: name.clone(), source: Box::new(source) };
+        let latest = table.version().map_or(-1, |v| v as i64);
+        if let Some(at) = self.at
+            && at < latest
+            && self.apply_commits(table, at + 1, latest).await.is_err()
         {
-            out.insert(p, v);
+            // A commit left the log (retention) before we read it: start over from the snapshot.
+            self.known.clear();
         }
+        self.at = Some(latest);
+        let snapshot = table.snapshot().map_err(err)?;
+        let mut out = HashMap::new();
+        for &p in partitions {
+            let app = app_id(topic, p);
+            let version = match self.known.get(&app) {
+                Some(v) => *v,
+                None => {
+                    let v = snapshot.transaction_version(table.log_store().as_ref(), &app).await.map_err(err)?;
+                    self.known.insert(app, v);
+                    v
+                }
+            };
+            if let Some(v) = version {
+                out.insert(p, v);
+            }
+        }
+        Ok(out)
     }
-    Ok(out)
+
+    async fn apply_commits(&mut self, table: &DeltaTable, from: i64, to: i64) -> std::result::Result<(), ()> {
+        for v in from..=to {
+            let bytes = table.log_store().read_commit_entry(v as _).await.map_err(drop)?.ok_or(())?;
+            for action in get_actions(v as _, &bytes).map_err(drop)? {
+                if let Action::Txn(txn) = action
+                    && let Some(known) = self.known.get_mut(&txn.app_id)
+                {
+                    *known = Some(txn.version);
+                }
+            }
+        }
+        Ok(())
+    }
 }
 
 pub(crate) fn files(table: &DeltaTable) -> Result<Vec<DataFile>> {
