@@ -5,7 +5,7 @@
 //! workers plus blocking pools (delta-rs commits, rdkafka callbacks) that allocate and free
 //! short-lived Arrow and Parquet buffers from ever-changing threads, so free memory piles up in
 //! arenas that other threads cannot use: resident memory doubled in a 30-minute soak while the
-//! live state stayed bounded. With two arenas the same commit loop held a third of the memory
+//! live state stayed bounded. With two arenas the same commit loop grew by a third as much
 //! (`cargo run --release -p reco-lake --example table_memory`; numbers in docs/BENCHMARKS.md).
 //! Two, not one, so the API and the jobs still allocate in parallel on two cores.
 //!
