@@ -4,34 +4,22 @@
 //! machine without Kafka: the cluster shape, minus the cluster. Its data lives where `reco up`
 //! keeps it (`LAKEHOUSE_PATH/_broker`), so the two can take turns on one folder.
 
-use std::{process::ExitCode, time::Instant};
+use std::{net::SocketAddr, path::Path, process::ExitCode, time::Instant};
 
 use reco_kafka::{BrokerStorage, EmbeddedBroker};
 use tracing::info;
 
 use crate::{
-    cli::{BrokerArgs, BrokerStorageKind},
+    cli::{BrokerArgs, BrokerStorageKind, TopicArgs},
     commands::topics::ensure_and_log,
     shutdown,
 };
 
 pub async fn run(args: BrokerArgs, started: Instant) -> anyhow::Result<ExitCode> {
     let shutdown = shutdown::on_signal();
-    let storage = match args.broker_storage {
-        BrokerStorageKind::Sqlite => BrokerStorage::Sqlite(args.lakehouse_path.join("_broker").join("tansu.db")),
-        BrokerStorageKind::Memory => BrokerStorage::Memory,
-    };
-    let broker = EmbeddedBroker::start(args.broker_addr, storage.clone()).await?;
+    let (broker, storage_note) =
+        start_with_topics(args.broker_addr, args.broker_storage, &args.lakehouse_path, &args.topics).await?;
     let bootstrap = broker.bootstrap();
-    let mut specs = args.topics.specs();
-    for spec in &mut specs {
-        spec.replication_factor.get_or_insert(1);
-    }
-    ensure_and_log(&bootstrap, &specs).await?;
-    let storage_note = match &storage {
-        BrokerStorage::Sqlite(path) => path.display().to_string(),
-        BrokerStorage::Memory => "memory (lost at exit)".into(),
-    };
     println!("reco broker: ready in {} ms", started.elapsed().as_millis());
     println!("  broker     {bootstrap}  (Kafka protocol; storage: {storage_note})");
     println!("  use        KAFKA_BOOTSTRAP_SERVERS={bootstrap} reco serve | silver | gold");
@@ -40,4 +28,30 @@ pub async fn run(args: BrokerArgs, started: Instant) -> anyhow::Result<ExitCode>
     broker.stop().await;
     info!("reco broker stopped");
     Ok(ExitCode::SUCCESS)
+}
+
+/// Starts the embedded broker (SQLite data in `lake/_broker`, or memory) and sets up the
+/// platform's topics; returns it with a line saying where its data lives. Shared with `reco up`.
+pub async fn start_with_topics(
+    addr: SocketAddr,
+    kind: BrokerStorageKind,
+    lake: &Path,
+    topics: &TopicArgs,
+) -> anyhow::Result<(EmbeddedBroker, String)> {
+    let storage = match kind {
+        BrokerStorageKind::Sqlite => BrokerStorage::Sqlite(lake.join("_broker").join("tansu.db")),
+        BrokerStorageKind::Memory => BrokerStorage::Memory,
+    };
+    let broker = EmbeddedBroker::start(addr, storage.clone()).await?;
+    let mut specs = topics.specs();
+    // One broker can hold one replica; asking the broker's default is pointless here.
+    for spec in &mut specs {
+        spec.replication_factor.get_or_insert(1);
+    }
+    ensure_and_log(&broker.bootstrap(), &specs).await?;
+    let note = match &storage {
+        BrokerStorage::Sqlite(path) => path.display().to_string(),
+        BrokerStorage::Memory => "memory (lost at exit)".into(),
+    };
+    Ok((broker, note))
 }

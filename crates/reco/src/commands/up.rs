@@ -7,16 +7,15 @@
 use std::{process::ExitCode, sync::Arc, time::Instant};
 
 use anyhow::Context;
-use reco_kafka::{BrokerStorage, EmbeddedBroker};
 use reco_telemetry::Telemetry;
 use tokio::task::JoinSet;
 use tracing::{error, info};
 
 use crate::{
-    cli::{BrokerStorageKind, UpArgs},
+    cli::UpArgs,
     commands::{
+        broker::start_with_topics,
         serve::{Api, trending_cache},
-        topics::ensure_and_log,
     },
     shutdown,
 };
@@ -27,18 +26,8 @@ pub async fn run(args: UpArgs, started: Instant) -> anyhow::Result<ExitCode> {
     let lake = &args.lake.lakehouse_path;
     std::fs::create_dir_all(lake).with_context(|| format!("cannot create the lake folder {}", lake.display()))?;
 
-    let storage = match args.broker_storage {
-        BrokerStorageKind::Sqlite => BrokerStorage::Sqlite(lake.join("_broker").join("tansu.db")),
-        BrokerStorageKind::Memory => BrokerStorage::Memory,
-    };
-    let broker = EmbeddedBroker::start(args.broker_addr, storage.clone()).await?;
+    let (broker, storage_note) = start_with_topics(args.broker_addr, args.broker_storage, lake, &args.topics).await?;
     let bootstrap = broker.bootstrap();
-    let mut specs = args.topics.specs();
-    // One broker can hold one replica; asking the broker's default is pointless here.
-    for spec in &mut specs {
-        spec.replication_factor.get_or_insert(1);
-    }
-    ensure_and_log(&bootstrap, &specs).await?;
     let trending = trending_cache(&args.lake, args.gold.top_n)?;
     let api = Api::bind(&args.http, &bootstrap, telemetry.clone(), Some(trending)).await?;
     let http_addr = api.listener.local_addr()?;
@@ -63,10 +52,6 @@ pub async fn run(args: UpArgs, started: Instant) -> anyhow::Result<ExitCode> {
         async move { ("api", api.run(shutdown).await) }
     });
 
-    let storage_note = match &storage {
-        BrokerStorage::Sqlite(path) => path.display().to_string(),
-        BrokerStorage::Memory => "memory (lost at exit)".into(),
-    };
     println!("reco up: ready in {} ms", started.elapsed().as_millis());
     println!("  API        http://{http_addr}  (POST /events, GET /trending, GET /health/ready, GET /openapi.json)");
     println!("  metrics    http://{http_addr}/metrics");
