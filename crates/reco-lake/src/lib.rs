@@ -11,6 +11,7 @@
 //! to be stored and fails with [`CommitOutcome::Conflict`] when another writer moved them, so
 //! two workers that both believe they own a partition can never both write its records.
 
+mod compact;
 mod delta;
 mod error;
 mod feed;
@@ -24,6 +25,7 @@ use std::{
     path::{Path, PathBuf},
 };
 
+pub use compact::{COMPACT_APP_ID, CompactPolicy, CompactStats, Compactor};
 pub use deltalake;
 pub use error::{Error, Result};
 pub use feed::SilverFeed;

@@ -23,6 +23,7 @@ use tracing::{debug, info, warn};
 
 use crate::{
     Error, Result, SilverConfig,
+    compaction::Compaction,
     decode::{Decoded, RawRecord, dead_letter, decode},
     dedupe::Dedupe,
 };
@@ -190,6 +191,7 @@ pub(crate) struct Job {
     pending: BTreeMap<String, Pending>,
     pending_bytes: usize,
     oldest_pending: Option<Instant>,
+    compaction: Compaction,
 }
 
 impl Job {
@@ -228,6 +230,7 @@ impl Job {
         consumer.subscribe(&topics).map_err(reco_kafka::Error::from)?;
         let partitions = config.topics.iter().map(|t| (t.clone(), HashMap::new())).collect();
         let counters = config.topics.iter().map(|t| (t.clone(), telemetry.silver.topic(t))).collect();
+        let compaction = Compaction::new(config.compact, &config.lake, telemetry.clone());
         Ok(Job {
             config,
             telemetry,
@@ -238,6 +241,7 @@ impl Job {
             pending: BTreeMap::new(),
             pending_bytes: 0,
             oldest_pending: None,
+            compaction,
         })
     }
 
@@ -270,6 +274,7 @@ impl Job {
         if !self.consumer.context().revoked.load(Ordering::SeqCst) {
             self.flush().await?;
         }
+        self.compaction.finish(Duration::from_secs(5)).await;
         info!("silver job stopped");
         Ok(())
     }
@@ -428,6 +433,8 @@ impl Job {
                     if let Err(e) = self.consumer.commit(&tpl, CommitMode::Async) {
                         debug!(error = %e, "group offset commit failed (lag display only)");
                     }
+                    let consumer = &self.consumer;
+                    self.compaction.committed(&topic, || assigned(consumer, &topic, 0)).await;
                 }
                 CommitOutcome::Conflict { partition } => {
                     warn!(
@@ -447,6 +454,11 @@ impl Job {
         }
         Ok(())
     }
+}
+
+/// Whether this worker is assigned `partition` of `topic` right now.
+fn assigned(consumer: &StreamConsumer<Context>, topic: &str, partition: i32) -> bool {
+    consumer.assignment().is_ok_and(|tpl| tpl.find_partition(topic, partition).is_some())
 }
 
 async fn sleep_until(deadline: Option<Instant>) {

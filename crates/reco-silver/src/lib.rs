@@ -6,6 +6,7 @@
 //! resumes from the offsets stored in the tables; Kafka group offsets are committed after,
 //! only so lag is visible. A bad record never stops the job: it becomes a dead-letter row.
 
+mod compaction;
 mod decode;
 mod dedupe;
 mod job;
@@ -13,7 +14,7 @@ mod job;
 use std::{sync::Arc, time::Duration};
 
 use reco_core::Rules;
-use reco_lake::Lake;
+use reco_lake::{CompactPolicy, Lake};
 use reco_telemetry::Telemetry;
 use tokio_util::sync::CancellationToken;
 
@@ -54,6 +55,8 @@ pub struct SilverConfig {
     /// Duplicates by `event_id` are caught within this much event time.
     pub dedupe_horizon: Duration,
     pub rules: Rules,
+    /// Compaction of the small files each batch adds (Delta only; `None`: off).
+    pub compact: Option<CompactPolicy>,
 }
 
 impl SilverConfig {
@@ -69,6 +72,7 @@ impl SilverConfig {
             max_batch_age: Duration::from_secs(2),
             dedupe_horizon: Duration::from_secs(24 * 3600),
             rules: Rules::default(),
+            compact: Some(CompactPolicy::default()),
         }
     }
 }

@@ -30,6 +30,12 @@ struct TopicReason {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct TopicResult {
+    topic: String,
+    result: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct TopicPartition {
     topic: String,
     partition: i32,
@@ -106,6 +112,9 @@ pub struct SilverMetrics {
     newest_event_time: Family<Table, Gauge<f64, std::sync::atomic::AtomicU64>>,
     last_commit: Family<Topic, Gauge<f64, std::sync::atomic::AtomicU64>>,
     freshness: Freshness,
+    compactions: Family<TopicResult, Counter>,
+    compacted_files: Family<Topic, Counter>,
+    compaction_duration: Histogram,
 }
 
 impl SilverMetrics {
@@ -123,6 +132,9 @@ impl SilverMetrics {
             table_version: Family::default(),
             newest_event_time: Family::default(),
             last_commit: Family::default(),
+            compactions: Family::default(),
+            compacted_files: Family::default(),
+            compaction_duration: Histogram::new([0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0]),
             freshness: Freshness::new(
                 "reco_silver_freshness_seconds",
                 "Now minus the newest event time written, per table (event-time lag; large for replays of old data)",
@@ -172,6 +184,21 @@ impl SilverMetrics {
             "Wall-clock time of the last commit per topic",
             m.last_commit.clone(),
         );
+        r.register(
+            "reco_silver_compactions",
+            "Compaction runs of a topic's tables, by result (ok, conflict: another compactor won, error)",
+            m.compactions.clone(),
+        );
+        r.register(
+            "reco_silver_compacted_files",
+            "Small files rewritten (removed) by compaction, by topic",
+            m.compacted_files.clone(),
+        );
+        r.register(
+            "reco_silver_compaction_duration_seconds",
+            "Duration of a compaction run of a topic's tables",
+            m.compaction_duration.clone(),
+        );
         r.register_collector(Box::new(m.freshness.clone()));
         m
     }
@@ -193,6 +220,14 @@ impl SilverMetrics {
 
     pub fn conflict(&self, topic: &str) {
         self.conflicts.get_or_create(&Topic { topic: topic.to_owned() }).inc();
+    }
+
+    /// One compaction run of `topic`'s tables; `result` is `ok`, `conflict` or `error`.
+    pub fn compacted(&self, topic: &str, result: &'static str, files_removed: usize, seconds: f64) {
+        let label = Topic { topic: topic.to_owned() };
+        self.compactions.get_or_create(&TopicResult { topic: label.topic.clone(), result }).inc();
+        self.compacted_files.get_or_create(&label).inc_by(files_removed as u64);
+        self.compaction_duration.observe(seconds);
     }
 
     pub fn consumer_lag(&self, topic: &str, partition: i32, lag: i64) {

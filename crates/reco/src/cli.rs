@@ -210,6 +210,13 @@ pub struct SilverOptions {
     /// Catch duplicate event_ids within this much event time, in seconds.
     #[arg(long, env = "RECO_SILVER_DEDUPE_HORIZON_SECS", default_value_t = 24 * 3600)]
     pub dedupe_horizon_secs: u64,
+    /// Compact a topic's Delta tables every this many commits, rewriting each date's small
+    /// files into larger ones (0: never; Parquet lakes are never compacted).
+    #[arg(long, env = "RECO_SILVER_COMPACT_MIN_FILES", default_value_t = 32)]
+    pub compact_min_files: usize,
+    /// Size of the files compaction writes, in MiB; larger files are left alone.
+    #[arg(long, env = "RECO_SILVER_COMPACT_TARGET_MB", default_value_t = 32)]
+    pub compact_target_mb: u64,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]

@@ -22,6 +22,10 @@ impl SilverOptions {
         config.max_batch_bytes = self.max_batch_bytes;
         config.max_batch_age = std::time::Duration::from_millis(self.max_batch_age_ms);
         config.dedupe_horizon = std::time::Duration::from_secs(self.dedupe_horizon_secs);
+        config.compact = (self.compact_min_files > 0).then(|| reco_lake::CompactPolicy {
+            min_files: self.compact_min_files,
+            target_bytes: self.compact_target_mb.max(1) * 1024 * 1024,
+        });
         Ok(config)
     }
 }
