@@ -28,13 +28,19 @@ use deltalake::{
         Action, Remove, Transaction,
         transaction::{CommitBuilder, CommitProperties, TransactionError},
     },
-    parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder,
+    parquet::{
+        arrow::arrow_reader::ParquetRecordBatchReaderBuilder, basic::Compression, file::properties::WriterProperties,
+    },
     protocol::DeltaOperation,
     writer::{DeltaWriter, RecordBatchWriter},
 };
 use tracing::{debug, info};
 
 use crate::{Error, Lake, Result, delta::open_or_create, schema};
+
+/// Rows per row group of a compacted file. The Parquet writer buffers a whole row group before
+/// it writes it out (default: a million rows, a whole day of a busy table in memory at once).
+pub const ROW_GROUP_ROWS: usize = 64 * 1024;
 
 /// The `txn` app id compaction commits carry (see the module docs).
 pub const COMPACT_APP_ID: &str = "reco-compact";
@@ -45,13 +51,13 @@ pub struct CompactPolicy {
     /// A partition is compacted once it holds this many files smaller than `target_bytes`.
     pub min_files: usize,
     /// Size of the files compaction writes; files at least this large are left alone. A
-    /// rewrite holds about one output file in memory.
+    /// rewrite holds one input file and one output row group ([`ROW_GROUP_ROWS`]) in memory.
     pub target_bytes: u64,
 }
 
 impl Default for CompactPolicy {
     fn default() -> Self {
-        CompactPolicy { min_files: 32, target_bytes: 32 * 1024 * 1024 }
+        CompactPolicy { min_files: 32, target_bytes: 16 * 1024 * 1024 }
     }
 }
 
@@ -146,7 +152,14 @@ async fn compact_table(table: &mut DeltaTable, schema: &SchemaRef, policy: Compa
 
     let mut stats = CompactStats::default();
     let mut actions = Vec::new();
-    let mut writer = RecordBatchWriter::for_table(table).map_err(err)?.with_target_file_size(policy.target_bytes);
+    let properties = WriterProperties::builder()
+        .set_compression(Compression::SNAPPY)
+        .set_max_row_group_row_count(Some(ROW_GROUP_ROWS))
+        .build();
+    let mut writer = RecordBatchWriter::for_table(table)
+        .map_err(err)?
+        .with_target_file_size(policy.target_bytes)
+        .with_writer_properties(properties);
     for bin in bins {
         for file in bin {
             // Through the table's object store, so this works wherever the table lives. A

@@ -215,7 +215,7 @@ pub struct SilverOptions {
     #[arg(long, env = "RECO_SILVER_COMPACT_MIN_FILES", default_value_t = 32)]
     pub compact_min_files: usize,
     /// Size of the files compaction writes, in MiB; larger files are left alone.
-    #[arg(long, env = "RECO_SILVER_COMPACT_TARGET_MB", default_value_t = 32)]
+    #[arg(long, env = "RECO_SILVER_COMPACT_TARGET_MB", default_value_t = 16)]
     pub compact_target_mb: u64,
 }
 

@@ -14,6 +14,7 @@ use crate::cli::{Cli, Command, TopicsCommand};
 
 fn main() -> ExitCode {
     memory::cap_malloc_arenas();
+    memory::start_trimming();
     let started = std::time::Instant::now();
     let cli = Cli::parse();
     reco_telemetry::init_tracing();
