@@ -47,7 +47,10 @@ impl Compaction {
     pub(crate) async fn committed(&mut self, topic: &str, owner: impl FnOnce() -> bool) {
         let Some(policy) = self.policy else { return };
         self.reap(topic).await;
-        let slot = self.slots.entry(topic.to_owned()).or_default();
+        if !self.slots.contains_key(topic) {
+            self.slots.insert(topic.to_owned(), Slot::default());
+        }
+        let Some(slot) = self.slots.get_mut(topic) else { return };
         slot.commits += 1;
         if slot.running.is_some() || slot.commits < policy.min_files || !owner() {
             return;
@@ -58,7 +61,7 @@ impl Compaction {
             let started = Instant::now();
             let mut compactor = match compactor {
                 Some(c) => c,
-                None => match Compactor::open(&lake, &topic, topic == "events_ratings", policy).await {
+                None => match Compactor::open(&lake, &topic, crate::with_rating(&topic), policy).await {
                     Ok(c) => c,
                     Err(e) => return (None, Err(e), started.elapsed()),
                 },
@@ -97,7 +100,10 @@ impl Compaction {
             let Some(mut handle) = slot.running.take() else { continue };
             match tokio::time::timeout_at(deadline, &mut handle).await {
                 Ok(Ok((_, result, took))) => record(&self.telemetry, topic, result, took),
-                Ok(Err(e)) => warn!(topic, error = %e, "compaction task failed"),
+                Ok(Err(e)) => {
+                    warn!(topic, error = %e, "compaction task failed");
+                    self.telemetry.silver.compacted(topic, "error", 0, 0.0);
+                }
                 Err(_) => {
                     handle.abort();
                     warn!(topic, "compaction still running at shutdown; abandoned (no partial commit)");

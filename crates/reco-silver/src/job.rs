@@ -214,8 +214,7 @@ impl Job {
             .map_err(reco_kafka::Error::from)?;
         let mut tables = HashMap::new();
         for topic in &config.topics {
-            let with_rating = topic == "events_ratings";
-            let mut table = TopicTables::open(&config.lake, topic, with_rating).await?;
+            let mut table = TopicTables::open(&config.lake, topic, crate::with_rating(topic)).await?;
             // Before subscribing, so the first assignment starts at the table's offsets.
             let partitions: Vec<i32> = consumer
                 .fetch_metadata(Some(topic), Duration::from_secs(10))

@@ -35,6 +35,11 @@ pub enum Error {
     Task(String),
 }
 
+/// Whether `topic`'s silver table has the `rating` column (DESIGN §4).
+pub(crate) fn with_rating(topic: &str) -> bool {
+    topic == "events_ratings"
+}
+
 /// Settings of the silver job. `Default` gives the documented defaults (lake: `./data`, Delta).
 #[derive(Clone, Debug)]
 pub struct SilverConfig {
