@@ -8,7 +8,10 @@
 //! event arrives for `idle_timeout` (processing time, from the injected `now`), every window
 //! holding data is published, so the last windows of a finished replay become visible.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::{
+    collections::{BTreeMap, BTreeSet, HashMap, HashSet},
+    sync::Arc,
+};
 
 use serde::{Deserialize, Serialize};
 
@@ -76,6 +79,13 @@ impl Config {
     fn max_length(&self) -> i64 {
         self.windows.iter().map(|w| w.length_us).max().unwrap_or(0)
     }
+
+    /// The event time the pane state spans once full, behind the newest event: lateness,
+    /// horizon and the longest window (48 h 10 min by default). The state grows until this
+    /// much event time has passed, then stays at its size.
+    pub fn state_span_us(&self) -> i64 {
+        self.lateness_us + self.horizon_us + self.max_length()
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -133,7 +143,12 @@ pub struct Snapshot {
     pub progress: Vec<Progress>,
 }
 
-type Counts = HashMap<String, (u64, u64)>;
+/// Item → (views, clicks). Keys are shared with [`Trending::items`]: an item seen in many
+/// panes is stored once, and a pane entry is a pointer and two counters, with no allocation
+/// of its own. As owned strings, every pane entry was a small heap allocation, half a million
+/// of them at soak rates, freed pane by pane in scattered bulk; the holes kept resident memory
+/// climbing after the state itself had stopped growing (docs/RELIABILITY.md, "Soak").
+type Counts = HashMap<Arc<str>, (u64, u64)>;
 
 /// Per window length: the totals of the window starting at `start`, kept equal to the sum of
 /// its panes (events recorded into it are added here too). Publishing consecutive windows
@@ -148,6 +163,8 @@ struct Running {
 pub struct Trending {
     config: Config,
     panes: BTreeMap<i64, Counts>,
+    /// Every item some pane or running total holds, interned; swept when panes are evicted.
+    items: HashSet<Arc<str>>,
     running: Vec<Option<Running>>,
     max_event_us: Option<i64>,
     last_input_at_us: i64,
@@ -158,7 +175,15 @@ impl Trending {
     pub fn new(config: Config) -> Trending {
         let progress = vec![Progress::default(); config.windows.len()];
         let running = vec![None; config.windows.len()];
-        Trending { config, panes: BTreeMap::new(), running, max_event_us: None, last_input_at_us: i64::MIN, progress }
+        Trending {
+            config,
+            panes: BTreeMap::new(),
+            items: HashSet::new(),
+            running,
+            max_event_us: None,
+            last_input_at_us: i64::MIN,
+            progress,
+        }
     }
 
     pub fn config(&self) -> &Config {
@@ -172,7 +197,7 @@ impl Trending {
 
     /// `(pane start, item, views, clicks)` of every pane held.
     pub fn panes(&self) -> impl Iterator<Item = (i64, &str, u64, u64)> {
-        self.panes.iter().flat_map(|(p, items)| items.iter().map(move |(i, (v, c))| (*p, i.as_str(), *v, *c)))
+        self.panes.iter().flat_map(|(p, items)| items.iter().map(move |(i, (v, c))| (*p, i.as_ref(), *v, *c)))
     }
 
     /// Rebuilds the state from a [`Trending::snapshot`] and its panes. `now_us` counts as the
@@ -192,6 +217,7 @@ impl Trending {
         }
         let mut t = Trending::new(config);
         for (pane, item, v, c) in panes {
+            let item = t.intern(&item);
             add(t.panes.entry(pane).or_default(), &item, (v, c));
         }
         t.max_event_us = snapshot.max_event_us;
@@ -218,6 +244,7 @@ impl Trending {
         }
         self.last_input_at_us = now_us;
         let pane = event_time_us.div_euclid(self.config.pane_us) * self.config.pane_us;
+        let item_id = &self.intern(item_id);
         let one = match kind {
             Kind::View => (1, 0),
             Kind::Click => (0, 1),
@@ -286,7 +313,7 @@ impl Trending {
                     && !r.counts.is_empty()
                 {
                     let rows = top_n(
-                        r.counts.iter().map(|(item, &(v, c))| (item.as_str(), v, c)),
+                        r.counts.iter().map(|(item, &(v, c))| (item.as_ref(), v, c)),
                         self.config.view_weight,
                         self.config.click_weight,
                         self.config.top_n,
@@ -347,6 +374,23 @@ impl Trending {
         self.running[i] = Some(running);
     }
 
+    /// The shared key of `item`, allocated the first time the item is seen.
+    fn intern(&mut self, item: &str) -> Arc<str> {
+        match self.items.get(item) {
+            Some(known) => Arc::clone(known),
+            None => {
+                let new: Arc<str> = Arc::from(item);
+                self.items.insert(Arc::clone(&new));
+                new
+            }
+        }
+    }
+
+    /// Distinct items held (interned keys).
+    pub fn items_held(&self) -> usize {
+        self.items.len()
+    }
+
     /// The first window start whose window contains a pane at or after `from`.
     fn next_start_with_data(&self, spec: &WindowSpec, from: i64) -> i64 {
         match self.panes.range(from..).next() {
@@ -359,7 +403,7 @@ impl Trending {
         let mut totals: HashMap<&str, (u64, u64)> = HashMap::new();
         for counts in self.panes.range(start..start + spec.length_us).map(|(_, c)| c) {
             for (item, (v, c)) in counts {
-                let t = totals.entry(item.as_str()).or_default();
+                let t = totals.entry(item.as_ref()).or_default();
                 t.0 += v;
                 t.1 += c;
             }
@@ -378,13 +422,19 @@ impl Trending {
 
     /// Drops panes that no window reachable by an acceptable event can contain.
     fn evict(&mut self, watermark: i64) {
+        // The newest event minus the state span.
         let keep_from = watermark - self.config.horizon_us - self.config.max_length();
         let keep = self.panes.split_off(&(keep_from.div_euclid(self.config.pane_us) * self.config.pane_us));
-        self.panes = keep;
+        let evicted = std::mem::replace(&mut self.panes, keep);
         for r in &mut self.running {
             if r.as_ref().is_some_and(|r| r.start < keep_from) {
                 *r = None;
             }
+        }
+        if !evicted.is_empty() {
+            drop(evicted);
+            // Items no pane or running total refers to any more: only the interner holds them.
+            self.items.retain(|item| Arc::strong_count(item) > 1);
         }
         for p in &mut self.progress {
             p.published = p.published.split_off(&keep_from);
@@ -430,15 +480,15 @@ pub fn top_n<'a>(
         .collect()
 }
 
-/// Adds `(views, clicks)` to `item`, allocating its key only when it is new.
-fn add(counts: &mut Counts, item: &str, (v, c): (u64, u64)) {
+/// Adds `(views, clicks)` to `item`, sharing its interned key when it is new.
+fn add(counts: &mut Counts, item: &Arc<str>, (v, c): (u64, u64)) {
     match counts.get_mut(item) {
         Some(t) => {
             t.0 += v;
             t.1 += c;
         }
         None => {
-            counts.insert(item.to_owned(), (v, c));
+            counts.insert(Arc::clone(item), (v, c));
         }
     }
 }

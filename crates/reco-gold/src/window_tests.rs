@@ -170,6 +170,20 @@ fn state_is_bounded_by_the_horizon() {
     assert!(t.state_size() <= 50 * panes as usize, "state {} exceeds the horizon's panes", t.state_size());
 }
 
+#[test]
+fn items_that_left_every_pane_are_forgotten() {
+    // The catalogue drifts: a new item every minute, none seen again.
+    let config = small_config();
+    let mut t = Trending::new(config.clone());
+    for i in 0..2000 {
+        t.record(&format!("m{i}"), Kind::View, i * MIN, 0);
+        t.advance(0);
+    }
+    let reachable = (config.horizon_us + config.max_length() + config.lateness_us + 2 * config.pane_us) / MIN;
+    assert!(t.items_held() as i64 <= reachable, "{} items held, {reachable} reachable", t.items_held());
+    assert_eq!(t.items_held(), t.state_size(), "one pane entry per item here, and each interned once");
+}
+
 fn arb_events() -> impl Strategy<Value = Vec<(String, Kind, i64)>> {
     // A few hours of event time in 2019, mostly in order with jitter, some far out of order.
     let base = 1_551_398_400_000_000_i64;

@@ -4,28 +4,52 @@
 //! state is per partition and moves with it on a rebalance. It is rebuilt from the silver
 //! table itself when a partition is (re)assigned, so it always equals what was committed,
 //! whatever crashed.
+//!
+//! An id is held as a 128-bit keyed hash, not as its string. The set holds a day of ids (about
+//! a million per partition at a few thousand events a second) and turns a tenth of them over
+//! at every sweep: as strings, that was a small heap allocation per id, freed in scattered
+//! bulk, and the holes they left kept the process's resident memory climbing long after the
+//! set itself had stopped growing (docs/RELIABILITY.md, "Soak"). A fixed-size key lives inside
+//! the table, so the set is a few large allocations and a third of the size. The key is
+//! SipHash-1-3 with 128-bit output under a per-process random key: two different ids share a
+//! hash with probability about 2⁻¹²⁸ per pair (for a million ids, under 10⁻²⁶), and no client
+//! can craft a collision without the key. The key only has to agree within one process, since
+//! the state is rebuilt from the table whenever a partition is assigned.
 
-use std::collections::HashMap;
+use std::{
+    collections::HashMap,
+    hash::{BuildHasher, BuildHasherDefault, Hasher, RandomState},
+};
+
+use siphasher::sip128::{Hasher128, SipHasher13};
 
 #[derive(Debug, Clone)]
 pub struct Dedupe {
     horizon_us: i64,
-    seen: HashMap<String, i64>,
+    /// Keyed hash of the id → event time.
+    seen: HashMap<u128, i64, BuildHasherDefault<PreHashed>>,
+    keys: (u64, u64),
     newest_us: i64,
     evicted_up_to: i64,
 }
 
 impl Dedupe {
     pub fn new(horizon_us: i64) -> Dedupe {
-        Dedupe { horizon_us, seen: HashMap::new(), newest_us: i64::MIN, evicted_up_to: i64::MIN }
+        // Two independent 64-bit values from std's randomly seeded SipHash keys.
+        let random = RandomState::new();
+        let keys = (random.hash_one(0u8), random.hash_one(1u8));
+        Dedupe { horizon_us, seen: HashMap::default(), keys, newest_us: i64::MIN, evicted_up_to: i64::MIN }
     }
 
     /// Records `id` at `event_time_us`; returns false when it was already seen (a duplicate).
     pub fn insert(&mut self, id: &str, event_time_us: i64) -> bool {
-        if self.seen.contains_key(id) {
+        let mut hasher = SipHasher13::new_with_keys(self.keys.0, self.keys.1);
+        hasher.write(id.as_bytes());
+        let key = hasher.finish128().as_u128();
+        if self.seen.contains_key(&key) {
             return false;
         }
-        self.seen.insert(id.to_owned(), event_time_us);
+        self.seen.insert(key, event_time_us);
         if event_time_us > self.newest_us {
             self.newest_us = event_time_us;
             self.evict();
@@ -50,6 +74,28 @@ impl Dedupe {
             self.seen.retain(|_, t| *t >= cutoff);
             self.evicted_up_to = cutoff;
         }
+    }
+}
+
+/// The table's hasher: the keys are already keyed SipHash outputs, uniformly distributed and
+/// unpredictable without the key, so their low bits serve as the bucket hash as they are.
+#[derive(Debug, Default, Clone, Copy)]
+struct PreHashed(u64);
+
+impl Hasher for PreHashed {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        // Only reached if a key type other than u128 were hashed; fold the bytes in.
+        for &b in bytes {
+            self.0 = self.0.rotate_left(8) ^ u64::from(b);
+        }
+    }
+
+    fn write_u128(&mut self, key: u128) {
+        self.0 = key as u64;
     }
 }
 
@@ -82,5 +128,14 @@ mod tests {
         assert!(d.insert("x", H / 2));
         assert!(d.insert("y", H));
         assert!(!d.insert("x", H / 2));
+    }
+
+    #[test]
+    fn many_distinct_ids_are_all_new_and_all_seen_again() {
+        let mut d = Dedupe::new(H);
+        let ids: Vec<String> = (0..200_000).map(|i| format!("{i:08x}-id")).collect();
+        assert!(ids.iter().all(|id| d.insert(id, 1)), "no two distinct ids collide");
+        assert_eq!(d.len(), ids.len());
+        assert!(ids.iter().all(|id| !d.insert(id, 1)), "every id is recognised again");
     }
 }

@@ -26,6 +26,7 @@ pub use gold::GoldMetrics;
 pub use http::{HttpMetrics, UNMATCHED_ENDPOINT, track_http};
 pub use ingest::IngestMetrics;
 pub use logging::init_tracing;
+pub use process::{HeapStats, set_heap_probe};
 pub use silver::{SilverMetrics, TopicCounters};
 
 /// The `Content-Type` of [`Telemetry::render`]'s output.

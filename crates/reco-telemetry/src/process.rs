@@ -16,6 +16,24 @@ const PAGE_SIZE: u64 = 4096;
 #[derive(Debug)]
 struct ProcessCollector;
 
+/// What the allocator holds, as the binary's allocator reports it.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct HeapStats {
+    /// Bytes in live allocations.
+    pub allocated: u64,
+    /// Free bytes the allocator keeps mapped (resident unless returned to the OS).
+    pub free: u64,
+}
+
+static HEAP_PROBE: std::sync::OnceLock<fn() -> Option<HeapStats>> = std::sync::OnceLock::new();
+
+/// Sets where `reco_heap_*` come from. The allocator is the binary's choice (and asking glibc
+/// needs FFI, which this crate forbids), so the binary registers the probe at start; without
+/// one the metrics are absent. Later calls are ignored.
+pub fn set_heap_probe(probe: fn() -> Option<HeapStats>) {
+    let _ = HEAP_PROBE.set(probe);
+}
+
 pub(crate) fn register(registry: &mut Registry) {
     registry.register_collector(Box::new(ProcessCollector));
 }
@@ -79,6 +97,17 @@ impl Collector for ProcessCollector {
         ];
         for (name, help, gauge) in gauges {
             gauge.encode(encoder.encode_descriptor(name, help, None, gauge.metric_type())?)?;
+        }
+        if let Some(heap) = HEAP_PROBE.get().and_then(|probe| probe()) {
+            // Resident memory that grows while `allocated` stays flat is fragmentation, not a leak.
+            let gauges = [
+                ("reco_heap_allocated_bytes", "Bytes in live heap allocations (malloc)", heap.allocated),
+                ("reco_heap_free_bytes", "Free heap bytes the allocator keeps mapped", heap.free),
+            ];
+            for (name, help, bytes) in gauges {
+                let gauge = ConstGauge::new(bytes as f64);
+                gauge.encode(encoder.encode_descriptor(name, help, None, gauge.metric_type())?)?;
+            }
         }
         Ok(())
     }

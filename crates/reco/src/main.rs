@@ -15,6 +15,7 @@ use crate::cli::{Cli, Command, TopicsCommand};
 fn main() -> ExitCode {
     memory::cap_malloc_arenas();
     memory::start_trimming();
+    reco_telemetry::set_heap_probe(memory::heap_stats);
     let started = std::time::Instant::now();
     let cli = Cli::parse();
     reco_telemetry::init_tracing();
