@@ -46,6 +46,18 @@ pub(crate) struct Job {
 impl Job {
     pub async fn new(config: GoldConfig, telemetry: Arc<Telemetry>) -> Result<Job> {
         config.window.validate().map_err(Error::Config)?;
+        if let Some(r) = config.retention
+            && (r.as_micros() as i64) < config.window.horizon_us
+        {
+            // A late event (at most the horizon behind the watermark) republishes the windows
+            // holding it, which all end after it; a shorter retention would remove windows a
+            // late event can still bring back.
+            return Err(Error::Config(format!(
+                "the gold retention ({} h) must be at least the state horizon ({} h)",
+                r.as_secs() / 3600,
+                (config.window.horizon_us + 3_599_999_999) / 3_600_000_000
+            )));
+        }
         let (checkpoints, restored) = Checkpoints::open(&config.lake.root, &config.window)?;
         let (trending, versions) = match restored {
             Some((manifest, panes)) => {
@@ -135,7 +147,12 @@ impl Job {
         }
         let due = self.trending.advance(now_us());
         if !due.is_empty() {
-            publish(&mut self.tables, due, &self.telemetry).await?;
+            let expire_before = self
+                .config
+                .retention
+                .zip(self.trending.watermark_us())
+                .map(|(r, watermark)| watermark.saturating_sub(r.as_micros() as i64));
+            publish(&mut self.tables, due, expire_before, &self.telemetry).await?;
             self.unsaved = true;
             crash_point("gold_crash_after_publish");
         }
@@ -192,6 +209,7 @@ pub(crate) fn gold_windows(results: &[WindowResult], computed_at_us: i64) -> Vec
 async fn publish(
     tables: &mut BTreeMap<&'static str, GoldTable>,
     due: Vec<WindowResult>,
+    expire_before: Option<i64>,
     telemetry: &Telemetry,
 ) -> Result<()> {
     let computed_at = now_us();
@@ -201,7 +219,11 @@ async fn publish(
     }
     for (window, results) in by_window {
         let Some(table) = tables.get_mut(window) else { continue };
-        table.replace(gold_windows(&results, computed_at), None).await?;
+        // Windows ending before `expire_before` leave in the same commit that publishes new
+        // ones; the table is cleared by window start, and all its windows have one length.
+        let length = results.first().map_or(0, |r| r.end_us - r.start_us);
+        let expired = expire_before.map(|end| (i64::MIN, end.saturating_sub(length)));
+        table.replace(gold_windows(&results, computed_at), expired).await?;
         let name = table_name(window);
         for r in &results {
             telemetry.gold.published(window, &name, r.end_us, r.republished);

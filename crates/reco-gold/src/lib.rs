@@ -75,6 +75,11 @@ pub struct GoldConfig {
     pub checkpoint_interval: Duration,
     /// Silver versions read per table per cycle while catching up (bounds memory).
     pub max_versions_per_cycle: usize,
+    /// Windows that ended this much event time before the watermark are removed from the gold
+    /// tables, in a commit that publishes (`None`: kept for ever). At least the state horizon.
+    /// A gold table gains 384 windows a day and every reader and writer holds the table's
+    /// file list in memory, so without a retention both grow for as long as the job runs.
+    pub retention: Option<Duration>,
 }
 
 impl GoldConfig {
@@ -85,6 +90,7 @@ impl GoldConfig {
             poll_interval: Duration::from_secs(1),
             checkpoint_interval: Duration::from_secs(30),
             max_versions_per_cycle: 100,
+            retention: Some(Duration::from_secs(7 * 24 * 3600)),
         }
     }
 }

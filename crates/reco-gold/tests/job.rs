@@ -131,3 +131,49 @@ async fn backfill_recomputes_a_range() {
     assert_eq!(report.windows["1h"], 36);
     assert_eq!(published(&lake).await, expected);
 }
+
+/// With a retention, windows that ended more than it before the watermark leave the gold
+/// tables; the rest still equal the recount. 36 hours of events, 26 h kept.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retention_removes_old_windows() {
+    const HOUR: i64 = 60 * MIN;
+    let dir = tempfile::tempdir().unwrap();
+    let lake = Lake::new(dir.path(), Format::Delta).unwrap();
+
+    let mut too_short = config(&lake);
+    too_short.retention = Some(Duration::from_secs(3600));
+    let refused = reco_gold::run(too_short, Arc::new(Telemetry::new()), CancellationToken::new()).await;
+    assert!(refused.is_err_and(|e| e.to_string().contains("horizon")), "a retention under the horizon is refused");
+
+    let mut config = config(&lake);
+    config.retention = Some(Duration::from_secs(26 * 3600));
+    let job = start(config);
+    // Six hours at a time, each read before the next arrives: the job reads each topic's table
+    // on its own, so a backlog of 36 hours would put one topic's events beyond the horizon.
+    let mut silver = SilverWriter::open(&lake).await;
+    for k in 0..6 {
+        silver.commit(&history(BASE + k * 6 * HOUR, 20 + k as u64)).await;
+        let reached = (BASE + (k + 1) * 6 * HOUR - 10 * MIN) as f64 / 1e6;
+        let telemetry = job.telemetry.clone();
+        let caught_up = wait_until(Duration::from_secs(30), || async {
+            Samples::parse(&telemetry.render()).value("reco_gold_watermark_seconds", &[]) >= reached
+        });
+        assert!(caught_up.await, "the job read hours {} to {}", 6 * k, 6 * k + 6);
+    }
+    let metrics = Samples::parse(&job.telemetry.render());
+    let beyond: f64 = metrics.matching("reco_gold_beyond_horizon_events_total", &[]).map(|s| s.value).sum();
+    assert_eq!(beyond, 0.0, "every event within the horizon");
+
+    let events = silver_events(&lake).await;
+    let watermark = events.iter().map(|e| e.2).max().unwrap() - 5 * MIN;
+    let all = recount(&events, 10);
+    let length = |name: &str| if name == "1h" { HOUR } else { 24 * HOUR };
+    let expected: Windows = all
+        .iter()
+        .filter(|((name, start), _)| start + length(name) >= watermark - 26 * HOUR)
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    assert!(expected.len() < all.len(), "the retention must remove something: {} windows", all.len());
+    assert!(settles_to(&lake, &expected).await, "gold holds exactly the windows within the retention");
+    job.stop().await;
+}

@@ -70,6 +70,8 @@ impl ConsumerContext for Context {
                 let resume_at = self.resume_at.lock().unwrap_or_else(PoisonError::into_inner).clone();
                 let assigned: Vec<(String, i32)> =
                     tpl.elements().iter().map(|e| (e.topic().to_owned(), e.partition())).collect();
+                // Operators (and a stalled test) need to see who holds what after a rebalance.
+                info!(partitions = ?assigned, "partitions assigned");
                 for (topic, partition) in assigned {
                     let at = resume_at.get(&(topic.clone(), partition)).map_or(Offset::Beginning, |o| fetch_from(*o));
                     let _ = tpl.set_partition_offset(&topic, partition, at);
@@ -79,6 +81,7 @@ impl ConsumerContext for Context {
                 }
             }
             _ => {
+                info!(partitions = tpl.count(), "partitions revoked");
                 self.revoked.store(true, Ordering::SeqCst);
                 if let Err(e) = consumer.unassign() {
                     warn!(error = %e, "cannot release the revoked partitions");

@@ -19,8 +19,11 @@ struct ProcessCollector;
 /// What the allocator holds, as the binary's allocator reports it.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct HeapStats {
-    /// Bytes in live allocations.
+    /// Bytes in live allocations inside the allocator's arenas.
     pub allocated: u64,
+    /// Bytes of large allocations mapped on their own, at their full size: resident only
+    /// where touched (a buffer reserved at 50 MiB and filled to 1 MiB counts 50 MiB here).
+    pub mapped: u64,
     /// Free bytes the allocator keeps mapped (resident unless returned to the OS).
     pub free: u64,
 }
@@ -101,7 +104,8 @@ impl Collector for ProcessCollector {
         if let Some(heap) = HEAP_PROBE.get().and_then(|probe| probe()) {
             // Resident memory that grows while `allocated` stays flat is fragmentation, not a leak.
             let gauges = [
-                ("reco_heap_allocated_bytes", "Bytes in live heap allocations (malloc)", heap.allocated),
+                ("reco_heap_allocated_bytes", "Bytes in live heap allocations in the malloc arenas", heap.allocated),
+                ("reco_heap_mapped_bytes", "Bytes of large allocations mapped on their own (virtual)", heap.mapped),
                 ("reco_heap_free_bytes", "Free heap bytes the allocator keeps mapped", heap.free),
             ];
             for (name, help, bytes) in gauges {

@@ -187,6 +187,10 @@ pub struct GoldOptions {
     /// Least time between state checkpoints, in seconds (a crash re-reads at most this much).
     #[arg(long, env = "RECO_GOLD_CHECKPOINT_INTERVAL_SECS", default_value_t = 30)]
     pub checkpoint_interval_secs: u64,
+    /// Windows that ended this long before the watermark (event time) are removed from the
+    /// gold tables, in hours; 0 keeps every window. At least the state horizon.
+    #[arg(long, env = "RECO_GOLD_RETENTION_HOURS", default_value_t = 168)]
+    pub retention_hours: u64,
 }
 
 #[derive(Debug, Args)]

@@ -67,16 +67,16 @@ pub fn start_trimming() {
 }
 
 /// glibc's own account of the heap, for `reco_heap_*` (`reco_telemetry::set_heap_probe`).
-/// `mallinfo2` walks the free lists of every arena under its lock: well under a millisecond
-/// for a fragmented heap of a few hundred MiB, once per scrape.
+/// `mallinfo2` walks the free lists of every arena under that arena's lock, once per scrape
+/// (the same walk `malloc_trim` makes every 10 s).
 #[cfg(all(target_os = "linux", target_env = "gnu"))]
 #[allow(unsafe_code)]
 pub fn heap_stats() -> Option<reco_telemetry::HeapStats> {
     // SAFETY: mallinfo2 takes no arguments and returns a plain struct by value.
     let info = unsafe { libc::mallinfo2() };
     Some(reco_telemetry::HeapStats {
-        // Chunks in the arenas plus chunks mapped on their own (large allocations).
-        allocated: (info.uordblks + info.hblkhd) as u64,
+        allocated: info.uordblks as u64,
+        mapped: info.hblkhd as u64,
         free: info.fordblks as u64,
     })
 }

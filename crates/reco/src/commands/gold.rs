@@ -58,6 +58,14 @@ impl GoldOptions {
         w.validate().map_err(|e| anyhow::anyhow!("{e} (see --allowed-lateness-secs, --state-horizon-secs)"))?;
         config.poll_interval = Duration::from_millis(self.poll_interval_ms.max(1));
         config.checkpoint_interval = Duration::from_secs(self.checkpoint_interval_secs);
+        config.retention = (self.retention_hours > 0).then(|| Duration::from_secs(self.retention_hours * 3600));
+        anyhow::ensure!(
+            self.retention_hours == 0 || self.retention_hours as i64 * 3600 >= self.state_horizon_secs,
+            "--retention-hours {} is shorter than --state-horizon-secs {}; late events could bring removed \
+             windows back",
+            self.retention_hours,
+            self.state_horizon_secs
+        );
         Ok(config)
     }
 }
