@@ -156,6 +156,12 @@ async fn crash_case(format: Format, format_name: &str) {
 
     let bad = producing.await.unwrap();
     let lake = Lake::new(dir.path(), format).unwrap();
+    // Past the session timeout (10 s) before the replacement joins. On the embedded broker
+    // (tansu 0.6), a static member that rejoins within a second of its predecessor's crash was
+    // sometimes never given an assignment (2 of about 6 CI runs: "partitions assigned" logged by
+    // the crashed worker, never by the clean one, 240 s of silence). Real Kafka hands a
+    // rejoining static member its partitions at once; this test is about the lake, not that.
+    tokio::time::sleep(Duration::from_secs(12)).await;
     let clean = spawn_worker(&bootstrap, dir.path(), format_name, None, Some("crash-test-worker"));
     assert_exactly_once(&lake, EVENTS, bad).await;
     stop(clean);
