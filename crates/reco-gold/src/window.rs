@@ -217,8 +217,7 @@ impl Trending {
         }
         let mut t = Trending::new(config);
         for (pane, item, v, c) in panes {
-            let item = t.intern(&item);
-            add(t.panes.entry(pane).or_default(), &item, (v, c));
+            add_str(t.panes.entry(pane).or_default(), &mut t.items, &item, (v, c));
         }
         t.max_event_us = snapshot.max_event_us;
         t.progress = snapshot.progress;
@@ -244,18 +243,17 @@ impl Trending {
         }
         self.last_input_at_us = now_us;
         let pane = event_time_us.div_euclid(self.config.pane_us) * self.config.pane_us;
-        let item_id = &self.intern(item_id);
         let one = match kind {
             Kind::View => (1, 0),
             Kind::Click => (0, 1),
         };
-        add(self.panes.entry(pane).or_default(), item_id, one);
+        add_str(self.panes.entry(pane).or_default(), &mut self.items, item_id, one);
         for (spec, running) in self.config.windows.iter().zip(&mut self.running) {
             if let Some(r) = running
                 && r.start <= event_time_us
                 && event_time_us < r.start + spec.length_us
             {
-                add(&mut r.counts, item_id, one);
+                add_str(&mut r.counts, &mut self.items, item_id, one);
             }
         }
         self.max_event_us = Some(self.max_event_us.map_or(event_time_us, |m| m.max(event_time_us)));
@@ -374,18 +372,6 @@ impl Trending {
         self.running[i] = Some(running);
     }
 
-    /// The shared key of `item`, allocated the first time the item is seen.
-    fn intern(&mut self, item: &str) -> Arc<str> {
-        match self.items.get(item) {
-            Some(known) => Arc::clone(known),
-            None => {
-                let new: Arc<str> = Arc::from(item);
-                self.items.insert(Arc::clone(&new));
-                new
-            }
-        }
-    }
-
     /// Distinct items held (interned keys).
     pub fn items_held(&self) -> usize {
         self.items.len()
@@ -478,6 +464,28 @@ pub fn top_n<'a>(
             score,
         })
         .collect()
+}
+
+/// [`add`] by name: the item is interned only when `counts` does not hold it yet, so an event
+/// for a known item costs one lookup, as before interning.
+fn add_str(counts: &mut Counts, items: &mut HashSet<Arc<str>>, item: &str, (v, c): (u64, u64)) {
+    match counts.get_mut(item) {
+        Some(t) => {
+            t.0 += v;
+            t.1 += c;
+        }
+        None => {
+            let key = match items.get(item) {
+                Some(known) => Arc::clone(known),
+                None => {
+                    let new: Arc<str> = Arc::from(item);
+                    items.insert(Arc::clone(&new));
+                    new
+                }
+            };
+            counts.insert(key, (v, c));
+        }
+    }
 }
 
 /// Adds `(views, clicks)` to `item`, sharing its interned key when it is new.

@@ -23,6 +23,14 @@ async fn heap_allocated_kib(addr: &str) -> u64 {
     samples.get("reco_heap_allocated_bytes", &[]).map_or(0, |b| b as u64 / 1024)
 }
 
+/// Medians of the samples just after the warm-up (the second tenth after the first fifth) and
+/// of the last tenth.
+fn after_warm_up_and_at_end(samples: &[u64]) -> (u64, u64) {
+    let n = samples.len();
+    let baseline = median(samples[n / 5..(n * 3 / 10).max(n / 5 + 1).min(n)].to_vec());
+    (baseline, median(samples[n - (n / 10).max(1)..].to_vec()))
+}
+
 fn median(mut v: Vec<u64>) -> u64 {
     v.sort_unstable();
     v.get(v.len() / 2).copied().unwrap_or(0)
@@ -80,14 +88,10 @@ async fn soak() {
     let peak = rss_of(pid).1;
     let clean = up.stop().success();
 
-    // Baseline: just after the warm-up; end: the last tenth.
-    let n = samples.len();
-    let baseline = median(samples[n / 5..(n * 3 / 10).max(n / 5 + 1).min(n)].to_vec());
-    let end = median(samples[n - (n / 10).max(1)..].to_vec());
+    let (baseline, end) = after_warm_up_and_at_end(&samples);
     // The same two spans of the allocator's live bytes: growth in resident memory with a flat
     // live heap is fragmentation, growth in both is state.
-    let heap_baseline = median(heap[n / 5..(n * 3 / 10).max(n / 5 + 1).min(n)].to_vec());
-    let heap_end = median(heap[n - (n / 10).max(1)..].to_vec());
+    let (heap_baseline, heap_end) = after_warm_up_and_at_end(&heap);
     let growth = end as f64 / baseline.max(1) as f64 - 1.0;
     // Twenty seconds say nothing about memory: the quick run reports growth, judges the rest.
     let flat = !full() || growth <= 0.10;
