@@ -45,19 +45,7 @@ pub(crate) struct Job {
 
 impl Job {
     pub async fn new(config: GoldConfig, telemetry: Arc<Telemetry>) -> Result<Job> {
-        config.window.validate().map_err(Error::Config)?;
-        if let Some(r) = config.retention
-            && (r.as_micros() as i64) < config.window.horizon_us
-        {
-            // A late event (at most the horizon behind the watermark) republishes the windows
-            // holding it, which all end after it; a shorter retention would remove windows a
-            // late event can still bring back.
-            return Err(Error::Config(format!(
-                "the gold retention ({} h) must be at least the state horizon ({} h)",
-                r.as_secs() / 3600,
-                (config.window.horizon_us + 3_599_999_999) / 3_600_000_000
-            )));
-        }
+        config.validate().map_err(Error::Config)?;
         let (checkpoints, restored) = Checkpoints::open(&config.lake.root, &config.window)?;
         let (trending, versions) = match restored {
             Some((manifest, panes)) => {

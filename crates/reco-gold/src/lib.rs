@@ -95,6 +95,24 @@ impl GoldConfig {
     }
 }
 
+impl GoldConfig {
+    /// The window scheme's relations, and a retention no shorter than the state horizon.
+    pub fn validate(&self) -> std::result::Result<(), String> {
+        self.window.validate()?;
+        match self.retention {
+            // A late event (at most the horizon behind the watermark) republishes the windows
+            // holding it, which all end after it; a shorter retention would remove windows a
+            // late event can still bring back.
+            Some(r) if (r.as_micros() as i64) < self.window.horizon_us => Err(format!(
+                "the gold retention ({} h) must be at least the state horizon ({} s)",
+                r.as_secs() / 3600,
+                self.window.horizon_us / 1_000_000
+            )),
+            _ => Ok(()),
+        }
+    }
+}
+
 /// Runs the job until `shutdown`, then checkpoints and returns.
 pub async fn run(config: GoldConfig, telemetry: Arc<Telemetry>, shutdown: CancellationToken) -> Result<()> {
     job::Job::new(config, telemetry).await?.run(shutdown).await
