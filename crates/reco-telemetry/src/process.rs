@@ -19,18 +19,19 @@ struct ProcessCollector;
 /// What the allocator holds, as the binary's allocator reports it.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct HeapStats {
-    /// Bytes in live allocations inside the allocator's arenas.
+    /// Bytes in live allocations.
     pub allocated: u64,
-    /// Bytes of large allocations mapped on their own, at their full size: resident only
-    /// where touched (a buffer reserved at 50 MiB and filled to 1 MiB counts 50 MiB here).
+    /// Bytes in the pages and slabs the allocator has in use: live allocations plus the unused
+    /// space around them.
     pub mapped: u64,
-    /// Free bytes the allocator keeps mapped (resident unless returned to the OS).
+    /// Resident heap memory that holds no live allocation (fragmentation, metadata, freed
+    /// pages not yet returned to the OS).
     pub free: u64,
 }
 
 static HEAP_PROBE: std::sync::OnceLock<fn() -> Option<HeapStats>> = std::sync::OnceLock::new();
 
-/// Sets where `reco_heap_*` come from. The allocator is the binary's choice (and asking glibc
+/// Sets where `reco_heap_*` come from. The allocator is the binary's choice (and asking it
 /// needs FFI, which this crate forbids), so the binary registers the probe at start; without
 /// one the metrics are absent. Later calls are ignored.
 pub fn set_heap_probe(probe: fn() -> Option<HeapStats>) {
@@ -104,9 +105,13 @@ impl Collector for ProcessCollector {
         if let Some(heap) = HEAP_PROBE.get().and_then(|probe| probe()) {
             // Resident memory that grows while `allocated` stays flat is fragmentation, not a leak.
             let gauges = [
-                ("reco_heap_allocated_bytes", "Bytes in live heap allocations in the malloc arenas", heap.allocated),
-                ("reco_heap_mapped_bytes", "Bytes of large allocations mapped on their own (virtual)", heap.mapped),
-                ("reco_heap_free_bytes", "Free heap bytes the allocator keeps mapped", heap.free),
+                ("reco_heap_allocated_bytes", "Bytes in live heap allocations", heap.allocated),
+                (
+                    "reco_heap_mapped_bytes",
+                    "Bytes in the pages and slabs the allocator has in use (live allocations and the space around them)",
+                    heap.mapped,
+                ),
+                ("reco_heap_free_bytes", "Resident heap bytes holding no live allocation", heap.free),
             ];
             for (name, help, bytes) in gauges {
                 let gauge = ConstGauge::new(bytes as f64);

@@ -12,9 +12,11 @@ use clap::Parser;
 
 use crate::cli::{Cli, Command, TopicsCommand};
 
+#[cfg(target_os = "linux")]
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 fn main() -> ExitCode {
-    memory::cap_malloc_arenas();
-    memory::start_trimming();
     reco_telemetry::set_heap_probe(memory::heap_stats);
     let started = std::time::Instant::now();
     let cli = Cli::parse();
