@@ -46,7 +46,7 @@ fn percentiles(mut v: Vec<f64>) -> String {
     format!("p50 {:.0} ms, p95 {:.0} ms, p99 {:.0} ms (n = {})", at(0.5), at(0.95), at(0.99), v.len())
 }
 
-/// A Delta commit: its timestamp in ms, and the paths it added with their statistics.
+/// A Delta commit: its timestamp in ms, and the paths it added with their statistics (new data only).
 type Commit = (i64, Vec<(String, Option<String>)>);
 
 /// Every commit in the Delta log of `table`.
@@ -64,6 +64,11 @@ fn commits(table: &Path) -> Vec<Commit> {
             let Ok(v) = serde_json::from_str::<Value>(line) else { continue };
             if let Some(ts) = v["commitInfo"]["timestamp"].as_i64() {
                 at = Some(ts);
+            }
+            // Compaction re-adds rows already committed (`dataChange: false`); their first
+            // commit is the one that made them readable.
+            if v["add"]["dataChange"] == Value::Bool(false) {
+                continue;
             }
             if let Some(p) = v["add"]["path"].as_str() {
                 adds.push((p.to_owned(), v["add"]["stats"].as_str().map(str::to_owned)));

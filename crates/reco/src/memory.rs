@@ -54,3 +54,28 @@ pub fn heap_stats() -> Option<reco_telemetry::HeapStats> {
 pub fn heap_stats() -> Option<reco_telemetry::HeapStats> {
     None
 }
+
+#[cfg(all(test, target_os = "linux"))]
+mod tests {
+    use super::heap_stats;
+
+    /// The probe reads jemalloc's live count, and this binary's allocations go to jemalloc:
+    /// a 64 MiB buffer shows up in `allocated` while it lives and leaves it when dropped.
+    #[test]
+    fn heap_stats_follow_live_allocations() {
+        const SIZE: usize = 64 << 20;
+        let before = heap_stats().expect("jemalloc statistics");
+        let buffer = std::hint::black_box(vec![1u8; SIZE]);
+        let during = heap_stats().expect("jemalloc statistics");
+        assert!(
+            during.allocated >= before.allocated + SIZE as u64,
+            "allocated {} → {} for a {SIZE}-byte buffer",
+            before.allocated,
+            during.allocated
+        );
+        assert!(during.mapped >= during.allocated, "mapped {} < allocated {}", during.mapped, during.allocated);
+        drop(buffer);
+        let after = heap_stats().expect("jemalloc statistics");
+        assert!(after.allocated + (SIZE as u64) / 2 < during.allocated, "{} → {}", during.allocated, after.allocated);
+    }
+}
