@@ -88,14 +88,23 @@ async fn main() {
     let args: Vec<String> = std::env::args().collect();
     let seconds: f64 = args.get(1).and_then(|s| s.parse().ok()).unwrap_or(120.0);
     let rate: f64 = args.get(2).and_then(|s| s.parse().ok()).unwrap_or(2000.0);
+    let speedup: f64 = args.get(3).and_then(|s| s.parse().ok()).unwrap_or(60.0);
     // The release binary next to this example (target/release/examples/freshness).
     let bin = std::env::var("RECO_BIN")
         .map(std::path::PathBuf::from)
         .unwrap_or_else(|_| std::env::current_exe().unwrap().parent().unwrap().parent().unwrap().join("reco"));
+    print!("{}", run(&bin, seconds, rate, speedup).await);
+}
+
+/// Runs the benchmark with the `reco` binary at `bin` and returns its tables (markdown). The
+/// smoke test (`tests/bench_smoke.rs`) includes this file as a module and calls this function,
+/// so it needs no example binary that some earlier build left in the target directory.
+pub async fn run(bin: &Path, seconds: f64, rate: f64, speedup: f64) -> String {
+    use std::fmt::Write;
+    let mut out = String::new();
     let dir = tempfile::tempdir().unwrap();
     let lake = dir.path().join("lake");
     let lake_s = lake.to_string_lossy().to_string();
-    let speedup: f64 = args.get(3).and_then(|s| s.parse().ok()).unwrap_or(60.0);
     let broker = if std::env::var("RECO_BROKER_STORAGE").is_ok_and(|s| s == "sqlite") {
         let storage = reco_kafka::BrokerStorage::Sqlite(dir.path().join("broker").join("tansu.db"));
         let broker = reco_kafka::EmbeddedBroker::start(reco_testkit::free_addr(), storage).await.unwrap();
@@ -202,35 +211,36 @@ async fn main() {
     let clean = serve.stop() & silver.stop() & gold.stop();
     broker.stop().await;
 
-    println!("\n## Freshness under steady load ({rate:.0} ev/s for {:.0} s, clock ×{speedup})", took.as_secs_f64());
-    println!("{accepted} of {sent} events acknowledged, {failed} failed; services stopped cleanly: {clean}\n");
+    writeln!(out, "\n## Freshness under steady load ({rate:.0} ev/s for {:.0} s, clock ×{speedup})", took.as_secs_f64()).unwrap();
+    writeln!(out, "{accepted} of {sent} events acknowledged, {failed} failed; services stopped cleanly: {clean}\n").unwrap();
     let part = format!("freshness ({rate:.0} ev/s, 3 services)");
-    println!("| path | latency | reference (same run / config) |");
-    println!("|---|---|---|");
+    writeln!(out, "| path | latency | reference (same run / config) |").unwrap();
+    writeln!(out, "|---|---|---|").unwrap();
     let silver = percentiles(to_silver);
-    println!("| sent → committed in silver | {silver} | silver batch age 2,000 ms (default) |");
+    writeln!(out, "| sent → committed in silver | {silver} | silver batch age 2,000 ms (default) |").unwrap();
     reco_testkit::bench::report(&part, "sent → committed in silver", &silver, "batch age 2,000 ms (config)", None);
     for (name, v) in to_gold {
         let gold = percentiles(v);
         let reference = "silver batch 2,000 ms + gold poll 1,000 ms";
-        println!("| window {name} closable (end + lateness) → published | {gold} | {reference} (config) |");
+        writeln!(out, "| window {name} closable (end + lateness) → published | {gold} | {reference} (config) |").unwrap();
         let measure = format!("window {name} closable (end + lateness) → published");
         reco_testkit::bench::report(&part, &measure, &gold, &format!("{reference} (config)"), None);
     }
-    println!("\n| component | peak RSS |");
-    println!("|---|---|");
-    println!("| reco serve (API) | {api_peak} MiB |");
-    println!("| reco silver | {silver_peak} MiB |");
-    println!("| reco gold | {gold_peak} MiB |");
-    println!("| embedded broker + load generator (this process) | {this_peak} MiB |");
-    println!("\n| RSS (MiB) at | reco serve | reco silver | reco gold | broker + load generator |");
-    println!("|---|---:|---:|---:|---:|");
+    writeln!(out, "\n| component | peak RSS |").unwrap();
+    writeln!(out, "|---|---|").unwrap();
+    writeln!(out, "| reco serve (API) | {api_peak} MiB |").unwrap();
+    writeln!(out, "| reco silver | {silver_peak} MiB |").unwrap();
+    writeln!(out, "| reco gold | {gold_peak} MiB |").unwrap();
+    writeln!(out, "| embedded broker + load generator (this process) | {this_peak} MiB |").unwrap();
+    writeln!(out, "\n| RSS (MiB) at | reco serve | reco silver | reco gold | broker + load generator |").unwrap();
+    writeln!(out, "|---|---:|---:|---:|---:|").unwrap();
     let n = samples.len();
     for i in [0, n / 5, n * 3 / 10, n / 2, n.saturating_sub(1)].into_iter().filter(|i| *i < n) {
         let (t, [a, s, g, b]) = samples[i];
-        println!("| {t:.0} s | {a} | {s} | {g} | {b} |");
+        writeln!(out, "| {t:.0} s | {a} | {s} | {g} | {b} |").unwrap();
     }
     for (component, mib) in [("reco serve", api_peak), ("reco silver", silver_peak), ("reco gold", gold_peak)] {
         reco_testkit::bench::report("peak RSS under steady load", component, &format!("{mib} MiB"), "", None);
     }
+    out
 }
