@@ -1,8 +1,9 @@
-//! `GET /trending`: the latest published window of a gold table, served from memory.
+//! `GET /trending`: the newest complete window of a gold table, served from memory.
 //!
 //! A background task ([`TrendingCache::run`]) checks the gold tables every refresh interval
 //! and, only when a table changed (a new Delta version, a replaced Parquet file), reads its
-//! newest window into memory. Requests never scan a table; `at=` requests read the one small
+//! newest complete window (and the newest window of all, which may be provisional: published
+//! before the watermark passed its end, served only with `provisional=true`) into memory. Requests never scan a table; `at=` requests read the one small
 //! file of the window that was current then. Responses carry an `ETag` (window, computation
 //! time and limit) and `Cache-Control`, so clients and CDNs revalidate cheaply.
 
@@ -39,10 +40,18 @@ pub struct ServedWindow {
     pub length_us: i64,
 }
 
-#[derive(Debug)]
+type Window = (i64, Arc<Vec<GoldRow>>);
+
+#[derive(Debug, Default)]
 struct Latest {
-    start_us: i64,
-    rows: Arc<Vec<GoldRow>>,
+    /// The newest window whose rows say `complete`.
+    complete: Option<Window>,
+    /// The newest window published, complete or provisional.
+    any: Option<Window>,
+}
+
+fn is_complete(rows: &[GoldRow]) -> bool {
+    rows.first().is_some_and(|r| r.complete)
 }
 
 /// The newest window of each gold table, refreshed when the table changes.
@@ -80,15 +89,26 @@ impl TrendingCache {
                 continue;
             }
             let Some(table) = tables.get(&name) else { continue };
-            let Some((&start_us, path)) = table.windows().iter().next_back() else { continue };
-            let path = path.clone();
-            let rows = tokio::task::spawn_blocking(move || reco_lake::gold::read_gold(&path))
-                .await
-                .map_err(|e| reco_lake::Error::Arrow(e.to_string()))??;
-            self.latest
-                .write()
-                .unwrap_or_else(std::sync::PoisonError::into_inner)
-                .insert(w.name.clone(), Latest { start_us, rows: Arc::new(rows) });
+            // Newest first, until a complete one: the provisional windows above it are at most
+            // one window length of slides (the open windows when the input went idle).
+            let files: Vec<(i64, std::path::PathBuf)> =
+                table.windows().iter().rev().map(|(s, p)| (*s, p.clone())).collect();
+            let latest = tokio::task::spawn_blocking(move || -> Result<Latest, reco_lake::Error> {
+                let mut latest = Latest::default();
+                for (start, path) in files {
+                    let rows = Arc::new(reco_lake::gold::read_gold(&path)?);
+                    let complete = is_complete(&rows);
+                    latest.any.get_or_insert_with(|| (start, rows.clone()));
+                    if complete {
+                        latest.complete = Some((start, rows));
+                        break;
+                    }
+                }
+                Ok(latest)
+            })
+            .await
+            .map_err(|e| reco_lake::Error::Arrow(e.to_string()))??;
+            self.latest.write().unwrap_or_else(std::sync::PoisonError::into_inner).insert(w.name.clone(), latest);
         }
         Ok(())
     }
@@ -106,27 +126,35 @@ impl TrendingCache {
         }
     }
 
-    fn latest(&self, window: &str) -> Option<(i64, Arc<Vec<GoldRow>>)> {
+    fn latest(&self, window: &str, provisional: bool) -> Option<Window> {
         let latest = self.latest.read().unwrap_or_else(std::sync::PoisonError::into_inner);
-        latest.get(window).map(|l| (l.start_us, l.rows.clone()))
+        let l = latest.get(window)?;
+        if provisional { l.any.clone() } else { l.complete.clone() }
     }
 
-    /// The newest window that had ended by `at_us`.
-    async fn at(&self, window: &ServedWindow, at_us: i64) -> Result<Option<(i64, Arc<Vec<GoldRow>>)>, ApiError> {
-        let path = {
+    /// The newest window that had ended by `at_us` (complete unless `provisional`).
+    async fn at(&self, window: &ServedWindow, at_us: i64, provisional: bool) -> Result<Option<Window>, ApiError> {
+        let files: Vec<(i64, std::path::PathBuf)> = {
             let tables = self.tables.lock().await;
             let Some(table) = tables.get(&table_name(&window.name)) else { return Ok(None) };
-            match table.windows().range(..=at_us.saturating_sub(window.length_us)).next_back() {
-                Some((start, path)) => (*start, path.clone()),
-                None => return Ok(None),
-            }
+            let ended = table.windows().range(..=at_us.saturating_sub(window.length_us)).rev();
+            // A provisional window is followed (in time) by at most a window length of others.
+            ended
+                .take(if provisional { 1 } else { 1 + (window.length_us / 60_000_000) as usize })
+                .map(|(s, p)| (*s, p.clone()))
+                .collect()
         };
-        let (start, file) = path;
-        let rows = tokio::task::spawn_blocking(move || reco_lake::gold::read_gold(&file))
-            .await
-            .map_err(|e| internal(e.to_string()))?
-            .map_err(|e| internal(e.to_string()))?;
-        Ok(Some((start, Arc::new(rows))))
+        tokio::task::spawn_blocking(move || {
+            for (start, file) in files {
+                let rows = reco_lake::gold::read_gold(&file).map_err(|e| internal(e.to_string()))?;
+                if provisional || is_complete(&rows) {
+                    return Ok(Some((start, Arc::new(rows))));
+                }
+            }
+            Ok(None)
+        })
+        .await
+        .map_err(|e| internal(e.to_string()))?
     }
 
     /// Whether the lake folder answers (readiness).
@@ -147,6 +175,9 @@ pub(crate) struct TrendingQuery {
     limit: Option<String>,
     /// Return the window that was current at this time (RFC 3339, a date, or Unix seconds).
     at: Option<String>,
+    /// `true`: the newest window even if the watermark has not passed its end yet (published
+    /// provisionally after the input went idle); default `false`: the newest complete window.
+    provisional: Option<String>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -163,6 +194,9 @@ pub(crate) struct TrendingResponse {
     window: String,
     window_start: DateTime<Utc>,
     window_end: DateTime<Utc>,
+    /// False for a provisional window: the watermark has not passed its end, so events may
+    /// still change it.
+    complete: bool,
     computed_at: DateTime<Utc>,
     items: Vec<TrendingItem>,
 }
@@ -225,13 +259,18 @@ pub(crate) async fn get_trending(
             }
         },
     };
+    let provisional = match q.provisional.as_deref() {
+        None | Some("false") | Some("0") => false,
+        Some("true") | Some("1") => true,
+        Some(s) => return Err(bad_param("provisional", format!("must be true or false, got {s:?}"))),
+    };
     let found = match q.at.as_deref() {
-        None => cache.latest(&window.name),
+        None => cache.latest(&window.name, provisional),
         Some(s) => {
             let Some(at_us) = parse_at(s) else {
                 return Err(bad_param("at", format!("must be an RFC 3339 time, a date or Unix seconds, got {s:?}")));
             };
-            cache.at(window, at_us).await?
+            cache.at(window, at_us, provisional).await?
         }
     };
     let Some((start_us, rows)) = found else {
@@ -240,13 +279,15 @@ pub(crate) async fn get_trending(
             StatusCode::NOT_FOUND,
             "no_window",
             format!(
-                "no {} window has been published{when}; the gold job publishes one when the watermark passes a window's end",
+                "no {}{} window has been published{when}; the gold job publishes one when the watermark passes a window's end",
+                if provisional { "" } else { "complete " },
                 window.name
             ),
         ));
     };
     let computed_at_us = rows.first().map_or(0, |r| r.computed_at_us);
-    let etag = format!("\"{}-{start_us}-{computed_at_us}-{limit}\"", window.name);
+    let complete = is_complete(&rows);
+    let etag = format!("\"{}-{start_us}-{computed_at_us}-{complete}-{limit}\"", window.name);
     let mut response = if headers.get(header::IF_NONE_MATCH).is_some_and(|v| v.as_bytes() == etag.as_bytes()) {
         StatusCode::NOT_MODIFIED.into_response()
     } else {
@@ -254,6 +295,7 @@ pub(crate) async fn get_trending(
             window: window.name.clone(),
             window_start: ts(start_us),
             window_end: ts(start_us + window.length_us),
+            complete,
             computed_at: ts(computed_at_us),
             items: rows
                 .iter()

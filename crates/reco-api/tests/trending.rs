@@ -20,6 +20,10 @@ const HOUR: i64 = 3_600_000_000;
 const BASE: i64 = 1_551_398_400_000_000;
 
 fn window(start_us: i64, items: usize, computed_at_us: i64) -> GoldWindow {
+    window_as(start_us, items, computed_at_us, true)
+}
+
+fn window_as(start_us: i64, items: usize, computed_at_us: i64, complete: bool) -> GoldWindow {
     let rows = (0..items)
         .map(|i| GoldRow {
             window_start_us: start_us,
@@ -29,6 +33,7 @@ fn window(start_us: i64, items: usize, computed_at_us: i64) -> GoldWindow {
             clicks: 1,
             score: (100 - i) as f64 + 3.0,
             rank: i as i32 + 1,
+            complete,
             computed_at_us,
         })
         .collect();
@@ -90,6 +95,7 @@ async fn trending(format: Format) {
     assert_eq!(body["window"], "1h");
     assert_eq!(body["window_start"], "2019-03-01T00:05:00Z");
     assert_eq!(body["window_end"], "2019-03-01T01:05:00Z");
+    assert_eq!(body["complete"], true);
     assert_eq!(body["computed_at"], "2019-03-01T02:00:00Z");
     let items = body["items"].as_array().unwrap();
     assert_eq!(items.len(), 20, "default limit");
@@ -124,6 +130,31 @@ async fn trending(format: Format) {
     assert_eq!(body["computed_at"], "2019-03-01T03:00:00Z");
     assert_eq!(body["items"].as_array().unwrap().len(), 10);
 
+    // Provisional windows (published while all input was idle, before the watermark passed
+    // their end) are served only when asked for; the default stays on the newest complete one.
+    let provisional = (1..=3).map(|k| window_as(BASE + (1 + k) * 300_000_000, 5, BASE + 4 * HOUR, false)).collect();
+    table.replace(provisional, None).await.unwrap();
+    cache.refresh().await.unwrap();
+    let (_, _, body) = get(&state, "/trending?window=1h", &[]).await;
+    assert_eq!((body["window_start"].as_str(), body["complete"].as_bool()), (Some("2019-03-01T00:05:00Z"), Some(true)));
+    let (_, _, body) = get(&state, "/trending?window=1h&provisional=true", &[]).await;
+    assert_eq!(
+        (body["window_start"].as_str(), body["complete"].as_bool()),
+        (Some("2019-03-01T00:20:00Z"), Some(false))
+    );
+    let (_, _, body) = get(&state, "/trending?window=1h&at=2019-03-01T01:16:00Z", &[]).await;
+    assert_eq!(body["window_start"], "2019-03-01T00:05:00Z", "at= skips provisional windows too: {body}");
+    let (_, _, body) = get(&state, "/trending?window=1h&at=2019-03-01T01:16:00Z&provisional=1", &[]).await;
+    assert_eq!(body["window_start"], "2019-03-01T00:15:00Z");
+    // Completed later: served by default.
+    table.replace(vec![window(BASE + 600_000_000, 7, BASE + 5 * HOUR)], None).await.unwrap();
+    cache.refresh().await.unwrap();
+    let (_, _, body) = get(&state, "/trending?window=1h", &[]).await;
+    assert_eq!(
+        (body["window_start"].as_str(), body["items"].as_array().map(Vec::len)),
+        (Some("2019-03-01T00:10:00Z"), Some(7))
+    );
+
     // Bad parameters name the parameter.
     for (uri, field) in [
         ("/trending?window=7d", "window"),
@@ -131,6 +162,7 @@ async fn trending(format: Format) {
         ("/trending?limit=51", "limit"),
         ("/trending?limit=ten", "limit"),
         ("/trending?at=yesterday", "at"),
+        ("/trending?provisional=maybe", "provisional"),
     ] {
         let (status, _, body) = get(&state, uri, &[]).await;
         assert_eq!(status, StatusCode::BAD_REQUEST, "{uri}");

@@ -20,6 +20,9 @@ fn run(slide_min: i64, events: usize) -> (f64, f64, usize) {
         ..Config::default()
     };
     let mut t = Trending::new(config);
+    // Wall-clock time for the core: far after these 1970 event times, so only they decide.
+    let now = 1_800_000_000_000_000;
+    let input = t.input("events_views", 0, now);
     let span = 48 * 60 * MIN;
     let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
     let items: Vec<String> = (0..10_000).map(|i| format!("m{i}")).collect();
@@ -35,10 +38,10 @@ fn run(slide_min: i64, events: usize) -> (f64, f64, usize) {
         let time = i as i64 * span / events as i64 - (x % 120) as i64 * 1_000_000;
         let kind = if x.is_multiple_of(4) { Kind::Click } else { Kind::View };
         let r = Instant::now();
-        t.record(item, kind, time, 0);
+        t.record(input, item, kind, time, now);
         record_secs += r.elapsed().as_secs_f64();
         if i % 10_000 == 0 {
-            published += t.advance(0).len();
+            published += t.advance(now).len();
         }
     }
     let total = started.elapsed().as_secs_f64();

@@ -6,6 +6,10 @@
 //! horizon, and every window starting in `[from, to)` is replaced; windows in range that the
 //! recomputation does not produce are removed. Run it with the gold job stopped, or for a
 //! range older than the job's state horizon, so the two do not publish the same window.
+//!
+//! Windows are written complete up to the watermark of silver as read here (the minimum over
+//! the tables' partitions), and never past the watermark of the gold job's newest checkpoint;
+//! later windows are written provisional, and the job completes them as its watermark passes.
 
 use std::collections::BTreeMap;
 
@@ -13,6 +17,7 @@ use reco_lake::{SilverFeed, gold::table_name, schema::date_of};
 
 use crate::{
     Error, GoldConfig, Result,
+    checkpoint::Checkpoints,
     job::{INPUTS, gold_windows, now_us, open_tables},
     window::Trending,
 };
@@ -45,29 +50,42 @@ pub async fn backfill(
         let (_, files) = SilverFeed::new(&config.lake, topic).snapshot().await?;
         let files: Vec<_> =
             files.into_iter().filter(|f| f.event_date.is_none_or(|d| (first_day..=last_day).contains(&d))).collect();
-        inputs.extend(files.into_iter().map(|f| (f, kind)));
+        inputs.extend(files.into_iter().map(|f| (f, topic, kind)));
     }
     let total = inputs.len() as u64;
     let mut window_config = config.window.clone();
     window_config.horizon_us = i64::MAX / 4;
     let mut trending = Trending::new(window_config);
+    if let Some(job) = Checkpoints::newest_watermark(&config.lake.root, config.window.lateness_us)? {
+        trending.limit_watermark(job);
+    }
     let mut report = BackfillReport { files: inputs.len(), ..BackfillReport::default() };
     progress(0, total);
-    for (done, (file, kind)) in inputs.into_iter().enumerate() {
+    for (done, (file, topic, kind)) in inputs.into_iter().enumerate() {
         let events = tokio::task::spawn_blocking(move || reco_lake::read::read_events(std::slice::from_ref(&file)))
             .await
             .map_err(|e| Error::Task(e.to_string()))??;
-        for (item, t) in events {
+        let now = now_us();
+        for (item, t, partition) in events {
+            // Every event moves its input's watermark, in range or not: the range's windows are
+            // complete when all of silver is past them.
+            let input = trending.input(topic, partition, now);
             if (from_us..until_us).contains(&t) {
-                trending.record(&item, kind, t, 0);
+                trending.record(input, &item, kind, t, now);
                 report.events += 1;
+            } else {
+                trending.observe(input, t, now);
             }
         }
         progress(done as u64 + 1, total);
     }
-    // Far past the idle timeout: every window holding data is closed.
-    let results: Vec<_> =
-        trending.advance(i64::MAX / 2).into_iter().filter(|r| (from_us..to_us).contains(&r.start_us)).collect();
+    let now = now_us();
+    for (topic, _) in INPUTS {
+        trending.hold_table(topic, now);
+    }
+    let mut results = trending.advance(now);
+    results.extend(trending.provisional());
+    results.retain(|r| (from_us..to_us).contains(&r.start_us));
     let computed_at = now_us();
     for (name, mut table) in open_tables(&config.lake, &config.window).await? {
         let mine: Vec<_> = results.iter().filter(|r| r.window == name).cloned().collect();

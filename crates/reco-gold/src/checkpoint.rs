@@ -84,6 +84,20 @@ impl Checkpoints {
         Ok((cp, Some((manifest, panes))))
     }
 
+    /// The watermark of the newest checkpoint under `lake_root`, reading only its manifest.
+    pub fn newest_watermark(lake_root: &Path, lateness_us: i64) -> Result<Option<i64>> {
+        let dir = lake_root.join("_checkpoints").join("gold");
+        if !dir.is_dir() {
+            return Ok(None);
+        }
+        let Some(seq) = manifests(&dir)?.last().copied() else { return Ok(None) };
+        let path = dir.join(format!("{seq:020}.json"));
+        let text = std::fs::read_to_string(&path).map_err(|e| Error::io(&path, e))?;
+        let manifest: Manifest =
+            serde_json::from_str(&text).map_err(|e| Error::Checkpoint(format!("{}: {e}", path.display())))?;
+        Ok(manifest.state.watermark_us.or(manifest.state.max_event_us.map(|m| m - lateness_us)))
+    }
+
     fn manifest_path(&self, seq: u64) -> PathBuf {
         self.dir.join(format!("{seq:020}.json"))
     }

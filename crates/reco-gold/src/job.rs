@@ -11,6 +11,7 @@ use tracing::{info, warn};
 use crate::{
     Error, GoldConfig, Result,
     checkpoint::Checkpoints,
+    watermark::InputId,
     window::{Kind, Recorded, Trending, WindowResult},
 };
 
@@ -91,6 +92,12 @@ impl Job {
                 }
             }
         }
+        // What the input holds beyond the watermark stays readable (`?provisional=true`) while
+        // the job is down; the next run publishes those windows again as they complete.
+        let open = self.trending.take_provisional();
+        if !open.is_empty() {
+            publish(&mut self.tables, open, None, &self.telemetry).await?;
+        }
         if self.unsaved {
             self.checkpoint()?;
         }
@@ -98,7 +105,9 @@ impl Job {
         Ok(())
     }
 
-    /// One round; true when silver has more versions waiting.
+    /// One round; true when silver has more versions waiting. Every table's new versions are
+    /// recorded before the watermark moves (in `advance`), so no input's events are judged
+    /// against another input's progress within the round.
     async fn cycle(&mut self) -> Result<bool> {
         let mut more = false;
         for (feed, kind) in &mut self.feeds {
@@ -110,19 +119,30 @@ impl Job {
             }
             let from = after.unwrap_or(-1);
             let upto = latest.min(from + self.config.max_versions_per_cycle as i64);
-            more |= upto < latest;
             let files = feed.files_between(after, upto).await?;
             let events = tokio::task::spawn_blocking(move || reco_lake::read::read_events(&files))
                 .await
                 .map_err(|e| Error::Task(e.to_string()))??;
             let (mut late, mut beyond) = (0, 0);
             let now = now_us();
-            for (item, t) in &events {
-                match self.trending.record(item, *kind, *t, now) {
+            // Every partition silver names is an input from now on, rows or not: one whose first
+            // rows come in a later commit holds the watermark meanwhile (until idle).
+            for partition in 0..feed.partitions().unwrap_or(0) {
+                self.trending.input(&topic, partition, now);
+            }
+            let mut inputs: BTreeMap<i32, InputId> = BTreeMap::new();
+            for (item, t, partition) in &events {
+                let input = *inputs.entry(*partition).or_insert_with(|| self.trending.input(&topic, *partition, now));
+                match self.trending.record(input, item, *kind, *t, now) {
                     Recorded::OnTime => {}
                     Recorded::Late => late += 1,
                     Recorded::BeyondHorizon => beyond += 1,
                 }
+            }
+            if upto < latest {
+                // Versions still waiting: this table's inputs are catching up, not idle.
+                more = true;
+                self.trending.hold_table(&topic, now);
             }
             if beyond > 0 {
                 warn!(topic, events = beyond, "events older than the state horizon were not counted");
@@ -145,6 +165,9 @@ impl Job {
             crash_point("gold_crash_after_publish");
         }
         self.telemetry.gold.state(self.trending.watermark_us(), self.trending.state_size());
+        for (input, watermark) in self.trending.watermarks().per_input() {
+            self.telemetry.gold.input_watermark(&format!("silver/{}", input.table), input.partition, watermark);
+        }
         Ok(more)
     }
 
@@ -186,6 +209,7 @@ pub(crate) fn gold_windows(results: &[WindowResult], computed_at_us: i64) -> Vec
                     clicks: row.clicks as i64,
                     score: row.score,
                     rank: row.rank as i32,
+                    complete: r.complete,
                     computed_at_us,
                 })
                 .collect(),
@@ -214,12 +238,13 @@ async fn publish(
         table.replace(gold_windows(&results, computed_at), expired).await?;
         let name = table_name(window);
         for r in &results {
-            telemetry.gold.published(window, &name, r.end_us, r.republished);
+            telemetry.gold.published(window, &name, r.end_us, r.republished, r.complete);
         }
         info!(
             table = name,
             windows = results.len(),
             republished = results.iter().filter(|r| r.republished).count(),
+            provisional = results.iter().filter(|r| !r.complete).count(),
             "gold windows published"
         );
     }

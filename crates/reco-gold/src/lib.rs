@@ -13,18 +13,20 @@
 //! ```
 //! use reco_gold::window::{Config, Kind, Trending};
 //! let mut t = Trending::new(Config::default());
-//! let minute = 60_000_000;
-//! t.record("m1", Kind::View, 0, 0);
-//! t.record("m1", Kind::Click, 10 * minute, 0);
-//! t.record("m2", Kind::View, 2 * 60 * minute, 0); // moves the watermark past the first hour
-//! let due = t.advance(0);
+//! let (minute, now) = (60_000_000, 1_800_000_000_000_000); // `now`: wall clock, µs
+//! let views = t.input("events_views", 0, now); // one input per silver table partition
+//! t.record(views, "m1", Kind::View, 0, now);
+//! t.record(views, "m1", Kind::Click, 10 * minute, now);
+//! t.record(views, "m2", Kind::View, 2 * 60 * minute, now); // moves the watermark past the first hour
+//! let due = t.advance(now);
 //! let first = due.iter().find(|w| w.window == "1h" && w.start_us == 0).unwrap();
-//! assert_eq!((first.rows[0].item_id.as_str(), first.rows[0].score), ("m1", 4.0));
-//! ```
+//! assert_eq!((first.rows[0].item_id.as_str(), first.rows[0].score, first.complete), ("m1", 4.0, true));
+//! //! ```
 
 mod backfill;
 mod checkpoint;
 mod job;
+pub mod watermark;
 pub mod window;
 
 use std::{path::Path, sync::Arc, time::Duration};

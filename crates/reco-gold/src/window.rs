@@ -1,12 +1,16 @@
 //! Event-time sliding windows over shared panes. Pure: no I/O, no clock of its own.
 //!
 //! Semantics (DESIGN §5): windows are aligned to the Unix epoch; an event at `t` is in window
-//! `[s, s+L)` iff `s ≤ t < s+L`. The watermark is the largest event time seen minus the
-//! allowed lateness; a window is due once the watermark reaches its end. An event for a window
-//! that was already published, but within the state horizon, marks the window dirty and it is
-//! published again. Events older than `watermark − horizon` are refused and counted. When no
-//! event arrives for `idle_timeout` (processing time, from the injected `now`), every window
-//! holding data is published, so the last windows of a finished replay become visible.
+//! `[s, s+L)` iff `s ≤ t < s+L`. The watermark is combined from one watermark per input (see
+//! `watermark.rs`: the minimum over active inputs, clamped to the wall clock); a window is
+//! **complete** and published once the watermark reaches its end. An event for a window that
+//! was already published complete, but within the state horizon, marks the window dirty and it
+//! is published again. Events older than `watermark − horizon` are refused and counted. When
+//! every input has been idle for `idle_timeout` (processing time, from the injected `now`), the
+//! open windows holding data are published as **provisional**, so the last windows of a
+//! finished replay become visible; that moves neither the watermark nor the point from which
+//! events count as late, and each window is published again as complete when the watermark
+//! passes its end.
 
 use std::{
     collections::{BTreeMap, BTreeSet, HashMap, HashSet},
@@ -14,6 +18,8 @@ use std::{
 };
 
 use serde::{Deserialize, Serialize};
+
+use crate::watermark::{InputId, InputMark, Watermarks};
 
 const MINUTE_US: i64 = 60_000_000;
 
@@ -34,7 +40,8 @@ pub struct Config {
     pub lateness_us: i64,
     /// How far behind the watermark an event may be and still update gold.
     pub horizon_us: i64,
-    /// Processing time without input after which all windows holding data are published.
+    /// Processing time without data after which an input no longer holds the watermark back;
+    /// when every input is idle, the open windows holding data are published as provisional.
     pub idle_timeout_us: i64,
     pub top_n: usize,
     pub view_weight: f64,
@@ -121,7 +128,10 @@ pub struct WindowResult {
     pub start_us: i64,
     pub end_us: i64,
     pub rows: Vec<Row>,
+    /// Written again after it was published complete (late events changed it).
     pub republished: bool,
+    /// The watermark passed its end; false for a provisional publication.
+    pub complete: bool,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
@@ -138,7 +148,12 @@ pub struct Progress {
 /// The state besides pane counts: small, serialisable.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Snapshot {
+    /// The newest event time of any input (checkpoints of earlier versions hold only this).
     pub max_event_us: Option<i64>,
+    #[serde(default)]
+    pub watermark_us: Option<i64>,
+    #[serde(default)]
+    pub inputs: Vec<InputMark>,
     /// One per configured window, in order.
     pub progress: Vec<Progress>,
 }
@@ -166,8 +181,9 @@ pub struct Trending {
     /// Every item some pane or running total holds, interned; swept when panes are evicted.
     items: HashSet<Arc<str>>,
     running: Vec<Option<Running>>,
-    max_event_us: Option<i64>,
-    last_input_at_us: i64,
+    marks: Watermarks,
+    /// Data arrived since the open windows were last published as provisional.
+    provisional_stale: bool,
     progress: Vec<Progress>,
 }
 
@@ -175,13 +191,14 @@ impl Trending {
     pub fn new(config: Config) -> Trending {
         let progress = vec![Progress::default(); config.windows.len()];
         let running = vec![None; config.windows.len()];
+        let marks = Watermarks::new(config.lateness_us, config.idle_timeout_us);
         Trending {
             config,
             panes: BTreeMap::new(),
             items: HashSet::new(),
             running,
-            max_event_us: None,
-            last_input_at_us: i64::MIN,
+            marks,
+            provisional_stale: false,
             progress,
         }
     }
@@ -192,7 +209,12 @@ impl Trending {
 
     /// Everything but the pane counts, to checkpoint next to [`Trending::panes`].
     pub fn snapshot(&self) -> Snapshot {
-        Snapshot { max_event_us: self.max_event_us, progress: self.progress.clone() }
+        Snapshot {
+            max_event_us: self.marks.max_event(),
+            watermark_us: self.marks.current(),
+            inputs: self.marks.marks(),
+            progress: self.progress.clone(),
+        }
     }
 
     /// `(pane start, item, views, clicks)` of every pane held.
@@ -201,7 +223,7 @@ impl Trending {
     }
 
     /// Rebuilds the state from a [`Trending::snapshot`] and its panes. `now_us` counts as the
-    /// last input, so a restart does not publish windows early on the idle timeout.
+    /// last data of every input, so a restart neither skips an input nor publishes early.
     pub fn restore(
         config: Config,
         snapshot: Snapshot,
@@ -219,15 +241,47 @@ impl Trending {
         for (pane, item, v, c) in panes {
             add_str(t.panes.entry(pane).or_default(), &mut t.items, &item, (v, c));
         }
-        t.max_event_us = snapshot.max_event_us;
+        // A checkpoint of an earlier version has one maximum over everything: its watermark.
+        let watermark = snapshot.watermark_us.or(snapshot.max_event_us.map(|m| m - t.config.lateness_us));
+        let (lateness, idle) = (t.config.lateness_us, t.config.idle_timeout_us);
+        t.marks = Watermarks::restore(lateness, idle, watermark, snapshot.inputs, now_us);
         t.progress = snapshot.progress;
-        t.last_input_at_us = now_us;
+        // Whether the open windows were published since their last change is not kept: publish
+        // them again at the next lull (a replace with the same rows at worst).
+        t.provisional_stale = true;
         Ok(t)
     }
 
-    /// Largest event time seen minus the allowed lateness.
+    /// The job's watermark (minimum over active inputs, clamped to the clock) as of the last
+    /// [`Trending::advance`].
     pub fn watermark_us(&self) -> Option<i64> {
-        self.max_event_us.map(|m| m - self.config.lateness_us)
+        self.marks.current()
+    }
+
+    /// The inputs and their watermarks.
+    pub fn watermarks(&self) -> &Watermarks {
+        &self.marks
+    }
+
+    /// Keeps the watermark at or before `limit` (a backfill behind the running job).
+    pub fn limit_watermark(&mut self, limit: i64) {
+        self.marks.limit(limit);
+    }
+
+    /// The id of `table`'s Kafka `partition` as an input; registered when first seen.
+    pub fn input(&mut self, table: &str, partition: i32, now_us: i64) -> InputId {
+        self.marks.input(table, partition, now_us)
+    }
+
+    /// Moves `input`'s watermark by an event that is not counted (a backfill's out-of-range
+    /// rows).
+    pub fn observe(&mut self, input: InputId, event_time_us: i64, now_us: i64) {
+        self.marks.observe(input, event_time_us, now_us);
+    }
+
+    /// `table` has data waiting to be read, so its inputs are not idle (catching up).
+    pub fn hold_table(&mut self, table: &str, now_us: i64) {
+        self.marks.hold_table(table, now_us);
     }
 
     /// Items × panes held: the size of the state.
@@ -235,13 +289,16 @@ impl Trending {
         self.panes.values().map(HashMap::len).sum()
     }
 
-    /// Counts one event. Constant work per event, whatever the number of windows it is in,
-    /// except for late events, which mark the published windows they fall in.
-    pub fn record(&mut self, item_id: &str, kind: Kind, event_time_us: i64, now_us: i64) -> Recorded {
+    /// Counts one event of `input`. Constant work per event, whatever the number of windows it
+    /// is in, except for late events, which mark the published windows they fall in. Lateness
+    /// is judged against the watermark of the last [`Trending::advance`], never against the
+    /// progress of events recorded since: within a cycle, one input running ahead cannot make
+    /// another's on-time events late.
+    pub fn record(&mut self, input: InputId, item_id: &str, kind: Kind, event_time_us: i64, now_us: i64) -> Recorded {
+        self.marks.observe(input, event_time_us, now_us);
         if self.watermark_us().is_some_and(|wm| event_time_us < wm - self.config.horizon_us) {
             return Recorded::BeyondHorizon;
         }
-        self.last_input_at_us = now_us;
         let pane = event_time_us.div_euclid(self.config.pane_us) * self.config.pane_us;
         let one = match kind {
             Kind::View => (1, 0),
@@ -256,11 +313,16 @@ impl Trending {
                 add_str(&mut r.counts, &mut self.items, item_id, one);
             }
         }
-        self.max_event_us = Some(self.max_event_us.map_or(event_time_us, |m| m.max(event_time_us)));
-
         let mut late = false;
         for (spec, progress) in self.config.windows.iter().zip(&mut self.progress) {
-            let Some(handled) = progress.handled_until else { continue };
+            let Some(handled) = progress.handled_until else {
+                self.provisional_stale = true;
+                continue;
+            };
+            // The newest window holding t is still open: the provisional results changed.
+            if event_time_us.div_euclid(spec.slide_us) * spec.slide_us + spec.length_us > handled {
+                self.provisional_stale = true;
+            }
             // Windows containing t: starts in (t − L, t], on the slide grid.
             let mut s = first_start_after(event_time_us - spec.length_us, spec.slide_us);
             while s <= event_time_us && s + spec.length_us <= handled {
@@ -272,18 +334,85 @@ impl Trending {
         if late { Recorded::Late } else { Recorded::OnTime }
     }
 
-    /// Returns the windows due at processing time `now_us`: newly closed ones and re-opened
-    /// (dirty) ones, and forgets panes no acceptable event can reach any more.
+    /// Moves the watermark and returns the windows due at processing time `now_us`: newly
+    /// complete ones, re-opened (dirty) ones, and, once every input is idle, the open windows
+    /// holding data as provisional. Forgets panes no acceptable event can reach any more.
     pub fn advance(&mut self, now_us: i64) -> Vec<WindowResult> {
-        let Some(max_event) = self.max_event_us else { return Vec::new() };
-        let idle = now_us.saturating_sub(self.last_input_at_us) >= self.config.idle_timeout_us;
-        let watermark = max_event - self.config.lateness_us;
+        let Some(watermark) = self.marks.update(now_us) else {
+            return if self.marks.all_idle(now_us) { self.provisional_if_stale() } else { Vec::new() };
+        };
+        let mut out = self.close_until(watermark);
+        if self.marks.all_idle(now_us) {
+            out.extend(self.provisional_if_stale());
+        }
+        self.evict(watermark);
+        out
+    }
+
+    /// [`Trending::provisional`] when data arrived since the last provisional publication
+    /// (at shutdown: the windows the next run will complete stay readable meanwhile).
+    pub fn take_provisional(&mut self) -> Vec<WindowResult> {
+        self.provisional_if_stale()
+    }
+
+    fn provisional_if_stale(&mut self) -> Vec<WindowResult> {
+        if !std::mem::take(&mut self.provisional_stale) {
+            return Vec::new();
+        }
+        self.provisional()
+    }
+
+    /// Every open window (not yet complete) that holds data, as provisional results: for the
+    /// idle timeout, a shutdown, or a backfill. Changes no state.
+    pub fn provisional(&self) -> Vec<WindowResult> {
+        let Some(max_event) = self.marks.max_event() else { return Vec::new() };
+        let mut out = Vec::new();
+        for (i, spec) in self.config.windows.iter().enumerate() {
+            let mut s = match self.progress[i].handled_until {
+                Some(h) => first_start_after(h - spec.length_us, spec.slide_us),
+                None => self.next_start_with_data(spec, i64::MIN),
+            };
+            let mut running = None;
+            while s <= max_event {
+                if self.panes.range(s..s + spec.length_us).next().is_none() {
+                    s = self.next_start_with_data(spec, s + spec.length_us);
+                    running = None;
+                    continue;
+                }
+                let r = slide(&self.panes, running.take(), s, spec.length_us);
+                if !r.counts.is_empty() {
+                    out.push(self.result(spec, s, &r.counts, false, false));
+                }
+                running = Some(r);
+                s += spec.slide_us;
+            }
+        }
+        out
+    }
+
+    fn result(
+        &self,
+        spec: &WindowSpec,
+        start: i64,
+        counts: &Counts,
+        republished: bool,
+        complete: bool,
+    ) -> WindowResult {
+        let rows = top_n(
+            counts.iter().map(|(item, &(v, c))| (item.as_ref(), v, c)),
+            self.config.view_weight,
+            self.config.click_weight,
+            self.config.top_n,
+        );
+        WindowResult { window: spec.name, start_us: start, end_us: start + spec.length_us, rows, republished, complete }
+    }
+
+    /// Publishes (as complete) the dirty windows and every window ending by `watermark`.
+    fn close_until(&mut self, watermark: i64) -> Vec<WindowResult> {
         let mut out = Vec::new();
         for i in 0..self.config.windows.len() {
             let spec = self.config.windows[i].clone();
-            // When idle, close every window that holds data: the last one contains max_event.
-            let target =
-                if idle { max_event.div_euclid(spec.slide_us) * spec.slide_us + spec.length_us } else { watermark };
+            let target = watermark;
             let dirty = std::mem::take(&mut self.progress[i].dirty);
             for s in dirty {
                 if let Some(result) = self.compute(&spec, s, self.progress[i].published.contains(&s)) {
@@ -306,70 +435,18 @@ impl Trending {
                     self.running[i] = None;
                     continue;
                 }
-                self.slide_running(i, s);
-                if let Some(r) = &self.running[i]
-                    && !r.counts.is_empty()
-                {
-                    let rows = top_n(
-                        r.counts.iter().map(|(item, &(v, c))| (item.as_ref(), v, c)),
-                        self.config.view_weight,
-                        self.config.click_weight,
-                        self.config.top_n,
-                    );
+                let r = slide(&self.panes, self.running[i].take(), s, spec.length_us);
+                if !r.counts.is_empty() {
+                    let result = self.result(&spec, s, &r.counts, false, true);
                     self.progress[i].published.insert(s);
-                    out.push(WindowResult {
-                        window: spec.name,
-                        start_us: s,
-                        end_us: s + spec.length_us,
-                        rows,
-                        republished: false,
-                    });
+                    out.push(result);
                 }
+                self.running[i] = Some(r);
                 s += spec.slide_us;
             }
             self.progress[i].handled_until = Some(handled.map_or(target, |h| h.max(target)));
         }
-        self.evict(watermark);
         out
-    }
-
-    /// Moves window `i`'s running totals to the window starting at `start`: by the panes that
-    /// leave and enter when the windows overlap, else summed afresh.
-    fn slide_running(&mut self, i: usize, start: i64) {
-        let length = self.config.windows[i].length_us;
-        let running = self.running[i].take();
-        let running = match running {
-            Some(r) if r.start == start => r,
-            Some(mut r) if r.start < start && start - r.start < length => {
-                for (_, pane) in self.panes.range(r.start..start) {
-                    for (item, &(v, c)) in pane {
-                        if let Some(t) = r.counts.get_mut(item) {
-                            t.0 -= v;
-                            t.1 -= c;
-                            if *t == (0, 0) {
-                                r.counts.remove(item);
-                            }
-                        }
-                    }
-                }
-                for (_, pane) in self.panes.range(r.start + length..start + length) {
-                    for (item, &counts) in pane {
-                        add(&mut r.counts, item, counts);
-                    }
-                }
-                Running { start, counts: r.counts }
-            }
-            _ => {
-                let mut counts = Counts::new();
-                for (_, pane) in self.panes.range(start..start + length) {
-                    for (item, &c) in pane {
-                        add(&mut counts, item, c);
-                    }
-                }
-                Running { start, counts }
-            }
-        };
-        self.running[i] = Some(running);
     }
 
     /// Distinct items held (interned keys).
@@ -403,12 +480,18 @@ impl Trending {
             self.config.click_weight,
             self.config.top_n,
         );
-        Some(WindowResult { window: spec.name, start_us: start, end_us: start + spec.length_us, rows, republished })
+        Some(WindowResult {
+            window: spec.name,
+            start_us: start,
+            end_us: start + spec.length_us,
+            rows,
+            republished,
+            complete: true,
+        })
     }
 
     /// Drops panes that no window reachable by an acceptable event can contain.
     fn evict(&mut self, watermark: i64) {
-        // The newest event minus the state span.
         let keep_from = watermark - self.config.horizon_us - self.config.max_length();
         let keep = self.panes.split_off(&(keep_from.div_euclid(self.config.pane_us) * self.config.pane_us));
         let evicted = std::mem::replace(&mut self.panes, keep);
@@ -424,6 +507,42 @@ impl Trending {
         }
         for p in &mut self.progress {
             p.published = p.published.split_off(&keep_from);
+        }
+    }
+}
+
+/// Moves running totals to the window starting at `start`: by the panes that leave and enter
+/// when the windows overlap, else summed afresh.
+fn slide(panes: &BTreeMap<i64, Counts>, running: Option<Running>, start: i64, length: i64) -> Running {
+    match running {
+        Some(r) if r.start == start => r,
+        Some(mut r) if r.start < start && start - r.start < length => {
+            for (_, pane) in panes.range(r.start..start) {
+                for (item, &(v, c)) in pane {
+                    if let Some(t) = r.counts.get_mut(item) {
+                        t.0 -= v;
+                        t.1 -= c;
+                        if *t == (0, 0) {
+                            r.counts.remove(item);
+                        }
+                    }
+                }
+            }
+            for (_, pane) in panes.range(r.start + length..start + length) {
+                for (item, &counts) in pane {
+                    add(&mut r.counts, item, counts);
+                }
+            }
+            Running { start, counts: r.counts }
+        }
+        _ => {
+            let mut counts = Counts::new();
+            for (_, pane) in panes.range(start..start + length) {
+                for (item, &c) in pane {
+                    add(&mut counts, item, c);
+                }
+            }
+            Running { start, counts }
         }
     }
 }

@@ -3,6 +3,7 @@ use std::collections::HashMap;
 use proptest::prelude::*;
 
 use super::*;
+use crate::watermark::InputId;
 
 const MIN: i64 = 60_000_000;
 const HOUR: i64 = 60 * MIN;
@@ -53,8 +54,37 @@ fn recount(config: &Config, events: &[Event]) -> Published {
     out
 }
 
-/// Feeds `events` (advancing at the given points), then idles; returns the last row set
-/// published per window, checking that a window is only ever re-published when dirty.
+/// Wall-clock time of the tests (2027): far after their event times, so the clamp of the
+/// watermark to the clock does not bind unless a test means it to.
+const NOW: i64 = 1_800_000_000_000_000;
+
+/// Every published window's last row set; checks that a window is only ever re-published as
+/// complete when dirty, and that no complete window ends after the watermark.
+#[derive(Default)]
+struct Sink {
+    published: Published,
+    complete: BTreeSet<(&'static str, i64)>,
+}
+
+impl Sink {
+    fn take(&mut self, t: &Trending, results: Vec<WindowResult>) {
+        for r in results {
+            let spec = t.config().windows.iter().find(|w| w.name == r.window).unwrap();
+            assert_eq!(r.end_us - r.start_us, spec.length_us);
+            if r.complete {
+                assert!(t.watermark_us().is_some_and(|w| r.end_us <= w), "complete before the watermark");
+                let before = !self.complete.insert((r.window, r.start_us));
+                assert_eq!(before, r.republished, "republished flag of {} {}", r.window, r.start_us);
+            } else {
+                assert!(!self.complete.contains(&(r.window, r.start_us)), "a complete window went provisional");
+            }
+            self.published.insert((r.window, r.start_us), r.rows);
+        }
+    }
+}
+
+/// Feeds `events` from one input (advancing at the given points), then idles; returns the
+/// last row set published per window and the events counted.
 fn run(config: &Config, events: &[Event], advance_every: usize) -> (Published, Vec<Event>) {
     run_restoring(config, events, advance_every, None)
 }
@@ -67,30 +97,36 @@ fn run_restoring(
     restore_at: Option<usize>,
 ) -> (Published, Vec<Event>) {
     let mut t = Trending::new(config.clone());
-    let mut published: Published = BTreeMap::new();
+    let mut sink = Sink::default();
     let mut counted = Vec::new();
-    let take = |results: Vec<WindowResult>, published: &mut Published| {
-        for r in results {
-            assert_eq!(r.end_us - r.start_us, config.windows.iter().find(|w| w.name == r.window).unwrap().length_us);
-            let previous = published.insert((r.window, r.start_us), r.rows);
-            assert_eq!(previous.is_some(), r.republished, "republished flag of {} {}", r.window, r.start_us);
-        }
-    };
+    let mut input = t.input("views", 0, NOW);
     for (i, (item, kind, time)) in events.iter().enumerate() {
-        if t.record(item, *kind, *time, 0) != Recorded::BeyondHorizon {
+        if t.record(input, item, *kind, *time, NOW) != Recorded::BeyondHorizon {
             counted.push((item.clone(), *kind, *time));
         }
         if advance_every > 0 && i % advance_every == 0 {
-            take(t.advance(0), &mut published);
+            let due = t.advance(NOW);
+            sink.take(&t, due);
         }
         if restore_at == Some(i) {
             let panes: Vec<_> = t.panes().map(|(p, item, v, c)| (p, item.to_owned(), v, c)).collect();
             let snapshot = serde_json::to_string(&t.snapshot()).unwrap();
-            t = Trending::restore(config.clone(), serde_json::from_str(&snapshot).unwrap(), panes, 0).unwrap();
+            t = Trending::restore(config.clone(), serde_json::from_str(&snapshot).unwrap(), panes, NOW).unwrap();
+            input = t.input("views", 0, NOW);
         }
     }
-    take(t.advance(config.idle_timeout_us), &mut published);
-    (published, counted)
+    let due = t.advance(NOW + config.idle_timeout_us);
+    sink.take(&t, due);
+    (sink.published, counted)
+}
+
+const IN: InputId = 0;
+
+/// A core with one input, `IN`.
+fn trending(config: Config) -> Trending {
+    let mut t = Trending::new(config);
+    assert_eq!(t.input("events_views", 0, NOW), IN);
+    t
 }
 
 fn small_config() -> Config {
@@ -110,17 +146,17 @@ fn scores_and_ties() {
 
 #[test]
 fn windows_close_when_the_watermark_passes_their_end() {
-    let mut t = Trending::new(Config::default());
+    let mut t = trending(Config::default());
     let hourly = |due: &[WindowResult]| -> Vec<i64> {
         due.iter().filter(|w| w.window == "1h").map(|w| w.start_us / MIN).collect()
     };
-    t.record("m", Kind::View, 10 * MIN, 0);
-    assert!(t.advance(0).is_empty(), "watermark at 5 min: nothing closed");
-    t.record("m", Kind::View, HOUR + 4 * MIN, 0); // watermark = 59 min
+    t.record(IN, "m", Kind::View, 10 * MIN, NOW);
+    assert!(t.advance(NOW).is_empty(), "watermark at 5 min: nothing closed");
+    t.record(IN, "m", Kind::View, HOUR + 4 * MIN, NOW); // watermark = 59 min
     // Windows holding 10 min that end by 59 min: [-45, 15) .. [-5, 55).
-    assert_eq!(hourly(&t.advance(0)), vec![-45, -40, -35, -30, -25, -20, -15, -10, -5]);
-    t.record("m", Kind::View, HOUR + 5 * MIN, 0); // watermark = 60 min
-    let due = t.advance(0);
+    assert_eq!(hourly(&t.advance(NOW)), vec![-45, -40, -35, -30, -25, -20, -15, -10, -5]);
+    t.record(IN, "m", Kind::View, HOUR + 5 * MIN, NOW); // watermark = 60 min
+    let due = t.advance(NOW);
     assert_eq!(hourly(&due), vec![0], "[0, 1h) closes exactly when the watermark reaches 60 min");
     assert_eq!(due[0].rows[0].views, 1);
 }
@@ -128,14 +164,14 @@ fn windows_close_when_the_watermark_passes_their_end() {
 #[test]
 fn late_event_republishes_and_beyond_horizon_is_refused() {
     let config = small_config();
-    let mut t = Trending::new(config.clone());
-    t.record("m", Kind::View, 0, 0);
-    t.record("m", Kind::View, 90 * MIN, 0);
-    t.record("m", Kind::View, 3 * HOUR, 0);
-    let first = t.advance(0);
+    let mut t = trending(config.clone());
+    t.record(IN, "m", Kind::View, 0, NOW);
+    t.record(IN, "m", Kind::View, 90 * MIN, NOW);
+    t.record(IN, "m", Kind::View, 3 * HOUR, NOW);
+    let first = t.advance(NOW);
     assert!(first.iter().any(|w| w.start_us == 0 && w.window == "1h"));
-    assert_eq!(t.record("m", Kind::Click, 2 * HOUR, 0), Recorded::Late);
-    let again: Vec<_> = t.advance(0).into_iter().filter(|w| w.window == "1h").collect();
+    assert_eq!(t.record(IN, "m", Kind::Click, 2 * HOUR, NOW), Recorded::Late);
+    let again: Vec<_> = t.advance(NOW).into_iter().filter(|w| w.window == "1h").collect();
     // 1h windows holding 2h start at 1h05..2h. Those ending by the watermark (2h55) are due:
     // 1h05..1h30 also hold 1h30, were published and come again; 1h35..1h55 held nothing and
     // are published for the first time; [2h, 3h) is still open.
@@ -145,26 +181,101 @@ fn late_event_republishes_and_beyond_horizon_is_refused() {
     assert_eq!(starts(true), vec![65, 70, 75, 80, 85, 90]);
     assert_eq!(starts(false), vec![95, 100, 105, 110, 115]);
     assert!(again.iter().all(|w| w.rows[0].clicks == 1));
-    assert_eq!(t.record("m", Kind::Click, 10 * MIN, 0), Recorded::BeyondHorizon, "older than watermark − horizon");
+    assert_eq!(
+        t.record(IN, "m", Kind::Click, 10 * MIN, NOW),
+        Recorded::BeyondHorizon,
+        "older than watermark − horizon"
+    );
 }
 
 #[test]
-fn idle_input_publishes_the_last_windows() {
-    let mut t = Trending::new(Config::default());
-    t.record("m", Kind::View, 30 * MIN, 0);
-    assert!(t.advance(1).is_empty());
-    let due = t.advance(Config::default().idle_timeout_us);
+fn idle_input_publishes_the_open_windows_as_provisional() {
+    let mut t = trending(Config::default());
+    t.record(IN, "m", Kind::View, 30 * MIN, NOW);
+    assert!(t.advance(NOW + 1).iter().all(|w| w.complete), "active input: nothing provisional");
+    let due = t.advance(NOW + Config::default().idle_timeout_us);
     assert_eq!(due.iter().filter(|w| w.window == "1h").count(), 12);
     assert_eq!(due.iter().filter(|w| w.window == "24h").count(), 96);
+    assert!(due.iter().all(|w| !w.complete), "the watermark (25 min) passed none of them");
+    assert!(t.advance(NOW + 10 * Config::default().idle_timeout_us).is_empty(), "published once per lull");
+}
+
+/// DESIGN §5: a lull publishes provisional windows and moves neither the watermark nor the
+/// point from which events are late; the windows come again as complete when it passes them.
+#[test]
+fn a_lull_changes_no_lateness() {
+    let config = Config::default();
+    let mut t = trending(config.clone());
+    let mut now = NOW;
+    for m in 0..50 {
+        t.record(IN, "m", Kind::View, m * MIN, now);
+        t.advance(now);
+        now += 1_000_000;
+    }
+    let watermark = t.watermark_us().unwrap();
+    assert_eq!(watermark, 44 * MIN);
+    now += config.idle_timeout_us;
+    let lull = t.advance(now);
+    assert!(!lull.is_empty() && lull.iter().all(|w| !w.complete && w.end_us > watermark));
+    assert_eq!(t.watermark_us(), Some(watermark), "idleness does not move the watermark");
+    // Traffic again, on time: nothing is late, and the provisional windows complete in turn.
+    let mut completed = Vec::new();
+    for m in 50..130 {
+        assert_eq!(t.record(IN, "m", Kind::Click, m * MIN, now), Recorded::OnTime, "minute {m}");
+        completed.extend(t.advance(now).into_iter().filter(|w| w.window == "1h"));
+        now += 1_000_000;
+    }
+    assert!(completed.iter().all(|w| w.complete && !w.republished));
+    let hour = completed.iter().find(|w| w.start_us == 0).expect("[0, 1h) completed");
+    assert_eq!((hour.rows[0].views, hour.rows[0].clicks), (50, 10));
+}
+
+/// One event dated ten minutes ahead (a client clock running fast) among on-time traffic does
+/// not close the current windows: the watermark stays at the wall clock minus the lateness.
+#[test]
+fn a_future_event_closes_nothing_early() {
+    let config = Config::default();
+    let mut t = trending(config.clone());
+    let now = 1_800_000_000 * 1_000_000 - 1_800_000_000 % 300 * 1_000_000 + 2 * MIN; // 2 min after a 5-min mark
+    for k in 0..100 {
+        t.record(IN, "m", Kind::View, now - 60 * MIN + k * 36_000_000, now);
+    }
+    t.record(IN, "skewed", Kind::View, now + 10 * MIN, now);
+    let due = t.advance(now);
+    assert_eq!(t.watermark_us(), Some(now - config.lateness_us));
+    assert!(due.iter().all(|w| w.end_us <= now - config.lateness_us), "a window closed after the clock");
+    assert!(due.iter().all(|w| w.rows.iter().all(|r| r.item_id != "skewed")));
+}
+
+/// Two inputs: one runs a day ahead inside one cycle (a fast replay, a backlog). The slower
+/// one's on-time events are neither late nor beyond the horizon.
+#[test]
+fn an_input_running_ahead_does_not_make_another_late() {
+    let mut t = Trending::new(small_config());
+    let (fast, slow) = (t.input("events_views", 0, NOW), t.input("events_clicks", 1, NOW));
+    for m in 0..(24 * 60) {
+        assert_eq!(t.record(fast, "f", Kind::View, m * MIN, NOW), Recorded::OnTime);
+    }
+    t.record(slow, "s", Kind::Click, 0, NOW);
+    let mut due = t.advance(NOW);
+    assert_eq!(t.watermark_us(), Some(-5 * MIN), "the slow input holds the watermark");
+    for m in 1..(24 * 60) {
+        assert_eq!(t.record(slow, "s", Kind::Click, m * MIN, NOW), Recorded::OnTime, "minute {m}");
+        if m % 10 == 0 {
+            due.extend(t.advance(NOW));
+        }
+    }
+    let noon = due.iter().find(|w| w.window == "1h" && w.start_us == 12 * HOUR).expect("noon window");
+    assert_eq!(noon.rows.iter().map(|r| (r.views, r.clicks)).collect::<Vec<_>>(), vec![(0, 60), (60, 0)]);
 }
 
 #[test]
 fn state_is_bounded_by_the_horizon() {
     let config = small_config();
-    let mut t = Trending::new(config.clone());
+    let mut t = trending(config.clone());
     for i in 0..2000 {
-        t.record(&format!("m{}", i % 50), Kind::View, i * MIN, 0);
-        t.advance(0);
+        t.record(IN, &format!("m{}", i % 50), Kind::View, i * MIN, NOW);
+        t.advance(NOW);
     }
     let panes = (config.horizon_us + config.max_length() + config.lateness_us) / config.pane_us + 2;
     assert!(t.state_size() <= 50 * panes as usize, "state {} exceeds the horizon's panes", t.state_size());
@@ -174,10 +285,10 @@ fn state_is_bounded_by_the_horizon() {
 fn items_that_left_every_pane_are_forgotten() {
     // The catalogue drifts: a new item every minute, none seen again.
     let config = small_config();
-    let mut t = Trending::new(config.clone());
+    let mut t = trending(config.clone());
     for i in 0..2000 {
-        t.record(&format!("m{i}"), Kind::View, i * MIN, 0);
-        t.advance(0);
+        t.record(IN, &format!("m{i}"), Kind::View, i * MIN, NOW);
+        t.advance(NOW);
     }
     let reachable = (config.horizon_us + config.max_length() + config.lateness_us + 2 * config.pane_us) / MIN;
     assert!(t.items_held() as i64 <= reachable, "{} items held, {reachable} reachable", t.items_held());
@@ -220,4 +331,124 @@ proptest! {
         let restored = run_restoring(&config, &events, advance_every, Some(cut.index(events.len())));
         prop_assert_eq!(restored, uninterrupted);
     }
+
+    #[test]
+    fn several_inputs_equal_a_recount_of_everything_within_the_true_horizon(script in arb_script()) {
+        let config = small_config();
+        let (published, expected_counted, fates) = run_script(&config, &script);
+        prop_assert_eq!(fates.0, fates.1, "beyond-horizon verdicts, core vs the DESIGN §5 model");
+        prop_assert_eq!(published, recount(&config, &expected_counted));
+    }
+}
+
+/// One delivery of a multi-input stream: after `pause_us` of processing time, `events` of
+/// input `input` are recorded; the watermark moves when `advance`.
+#[derive(Clone, Debug)]
+struct Step {
+    input: usize,
+    events: Vec<Event>,
+    pause_us: i64,
+    advance: bool,
+}
+
+/// Up to four inputs, each hours behind or ahead of the others (a partition or table lagging),
+/// mostly in order with jitter within the lateness, some events far out of order; delivered in
+/// uneven chunks with pauses, some longer than the idle timeout (one input quiet while others
+/// go on, or a lull of all).
+fn arb_script() -> impl Strategy<Value = Vec<Step>> {
+    let base = 1_551_398_400_000_000_i64;
+    let input = (
+        0..(3 * HOUR),
+        prop::collection::vec(
+            (0..8u8, any::<bool>(), 0..(3 * MIN), 0..(4 * MIN), prop::option::weighted(0.05, 0..(5 * HOUR))),
+            1..120,
+        ),
+    );
+    (
+        prop::collection::vec(input, 1..5),
+        prop::collection::vec(
+            (any::<prop::sample::Index>(), 1..25usize, prop::option::weighted(0.15, 0..(3 * MIN)), any::<bool>()),
+            1..60,
+        ),
+    )
+        .prop_map(move |(inputs, schedule)| {
+            // Each input's stream: `offset` behind the base, steps forward, jitter, rare stragglers.
+            let mut streams: Vec<std::collections::VecDeque<Event>> = inputs
+                .into_iter()
+                .map(|(offset, raw)| {
+                    let mut t = base + 3 * HOUR - offset;
+                    raw.into_iter()
+                        .map(|(item, click, step, jitter, back)| {
+                            t += step;
+                            let kind = if click { Kind::Click } else { Kind::View };
+                            (format!("m{item}"), kind, t - jitter - back.unwrap_or(0))
+                        })
+                        .collect()
+                })
+                .collect();
+            let mut steps = Vec::new();
+            for (pick, n, pause, advance) in schedule {
+                let live: Vec<usize> = (0..streams.len()).filter(|i| !streams[*i].is_empty()).collect();
+                if live.is_empty() {
+                    break;
+                }
+                let input = live[pick.index(live.len())];
+                let take = n.min(streams[input].len());
+                let events = streams[input].drain(..take).collect();
+                // Mostly about a second apart; sometimes minutes (idle inputs, lulls).
+                steps.push(Step { input, events, pause_us: pause.unwrap_or(1_000_000), advance });
+            }
+            // Whatever the schedule left: delivered in order at the end.
+            for (input, rest) in streams.into_iter().enumerate() {
+                if !rest.is_empty() {
+                    steps.push(Step { input, events: rest.into(), pause_us: 1_000_000, advance: true });
+                }
+            }
+            steps
+        })
+}
+
+type Fates = (Vec<bool>, Vec<bool>);
+
+/// Runs `script` through the core and, beside it, through the DESIGN §5 model of the watermark
+/// (per input: newest event − lateness; the minimum over inputs with data within the idle
+/// timeout; never backwards). Returns what was published, the events the model says count
+/// (all but those older than its watermark − horizon), and per event the beyond-horizon verdict
+/// of the core and of the model.
+fn run_script(config: &Config, script: &[Step]) -> (Published, Vec<Event>, Fates) {
+    let mut t = Trending::new(config.clone());
+    let mut sink = Sink::default();
+    let (mut counted, mut core_fates, mut model_fates) = (Vec::new(), Vec::new(), Vec::new());
+    // Model: per input (newest event, last data at); the watermark.
+    let mut model: BTreeMap<usize, (Option<i64>, i64)> = BTreeMap::new();
+    let mut model_wm: Option<i64> = None;
+    let mut now = NOW;
+    for step in script {
+        now += step.pause_us;
+        let id = t.input("events", step.input as i32, now);
+        for (item, kind, time) in &step.events {
+            let beyond = model_wm.is_some_and(|w| *time < w - config.horizon_us);
+            let m = model.entry(step.input).or_insert((None, now));
+            m.0 = Some(m.0.map_or(*time, |x| x.max(*time)));
+            m.1 = now;
+            model_fates.push(beyond);
+            if !beyond {
+                counted.push((item.clone(), *kind, *time));
+            }
+            core_fates.push(t.record(id, item, *kind, *time, now) == Recorded::BeyondHorizon);
+        }
+        if step.advance {
+            let active = model.values().filter(|(_, at)| now - at < config.idle_timeout_us);
+            let candidate = active.map(|(max, _)| max.map(|m| m - config.lateness_us)).min().flatten();
+            if let Some(c) = candidate {
+                model_wm = Some(model_wm.map_or(c, |w| w.max(c)));
+            }
+            let due = t.advance(now);
+            assert_eq!(t.watermark_us(), model_wm, "watermark, core vs model");
+            sink.take(&t, due);
+        }
+    }
+    let due = t.advance(now + config.idle_timeout_us);
+    sink.take(&t, due);
+    (sink.published, counted, (core_fates, model_fates))
 }

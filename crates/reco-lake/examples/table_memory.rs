@@ -53,8 +53,12 @@ async fn main() {
             })
             .collect();
         let expected = (offset > 0).then_some(offset);
-        let batch =
-            StreamBatch { silver, deadletter: vec![], offsets: BTreeMap::from([(0, (expected, offset + rows))]) };
+        let batch = StreamBatch {
+            silver,
+            deadletter: vec![],
+            offsets: BTreeMap::from([(0, (expected, offset + rows))]),
+            partitions: None,
+        };
         tables.commit(batch).await.unwrap();
         offset += rows;
         if let Some(compactor) = compactor.as_mut()

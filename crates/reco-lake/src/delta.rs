@@ -84,7 +84,7 @@ impl DeltaTopic {
                 .map(|(p, (_, end))| Transaction::new(app_id(&self.topic, *p), *end))
                 .collect();
             let rows = deadletter.len();
-            match write_and_commit(&mut self.deadletter, deadletter_batch(&deadletter)?, txns).await? {
+            match write_and_commit(&mut self.deadletter, deadletter_batch(&deadletter)?, txns, None).await? {
                 Committed::Yes { bytes, .. } => {
                     stats.deadletter_rows = rows;
                     stats.bytes += bytes;
@@ -95,7 +95,9 @@ impl DeltaTopic {
 
         let txns = batch.offsets.iter().map(|(p, (_, end))| Transaction::new(app_id(&self.topic, *p), *end)).collect();
         let rows = batch.silver.len();
-        match write_and_commit(&mut self.silver, silver_batch(&batch.silver, self.with_rating)?, txns).await? {
+        let metadata = batch.partitions.map(|n| (TOPIC_PARTITIONS.to_owned(), serde_json::Value::from(n)));
+        let silver = silver_batch(&batch.silver, self.with_rating)?;
+        match write_and_commit(&mut self.silver, silver, txns, metadata).await? {
             Committed::Yes { version, bytes } => {
                 stats.version = version;
                 stats.silver_rows = rows;
@@ -130,11 +132,16 @@ fn table_path(table: &DeltaTable) -> String {
     table.table_url().to_string()
 }
 
-/// Writes `batch` (possibly empty: a commit of offsets only) and commits it with `txns`.
+/// The `commitInfo` field of a silver commit holding the topic's partition count.
+pub(crate) const TOPIC_PARTITIONS: &str = "recoTopicPartitions";
+
+/// Writes `batch` (possibly empty: a commit of offsets only) and commits it with `txns` and
+/// `metadata` in its `commitInfo`.
 async fn write_and_commit(
     table: &mut DeltaTable,
     batch: deltalake::arrow::array::RecordBatch,
     txns: Vec<Transaction>,
+    metadata: Option<(String, serde_json::Value)>,
 ) -> Result<Committed> {
     let name = table_path(table);
     let err = |source| Error::Delta { table: name.clone(), source: Box::new(source) };
@@ -154,10 +161,9 @@ async fn write_and_commit(
         predicate: None,
     };
     let actions = adds.into_iter().map(Action::Add).collect();
-    let result = CommitBuilder::from(CommitProperties::default().with_application_transactions(txns))
-        .with_actions(actions)
-        .build(Some(snapshot), table.log_store(), operation)
-        .await;
+    let properties = CommitProperties::default().with_application_transactions(txns).with_metadata(metadata);
+    let result =
+        CommitBuilder::from(properties).with_actions(actions).build(Some(snapshot), table.log_store(), operation).await;
     match result {
         Ok(finalized) => {
             let version = finalized.version() as i64;

@@ -8,6 +8,14 @@ pub enum Error {
     Delta { table: String, source: Box<deltalake::DeltaTableError> },
     #[error("table {table} has a different schema than reco writes: {details}")]
     SchemaMismatch { table: String, details: String },
+    /// A gold table written before the `complete` column existed (gold tables are derived
+    /// data: recomputed from silver rather than migrated).
+    #[error(
+        "gold table {table} was written by an earlier reco (no `complete` column). Gold tables are \
+         derived from silver: stop `reco gold`, move `{gold_dir}` and `{checkpoints}` aside, and start \
+         `reco gold` again; it recomputes every window from silver"
+    )]
+    OldGoldTable { table: String, gold_dir: String, checkpoints: String },
     #[error("{path}: {source}")]
     Io { path: String, source: std::io::Error },
     #[error("batch log {path}: {message}")]

@@ -14,15 +14,23 @@ pub struct SilverFeed {
     delta: Option<DeltaTable>,
     /// Parquet: the newest batch-log entry seen.
     parquet_latest: i64,
+    /// The largest partition count a commit read so far named.
+    partitions: Option<i32>,
 }
 
 impl SilverFeed {
     pub fn new(lake: &Lake, topic: &str) -> SilverFeed {
-        SilverFeed { lake: lake.clone(), topic: topic.to_owned(), delta: None, parquet_latest: -1 }
+        SilverFeed { lake: lake.clone(), topic: topic.to_owned(), delta: None, parquet_latest: -1, partitions: None }
     }
 
     pub fn topic(&self) -> &str {
         &self.topic
+    }
+
+    /// The topic's partition count, as named by the newest commit [`SilverFeed::files_between`]
+    /// read that names one (silver writes it from Kafka metadata); `None` before.
+    pub fn partitions(&self) -> Option<i32> {
+        self.partitions
     }
 
     /// The newest committed version; `None` while the table does not exist yet.
@@ -51,8 +59,9 @@ impl SilverFeed {
                 let root = Url::from_directory_path(self.lake.silver_path(&self.topic))
                     .map_err(|()| Error::Arrow("lake path is not absolute".into()))?;
                 let Some(table) = self.delta_table().await? else { return Ok(Vec::new()) };
-                Ok(added_files(table, after, upto)
-                    .await?
+                let (added, partitions) = added_files(table, after, upto).await?;
+                self.partitions = partitions.or(self.partitions);
+                Ok(added
                     .into_iter()
                     .filter_map(|rel| root.join(&rel).ok()?.to_file_path().ok())
                     .map(|path| DataFile { event_date: partition_date(&path), path })
@@ -61,9 +70,11 @@ impl SilverFeed {
             Format::Parquet => {
                 let mut out = Vec::new();
                 for v in (after + 1)..=upto {
-                    let files = parquet_log::entry_silver_files(&self.lake, &self.topic, v)?.ok_or_else(|| {
-                        Error::BatchLog { path: format!("{} entry {v}", self.topic), message: "missing".into() }
-                    })?;
+                    let (files, partitions) =
+                        parquet_log::entry_silver_files(&self.lake, &self.topic, v)?.ok_or_else(|| {
+                            Error::BatchLog { path: format!("{} entry {v}", self.topic), message: "missing".into() }
+                        })?;
+                    self.partitions = partitions.or(self.partitions);
                     out.extend(files);
                 }
                 Ok(out)
@@ -102,13 +113,13 @@ impl SilverFeed {
     }
 }
 
-/// Commits of a Delta table after `after`, up to `upto`: (version, relative paths added with
-/// `dataChange`). Compaction rewrites (`dataChange: false`) carry no new rows and are skipped,
-/// as Delta streaming readers do.
-async fn added_files(table: &DeltaTable, after: i64, upto: i64) -> Result<Vec<String>> {
+/// Commits of a Delta table after `after`, up to `upto`: the relative paths added with
+/// `dataChange`, and the newest partition count a `commitInfo` names. Compaction rewrites
+/// (`dataChange: false`) carry no new rows and are skipped, as Delta streaming readers do.
+async fn added_files(table: &DeltaTable, after: i64, upto: i64) -> Result<(Vec<String>, Option<i32>)> {
     let name = table.table_url().to_string();
     let err = |source| Error::Delta { table: name.clone(), source: Box::new(source) };
-    let mut out = Vec::new();
+    let (mut out, mut partitions) = (Vec::new(), None);
     for v in (after + 1)..=upto {
         let bytes = table.log_store().read_commit_entry(v as _).await.map_err(err)?.ok_or_else(|| Error::Delta {
             table: name.clone(),
@@ -117,12 +128,15 @@ async fn added_files(table: &DeltaTable, after: i64, upto: i64) -> Result<Vec<St
             ))),
         })?;
         for action in get_actions(v as _, &bytes).map_err(err)? {
-            if let Action::Add(add) = action
-                && add.data_change
-            {
-                out.push(add.path);
+            match action {
+                Action::Add(add) if add.data_change => out.push(add.path),
+                Action::CommitInfo(info) => {
+                    let named = info.info.get(crate::delta::TOPIC_PARTITIONS).and_then(serde_json::Value::as_i64);
+                    partitions = named.and_then(|n| i32::try_from(n).ok()).or(partitions);
+                }
+                _ => {}
             }
         }
     }
-    Ok(out)
+    Ok((out, partitions))
 }

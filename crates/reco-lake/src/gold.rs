@@ -20,7 +20,7 @@ use deltalake::{
     DeltaTable,
     arrow::{
         array::{
-            ArrayRef, AsArray, Float64Builder, Int32Builder, Int64Builder, RecordBatch, StringBuilder,
+            ArrayRef, AsArray, BooleanBuilder, Float64Builder, Int32Builder, Int64Builder, RecordBatch, StringBuilder,
             TimestampMicrosecondBuilder,
         },
         datatypes::{DataType, Field, Float64Type, Int32Type, Int64Type, Schema, SchemaRef, TimeUnit},
@@ -51,6 +51,8 @@ pub fn gold_schema() -> SchemaRef {
         Field::new("clicks", DataType::Int64, false),
         Field::new("score", DataType::Float64, false),
         Field::new("rank", DataType::Int32, false),
+        // False for a provisional publication (before the watermark passed the window's end).
+        Field::new("complete", DataType::Boolean, false),
         Field::new("computed_at", timestamp(), false),
     ]))
 }
@@ -64,6 +66,7 @@ pub struct GoldRow {
     pub clicks: i64,
     pub score: f64,
     pub rank: i32,
+    pub complete: bool,
     pub computed_at_us: i64,
 }
 
@@ -82,6 +85,7 @@ pub fn gold_batch(rows: &[GoldRow]) -> Result<RecordBatch, ArrowError> {
     let (mut views, mut clicks) = (Int64Builder::with_capacity(n), Int64Builder::with_capacity(n));
     let mut score = Float64Builder::with_capacity(n);
     let mut rank = Int32Builder::with_capacity(n);
+    let mut complete = BooleanBuilder::with_capacity(n);
     let mut computed = TimestampMicrosecondBuilder::with_capacity(n).with_timezone("UTC");
     for r in rows {
         start.append_value(r.window_start_us);
@@ -91,6 +95,7 @@ pub fn gold_batch(rows: &[GoldRow]) -> Result<RecordBatch, ArrowError> {
         clicks.append_value(r.clicks);
         score.append_value(r.score);
         rank.append_value(r.rank);
+        complete.append_value(r.complete);
         computed.append_value(r.computed_at_us);
     }
     let columns: Vec<ArrayRef> = vec![
@@ -101,6 +106,7 @@ pub fn gold_batch(rows: &[GoldRow]) -> Result<RecordBatch, ArrowError> {
         Arc::new(clicks.finish()),
         Arc::new(score.finish()),
         Arc::new(rank.finish()),
+        Arc::new(complete.finish()),
         Arc::new(computed.finish()),
     ];
     RecordBatch::try_new(gold_schema(), columns)
@@ -117,6 +123,7 @@ pub fn read_gold(path: &Path) -> Result<Vec<GoldRow>> {
         let (views, clicks) = (col("views")?.as_primitive::<Int64Type>(), col("clicks")?.as_primitive::<Int64Type>());
         let score = col("score")?.as_primitive::<Float64Type>();
         let rank = col("rank")?.as_primitive::<Int32Type>();
+        let complete = col("complete")?.as_boolean();
         let computed = col("computed_at")?.as_primitive::<Ts>();
         for i in 0..b.num_rows() {
             rows.push(GoldRow {
@@ -127,6 +134,7 @@ pub fn read_gold(path: &Path) -> Result<Vec<GoldRow>> {
                 clicks: clicks.value(i),
                 score: score.value(i),
                 rank: rank.value(i),
+                complete: complete.value(i),
                 computed_at_us: computed.value(i),
             });
         }
@@ -154,9 +162,22 @@ impl GoldTable {
     /// Opens the table `name` under `<lake>/gold`, creating it on first use.
     pub async fn open(lake: &Lake, name: &str) -> Result<GoldTable> {
         let dir = lake.root.join("gold").join(name);
+        let shown = dir.display().to_string();
+        let old_table = || Error::OldGoldTable {
+            table: shown.clone(),
+            gold_dir: lake.root.join("gold").display().to_string(),
+            checkpoints: lake.root.join("_checkpoints").join("gold").display().to_string(),
+        };
         let inner = match lake.format {
             Format::Delta => {
-                let table = open_or_create(&dir, gold_schema(), &[]).await?;
+                let table = match open_or_create(&dir, gold_schema(), &[]).await {
+                    Err(Error::SchemaMismatch { details, .. })
+                        if details.rsplit_once("found ").is_some_and(|(_, found)| !found.contains("\"complete\"")) =>
+                    {
+                        return Err(old_table());
+                    }
+                    other => other?,
+                };
                 Inner::Delta { table: Box::new(table), version: -1, sizes: HashMap::new() }
             }
             Format::Parquet => {
@@ -166,6 +187,13 @@ impl GoldTable {
         };
         let mut t = GoldTable { dir, inner, windows: BTreeMap::new() };
         t.refresh().await?;
+        if let (Format::Parquet, Some(path)) = (lake.format, t.windows.values().next()) {
+            let file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
+            let reader = deltalake::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(file)?;
+            if reader.schema().field_with_name("complete").is_err() {
+                return Err(old_table());
+            }
+        }
         Ok(t)
     }
 

@@ -75,6 +75,10 @@ pub struct StreamBatch {
     /// Per partition: the next offset stored before this batch (`None`: nothing stored yet),
     /// and the next offset after it.
     pub offsets: BTreeMap<i32, (Option<i64>, i64)>,
+    /// The topic's partition count as the writer knows it (Kafka metadata), recorded with the
+    /// commit: the gold job treats every partition as an input from the first commit that names
+    /// it, so a partition whose first rows arrive late holds the watermark meanwhile.
+    pub partitions: Option<i32>,
 }
 
 #[derive(Clone, Debug, PartialEq)]

@@ -49,6 +49,9 @@ struct LogEntry {
     deadletter: Vec<FileEntry>,
     /// Next offset per partition after this batch, for every partition ever committed.
     offsets: BTreeMap<i32, i64>,
+    /// The topic's partition count as the writer knew it (see `StreamBatch::partitions`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    partitions: Option<i32>,
 }
 
 #[derive(Debug)]
@@ -167,7 +170,9 @@ impl ParquetTopic {
         crash_point("crash_before_commit");
 
         let version = self.entries.last().map_or(0, |e| e.version + 1);
-        let entry = LogEntry { version, committed_at: chrono::Utc::now().to_rfc3339(), silver, deadletter, offsets };
+        let committed_at = chrono::Utc::now().to_rfc3339();
+        let partitions = batch.partitions;
+        let entry = LogEntry { version, committed_at, silver, deadletter, offsets, partitions };
         let stats = CommitStats {
             version,
             silver_rows: entry.silver.iter().map(|f| f.rows).sum(),
@@ -229,8 +234,13 @@ impl ParquetTopic {
     }
 }
 
-/// The silver files of batch-log entry `version` of `topic`; `None` when not committed (yet).
-pub(crate) fn entry_silver_files(lake: &Lake, topic: &str, version: i64) -> Result<Option<Vec<DataFile>>> {
+/// The silver files of batch-log entry `version` of `topic` and the partition count it names;
+/// `None` when not committed (yet).
+pub(crate) fn entry_silver_files(
+    lake: &Lake,
+    topic: &str,
+    version: i64,
+) -> Result<Option<(Vec<DataFile>, Option<i32>)>> {
     let path = lake.batch_log_path(topic).join(format!("{version:020}.json"));
     let text = match std::fs::read_to_string(&path) {
         Ok(text) => text,
@@ -239,9 +249,9 @@ pub(crate) fn entry_silver_files(lake: &Lake, topic: &str, version: i64) -> Resu
     };
     let entry: LogEntry = serde_json::from_str(&text)
         .map_err(|e| Error::BatchLog { path: path.display().to_string(), message: e.to_string() })?;
-    Ok(Some(
-        entry.silver.iter().map(|f| DataFile { path: lake.root.join(&f.path), event_date: f.event_date }).collect(),
-    ))
+    let files =
+        entry.silver.iter().map(|f| DataFile { path: lake.root.join(&f.path), event_date: f.event_date }).collect();
+    Ok(Some((files, entry.partitions)))
 }
 
 fn parquet_files(dir: &Path) -> Vec<PathBuf> {

@@ -136,14 +136,16 @@ pub fn read_ids(files: &[DataFile], partition: i32) -> Result<Vec<(String, i64)>
     Ok(out)
 }
 
-/// `(item_id, event_time_us)` of every silver row in `files` (the gold job's input).
-pub fn read_events(files: &[DataFile]) -> Result<Vec<(String, i64)>> {
+/// `(item_id, event_time_us, kafka_partition)` of every silver row in `files` (the gold job's
+/// input: each partition of each table is an input with a watermark of its own).
+pub fn read_events(files: &[DataFile]) -> Result<Vec<(String, i64, i32)>> {
     let mut out = Vec::new();
     for f in files {
-        for b in read_batches(&f.path, &["item_id", "event_time"])? {
+        for b in read_batches(&f.path, &["item_id", "event_time", "kafka_partition"])? {
             let item = column(&b, "item_id")?.as_string::<i32>();
             let time = column(&b, "event_time")?.as_primitive::<TimestampMicrosecondType>();
-            out.extend((0..b.num_rows()).map(|i| (item.value(i).to_owned(), time.value(i))));
+            let partition = column(&b, "kafka_partition")?.as_primitive::<Int32Type>();
+            out.extend((0..b.num_rows()).map(|i| (item.value(i).to_owned(), time.value(i), partition.value(i))));
         }
     }
     Ok(out)

@@ -23,6 +23,7 @@ fn batch(rows: Vec<SilverRow>, offsets: &[(i32, Option<i64>, i64)]) -> StreamBat
         silver: rows,
         deadletter: vec![],
         offsets: offsets.iter().map(|(p, from, to)| (*p, (*from, *to))).collect::<BTreeMap<_, _>>(),
+        partitions: None,
     }
 }
 
@@ -69,4 +70,46 @@ async fn an_existing_table_with_another_schema_is_a_startup_error() {
     let err = TopicTables::open(&lake, "events_views", true).await.unwrap_err();
     assert!(matches!(err, Error::SchemaMismatch { .. }), "{err}");
     assert!(err.to_string().contains("silver/events_views"), "names the table: {err}");
+}
+
+/// A gold table written before the `complete` column (issue 15) is refused at open, with the
+/// command that fixes it, in both formats: nobody reads windows of unknown completeness.
+#[tokio::test]
+async fn a_gold_table_without_the_complete_column_is_refused_with_the_fix() {
+    use reco_lake::deltalake::arrow::{array::RecordBatch, datatypes::Schema};
+    let old_schema = || {
+        let fields: Vec<_> =
+            reco_lake::gold::gold_schema().fields().iter().filter(|f| f.name() != "complete").cloned().collect();
+        std::sync::Arc::new(Schema::new(fields))
+    };
+    for format in [Format::Delta, Format::Parquet] {
+        let dir = tempfile::tempdir().unwrap();
+        let lake = Lake::new(dir.path(), format).unwrap();
+        let table = dir.path().join("gold").join("trending_now_1h");
+        std::fs::create_dir_all(&table).unwrap();
+        match format {
+            Format::Delta => {
+                use reco_lake::deltalake::kernel::engine::arrow_conversion::TryIntoKernel;
+                let schema: reco_lake::deltalake::kernel::StructType = old_schema().as_ref().try_into_kernel().unwrap();
+                reco_lake::deltalake::operations::create::CreateBuilder::new()
+                    .with_location(url::Url::from_directory_path(&table).unwrap().as_str())
+                    .with_columns(schema.fields().cloned())
+                    .await
+                    .unwrap();
+            }
+            Format::Parquet => {
+                let file = std::fs::File::create(table.join("20190301T000000Z.parquet")).unwrap();
+                let batch = RecordBatch::new_empty(old_schema());
+                let mut w =
+                    reco_lake::deltalake::parquet::arrow::ArrowWriter::try_new(file, old_schema(), None).unwrap();
+                w.write(&batch).unwrap();
+                w.close().unwrap();
+            }
+        }
+        let err = reco_lake::GoldTable::open(&lake, "trending_now_1h").await.unwrap_err();
+        assert!(matches!(err, Error::OldGoldTable { .. }), "{format:?}: {err}");
+        let message = err.to_string();
+        assert!(message.contains("trending_now_1h") && message.contains("_checkpoints/gold"), "{message}");
+        assert!(message.contains("start `reco gold` again"), "says how to fix it: {message}");
+    }
 }

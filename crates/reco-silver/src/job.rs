@@ -192,6 +192,8 @@ pub(crate) struct Job {
     partitions: HashMap<String, HashMap<i32, PartitionState>>,
     counters: HashMap<String, TopicCounters>,
     pending: BTreeMap<String, Pending>,
+    /// Partition count per topic from Kafka metadata, named in every commit (for gold).
+    topic_partitions: HashMap<String, i32>,
     pending_bytes: usize,
     oldest_pending: Option<Instant>,
     compaction: Compaction,
@@ -216,6 +218,7 @@ impl Job {
             .create_with_context(context)
             .map_err(reco_kafka::Error::from)?;
         let mut tables = HashMap::new();
+        let mut topic_partitions = HashMap::new();
         for topic in &config.topics {
             let mut table = TopicTables::open(&config.lake, topic, crate::with_rating(topic)).await?;
             // Before subscribing, so the first assignment starts at the table's offsets.
@@ -223,6 +226,9 @@ impl Job {
                 .fetch_metadata(Some(topic), Duration::from_secs(10))
                 .map(|m| m.topics().iter().flat_map(|t| t.partitions().iter().map(|p| p.id())).collect())
                 .unwrap_or_default();
+            if !partitions.is_empty() {
+                topic_partitions.insert(topic.clone(), partitions.len() as i32);
+            }
             for (partition, offset) in table.stored_offsets(&partitions).await?.silver {
                 consumer.context().set_resume_at(topic, partition, offset);
             }
@@ -241,6 +247,7 @@ impl Job {
             partitions,
             counters,
             pending: BTreeMap::new(),
+            topic_partitions,
             pending_bytes: 0,
             oldest_pending: None,
             compaction,
@@ -405,10 +412,11 @@ impl Job {
         let pending = std::mem::take(&mut self.pending);
         self.pending_bytes = 0;
         self.oldest_pending = None;
-        for (topic, p) in pending {
+        for (topic, mut p) in pending {
             if p.batch.offsets.is_empty() {
                 continue;
             }
+            p.batch.partitions = self.topic_partitions.get(&topic).copied();
             let started = Instant::now();
             let offsets = p.batch.offsets.clone();
             let tables = self.tables.get_mut(&topic).ok_or_else(|| Error::UnknownTopic(topic.clone()))?;

@@ -19,6 +19,12 @@ struct Table {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct Input {
+    table: String,
+    partition: i32,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct Window {
     window: String,
 }
@@ -32,8 +38,10 @@ pub struct GoldMetrics {
     silver_version: Family<Table, Gauge>,
     windows_published: Family<Window, Counter>,
     windows_republished: Family<Window, Counter>,
+    windows_provisional: Family<Window, Counter>,
     last_publish: Family<Window, Gauge<f64, AtomicU64>>,
     watermark: Gauge<f64, AtomicU64>,
+    input_watermark: Family<Input, Gauge<f64, AtomicU64>>,
     state_entries: Gauge,
     cycle_duration: Histogram,
     checkpoint_duration: Histogram,
@@ -55,8 +63,10 @@ impl GoldMetrics {
             silver_version: Family::default(),
             windows_published: Family::default(),
             windows_republished: Family::default(),
+            windows_provisional: Family::default(),
             last_publish: Family::default(),
             watermark: Gauge::default(),
+            input_watermark: Family::default(),
             state_entries: Gauge::default(),
             cycle_duration: Histogram::new(buckets),
             checkpoint_duration: Histogram::new(buckets),
@@ -93,11 +103,25 @@ impl GoldMetrics {
             m.windows_republished.clone(),
         );
         r.register(
+            "reco_gold_windows_provisional",
+            "Windows published before the watermark passed their end (all input idle, or shutdown), by window length",
+            m.windows_provisional.clone(),
+        );
+        r.register(
             "reco_gold_last_publish_timestamp_seconds",
             "Wall-clock time of the last window publication, by window length",
             m.last_publish.clone(),
         );
-        r.register("reco_gold_watermark_seconds", "Event-time watermark, seconds since the epoch", m.watermark.clone());
+        r.register(
+            "reco_gold_watermark_seconds",
+            "Event-time watermark of the job (minimum over active inputs), seconds since the epoch",
+            m.watermark.clone(),
+        );
+        r.register(
+            "reco_gold_input_watermark_seconds",
+            "Event-time watermark of one input (a silver table's Kafka partition), seconds since the epoch",
+            m.input_watermark.clone(),
+        );
         r.register("reco_gold_state_entries", "Window state size: items × panes held", m.state_entries.clone());
         r.register(
             "reco_gold_cycle_duration_seconds",
@@ -127,17 +151,30 @@ impl GoldMetrics {
         self.silver_version.get_or_create(&label).set(latest);
     }
 
-    /// A window of `window` length ending at `end_us` was written to `table`.
-    pub fn published(&self, window: &str, table: &str, end_us: i64, republished: bool) {
+    /// A window of `window` length ending at `end_us` was written to `table`: complete, or
+    /// provisional (before the watermark passed its end).
+    pub fn published(&self, window: &str, table: &str, end_us: i64, republished: bool, complete: bool) {
         let label = Window { window: window.to_owned() };
         self.windows_published.get_or_create(&label).inc();
-        // Created at zero with the first publication, so "no re-publications" is a series.
+        // Created at zero with the first publication, so "none of these" is a series.
         let republications = self.windows_republished.get_or_create(&label);
         if republished {
             republications.inc();
         }
+        let provisional = self.windows_provisional.get_or_create(&label);
+        if !complete {
+            provisional.inc();
+            return;
+        }
         self.last_publish.get_or_create(&label).set(now_secs());
         self.freshness.observe(table, end_us as f64 / 1e6);
+    }
+
+    /// The watermark of one input; `None` before it has an event.
+    pub fn input_watermark(&self, table: &str, partition: i32, watermark_us: Option<i64>) {
+        if let Some(w) = watermark_us {
+            self.input_watermark.get_or_create(&Input { table: table.to_owned(), partition }).set(w as f64 / 1e6);
+        }
     }
 
     pub fn state(&self, watermark_us: Option<i64>, entries: usize) {

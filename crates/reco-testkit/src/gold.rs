@@ -3,7 +3,7 @@
 //! of the published tables that lists their data files itself and fails if any window has
 //! more than one row set.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use reco_lake::{CommitOutcome, Format, Lake, SilverRow, StreamBatch, TopicTables, gold::read_gold, read::read_silver};
 
@@ -62,7 +62,14 @@ pub async fn silver_events(lake: &Lake) -> Vec<Input> {
 
 /// What the gold tables of `lake` hold now. Panics if a window has two row sets.
 pub async fn published(lake: &Lake) -> Windows {
+    published_with_state(lake).await.0
+}
+
+/// [`published`], and the windows among them that are provisional (`complete = false`).
+/// Panics if a window's rows disagree on `complete`.
+pub async fn published_with_state(lake: &Lake) -> (Windows, BTreeSet<(String, i64)>) {
     let mut out = Windows::new();
+    let mut provisional = BTreeSet::new();
     for (name, _, _) in WINDOWS {
         let dir = lake.root.join("gold").join(format!("trending_now_{name}"));
         let files: Vec<std::path::PathBuf> = match lake.format {
@@ -93,17 +100,23 @@ pub async fn published(lake: &Lake) -> Windows {
         for file in files {
             let rows = read_gold(&file).expect("read gold file");
             let mut by_start: BTreeMap<i64, Vec<_>> = BTreeMap::new();
+            let mut complete = BTreeMap::new();
             for r in rows {
+                let c = *complete.entry(r.window_start_us).or_insert(r.complete);
+                assert_eq!(c, r.complete, "window {name} {} mixes complete and provisional rows", r.window_start_us);
                 by_start.entry(r.window_start_us).or_default().push((r.item_id, r.views, r.clicks, r.score, r.rank));
             }
             for (start, mut rows) in by_start {
+                if !complete[&start] {
+                    provisional.insert((name.to_owned(), start));
+                }
                 rows.sort_by_key(|r| r.4);
                 let previous = out.insert((name.to_owned(), start), rows);
                 assert!(previous.is_none(), "window {name} {start} has more than one row set");
             }
         }
     }
-    out
+    (out, provisional)
 }
 
 fn url_of(dir: &std::path::Path) -> url::Url {
@@ -115,7 +128,10 @@ fn url_of(dir: &std::path::Path) -> url::Url {
 pub struct SilverWriter {
     views: TopicTables,
     clicks: TopicTables,
-    next: BTreeMap<bool, i64>,
+    /// Next offset per (is_click, partition).
+    next: BTreeMap<(bool, i32), i64>,
+    /// The topic partition count each commit names, as silver's do (`None`: not named).
+    pub partitions: Option<i32>,
 }
 
 impl SilverWriter {
@@ -124,39 +140,60 @@ impl SilverWriter {
             views: TopicTables::open(lake, "events_views", false).await.unwrap(),
             clicks: TopicTables::open(lake, "events_clicks", false).await.unwrap(),
             next: BTreeMap::new(),
+            partitions: None,
         }
     }
 
-    /// Commits `(item, is_click, time)` events as silver rows, one commit per table.
+    /// Commits `(item, is_click, time)` events as silver rows of Kafka partition 0, one
+    /// commit per table.
     pub async fn commit(&mut self, events: &[(String, bool, i64)]) {
+        self.commit_partition(0, events).await;
+    }
+
+    /// Commits `events` only to the views (`click = false`) or clicks table.
+    pub async fn commit_table(&mut self, click: bool, partition: i32, events: &[(String, bool, i64)]) {
+        let mine: Vec<_> = events.iter().filter(|e| e.1 == click).cloned().collect();
+        self.commit_partition(partition, &mine).await;
+    }
+
+    /// Commits `events` as silver rows of Kafka `partition`, one commit per table.
+    pub async fn commit_partition(&mut self, partition: i32, events: &[(String, bool, i64)]) {
+        self.commit_partitions(&[(partition, events)]).await;
+    }
+
+    /// One commit per table holding the events of several partitions, as a silver batch does.
+    pub async fn commit_partitions(&mut self, parts: &[(i32, &[(String, bool, i64)])]) {
         for click in [false, true] {
-            let start = self.next.get(&click).copied();
-            let mut offset = start.unwrap_or(0);
-            let rows: Vec<SilverRow> = events
-                .iter()
-                .filter(|e| e.1 == click)
-                .map(|(item, _, t)| {
+            let mut rows = Vec::new();
+            let mut offsets = BTreeMap::new();
+            for (partition, events) in parts {
+                let start = self.next.get(&(click, *partition)).copied();
+                let mut offset = start.unwrap_or(0);
+                for (item, _, t) in events.iter().filter(|e| e.1 == click) {
                     offset += 1;
-                    SilverRow {
-                        event_id: format!("{click}-{offset}"),
+                    rows.push(SilverRow {
+                        event_id: format!("{click}-{partition}-{offset}"),
                         user_id: "u".into(),
                         item_id: item.clone(),
                         event_time_us: *t,
                         session_id: None,
                         rating: None,
-                        kafka_partition: 0,
+                        kafka_partition: *partition,
                         kafka_offset: offset - 1,
                         ingested_at_us: 0,
-                    }
-                })
-                .collect();
+                    });
+                }
+                if Some(offset) != start && offset > 0 {
+                    offsets.insert(*partition, (start, offset));
+                    self.next.insert((click, *partition), offset);
+                }
+            }
             if rows.is_empty() {
                 continue;
             }
             let table = if click { &mut self.clicks } else { &mut self.views };
-            let batch = StreamBatch { silver: rows, deadletter: vec![], offsets: [(0, (start, offset))].into() };
+            let batch = StreamBatch { silver: rows, deadletter: vec![], offsets, partitions: self.partitions };
             assert!(matches!(table.commit(batch).await.unwrap(), CommitOutcome::Committed(_)));
-            self.next.insert(click, offset);
         }
     }
 }

@@ -93,13 +93,13 @@ async fn main() {
     let bin = std::env::var("RECO_BIN")
         .map(std::path::PathBuf::from)
         .unwrap_or_else(|_| std::env::current_exe().unwrap().parent().unwrap().parent().unwrap().join("reco"));
-    print!("{}", run(&bin, seconds, rate, speedup).await);
+    print!("{}", measure(&bin, seconds, rate, speedup).await);
 }
 
 /// Runs the benchmark with the `reco` binary at `bin` and returns its tables (markdown). The
 /// smoke test (`tests/bench_smoke.rs`) includes this file as a module and calls this function,
 /// so it needs no example binary that some earlier build left in the target directory.
-pub async fn run(bin: &Path, seconds: f64, rate: f64, speedup: f64) -> String {
+pub async fn measure(bin: &Path, seconds: f64, rate: f64, speedup: f64) -> String {
     use std::fmt::Write;
     let mut out = String::new();
     let dir = tempfile::tempdir().unwrap();
@@ -211,8 +211,14 @@ pub async fn run(bin: &Path, seconds: f64, rate: f64, speedup: f64) -> String {
     let clean = serve.stop() & silver.stop() & gold.stop();
     broker.stop().await;
 
-    writeln!(out, "\n## Freshness under steady load ({rate:.0} ev/s for {:.0} s, clock ×{speedup})", took.as_secs_f64()).unwrap();
-    writeln!(out, "{accepted} of {sent} events acknowledged, {failed} failed; services stopped cleanly: {clean}\n").unwrap();
+    writeln!(
+        out,
+        "\n## Freshness under steady load ({rate:.0} ev/s for {:.0} s, clock ×{speedup})",
+        took.as_secs_f64()
+    )
+    .unwrap();
+    writeln!(out, "{accepted} of {sent} events acknowledged, {failed} failed; services stopped cleanly: {clean}\n")
+        .unwrap();
     let part = format!("freshness ({rate:.0} ev/s, 3 services)");
     writeln!(out, "| path | latency | reference (same run / config) |").unwrap();
     writeln!(out, "|---|---|---|").unwrap();
@@ -222,7 +228,8 @@ pub async fn run(bin: &Path, seconds: f64, rate: f64, speedup: f64) -> String {
     for (name, v) in to_gold {
         let gold = percentiles(v);
         let reference = "silver batch 2,000 ms + gold poll 1,000 ms";
-        writeln!(out, "| window {name} closable (end + lateness) → published | {gold} | {reference} (config) |").unwrap();
+        writeln!(out, "| window {name} closable (end + lateness) → published | {gold} | {reference} (config) |")
+            .unwrap();
         let measure = format!("window {name} closable (end + lateness) → published");
         reco_testkit::bench::report(&part, &measure, &gold, &format!("{reference} (config)"), None);
     }

@@ -172,13 +172,15 @@ pub struct GoldOptions {
     /// score = view_weight·views + click_weight·clicks.
     #[arg(long, env = "RECO_GOLD_CLICK_WEIGHT", default_value_t = 3.0)]
     pub click_weight: f64,
-    /// Allowed lateness: the watermark trails the newest event time by this much, in seconds.
+    /// Allowed lateness: each input's watermark (a silver table's Kafka partition) trails its
+    /// newest event time by this much, in seconds; the job follows the slowest active input.
     #[arg(long, env = "RECO_GOLD_ALLOWED_LATENESS_SECS", default_value_t = 300)]
     pub allowed_lateness_secs: i64,
     /// Late events up to this far behind the watermark still update published windows, in seconds.
     #[arg(long, env = "RECO_GOLD_STATE_HORIZON_SECS", default_value_t = 24 * 3600 + 300)]
     pub state_horizon_secs: i64,
-    /// With no new input for this long, windows still open are published, in milliseconds.
+    /// An input without data this long stops holding the watermark back; when all inputs are,
+    /// the open windows are published as provisional (`complete = false`), in milliseconds.
     #[arg(long, env = "RECO_GOLD_IDLE_TIMEOUT_MS", default_value_t = 60_000)]
     pub idle_timeout_ms: i64,
     /// How often silver is checked for new commits, in milliseconds.

@@ -35,7 +35,7 @@ mod freshness;
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn freshness_bench_prints_its_tables() {
     let bin = std::path::Path::new(env!("CARGO_BIN_EXE_reco"));
-    let stdout = freshness::run(bin, 8.0, 500.0, 60.0).await;
+    let stdout = freshness::measure(bin, 8.0, 500.0, 60.0).await;
     assert!(stdout.contains("4000 of 4000 events acknowledged, 0 failed"), "{stdout}");
     let silver = stdout.lines().find(|l| l.starts_with("| sent → committed in silver")).expect("silver row");
     assert!(silver.contains("(n = 4000)"), "every event's latency measured: {silver}");

@@ -1,14 +1,15 @@
 //! End to end through `reco up` (API → Kafka → silver → gold → GET /trending), with five
 //! hours of historic event time (a day in 2019) posted partly in order and partly out of
 //! order: after draining, every published window of both tables equals a recount of the
-//! silver tables done here, row for row, and `GET /trending` serves the newest window.
+//! posted events done here, row for row, and `GET /trending` serves the newest complete window
+//! (and, with `provisional=true`, the newest window of all).
 
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use reco_lake::{Format, Lake};
 use reco_testkit::{
-    gold::{Windows, published, recount, silver_events},
+    gold::{Input, Windows, published, recount, silver_events},
     http,
     up::RecoUp,
     wait_until,
@@ -72,7 +73,13 @@ async fn posted_history_becomes_exact_trending_windows() {
     let lake = Lake::new(dir.path(), Format::Delta).unwrap();
     let drained = wait_until(Duration::from_secs(90), || async { silver_events(&lake).await.len() == EVENTS }).await;
     assert!(drained, "every posted event reaches silver");
-    let expected = recount(&silver_events(&lake).await, 100);
+    let posted: Vec<Input> = all
+        .iter()
+        .map(|e| {
+            (e["item_id"].as_str().unwrap().to_owned(), e["type"] == "click", e["timestamp"].as_i64().unwrap() * 1000)
+        })
+        .collect();
+    let expected = recount(&posted, 100);
     let settled = wait_until(Duration::from_secs(60), || async { published(&lake).await == expected }).await;
     if !settled {
         let last: Windows = published(&lake).await;
@@ -86,19 +93,25 @@ async fn posted_history_becomes_exact_trending_windows() {
     }
     assert!(expected.keys().filter(|(w, _)| w == "1h").count() >= 60, "five hours hold many 1h windows");
 
-    // GET /trending serves the newest window of each table, items as recounted.
-    for window in ["1h", "24h"] {
-        let (key, rows) = expected.iter().rfind(|((w, _), _)| w == window).unwrap();
+    // GET /trending serves the newest complete window of each table (the watermark passed its
+    // end), items as recounted; `provisional=true` the newest of all.
+    let metrics = reco_testkit::Samples::parse(&http::get(&api, "/metrics").await.unwrap().text());
+    let watermark = (metrics.value("reco_gold_watermark_seconds", &[]) * 1e6) as i64;
+    for (window, length, query) in
+        [("1h", 3_600_000_000, ""), ("24h", 86_400_000_000, ""), ("1h", 3_600_000_000, "&provisional=true")]
+    {
+        let provisional = !query.is_empty();
+        let (key, rows) =
+            expected.iter().rfind(|((w, s), _)| w == window && (provisional || s + length <= watermark)).unwrap();
+        let uri = format!("/trending?window={window}&limit=20{query}");
         let found = wait_until(Duration::from_secs(10), || async {
-            let r = http::get(&api, &format!("/trending?window={window}&limit=20")).await.unwrap();
+            let r = http::get(&api, &uri).await.unwrap();
             r.status == 200 && serde_json::from_str::<Value>(&r.text()).unwrap()["window_start"] == rfc3339(key.1)
         })
         .await;
-        assert!(found, "GET /trending?window={window} serves the newest window");
-        let body: Value = serde_json::from_str(
-            &http::get(&api, &format!("/trending?window={window}&limit=20")).await.unwrap().text(),
-        )
-        .unwrap();
+        assert!(found, "GET {uri} serves the newest window {}", rfc3339(key.1));
+        let body: Value = serde_json::from_str(&http::get(&api, &uri).await.unwrap().text()).unwrap();
+        assert_eq!(body["complete"], !provisional, "{body}");
         let items = body["items"].as_array().unwrap();
         assert_eq!(items.len(), rows.len().min(20));
         for (item, (id, views, clicks, score, rank)) in items.iter().zip(rows) {
