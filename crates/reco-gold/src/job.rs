@@ -3,7 +3,7 @@
 
 use std::{collections::BTreeMap, sync::Arc, time::Instant};
 
-use reco_lake::{GoldRow, GoldTable, GoldWindow, Lake, SilverFeed, gold::table_name};
+use reco_lake::{GoldRow, GoldTable, GoldWindow, Lake, SilverFeed, Upstream, gold::table_name};
 use reco_telemetry::Telemetry;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
@@ -110,6 +110,7 @@ impl Job {
     /// against another input's progress within the round.
     async fn cycle(&mut self) -> Result<bool> {
         let mut more = false;
+        let mut upstreams = Vec::new();
         for (feed, kind) in &mut self.feeds {
             let topic = feed.topic().to_owned();
             let Some(latest) = feed.latest().await? else { continue };
@@ -120,16 +121,12 @@ impl Job {
             let from = after.unwrap_or(-1);
             let upto = latest.min(from + self.config.max_versions_per_cycle as i64);
             let files = feed.files_between(after, upto).await?;
+            upstreams.extend(feed.upstream().cloned());
             let events = tokio::task::spawn_blocking(move || reco_lake::read::read_events(&files))
                 .await
                 .map_err(|e| Error::Task(e.to_string()))??;
             let (mut late, mut beyond) = (0, 0);
             let now = now_us();
-            // Every partition silver names is an input from now on, rows or not: one whose first
-            // rows come in a later commit holds the watermark meanwhile (until idle).
-            for partition in 0..feed.partitions().unwrap_or(0) {
-                self.trending.input(&topic, partition, now);
-            }
             let mut inputs: BTreeMap<i32, InputId> = BTreeMap::new();
             for (item, t, partition) in &events {
                 let input = *inputs.entry(*partition).or_insert_with(|| self.trending.input(&topic, *partition, now));
@@ -153,6 +150,7 @@ impl Job {
             self.versions.insert(topic, upto);
             self.unsaved = true;
         }
+        self.wait_for_upstream(upstreams);
         let due = self.trending.advance(now_us());
         if !due.is_empty() {
             let expire_before = self
@@ -169,6 +167,27 @@ impl Job {
             self.telemetry.gold.input_watermark(&format!("silver/{}", input.table), input.partition, watermark);
         }
         Ok(more)
+    }
+
+    /// What silver knew of Kafka when it made the commits read this cycle: every partition of the
+    /// topics gold reads is an input, rows or not (one whose first rows come in a later commit
+    /// holds the watermark meanwhile, until idle), and the partitions silver has not read to
+    /// the end are catching up, not idle. Read from every table's commits, since silver says
+    /// this for all its topics: the clicks table's first commit may come after the views
+    /// table's hundredth.
+    fn wait_for_upstream(&mut self, upstreams: Vec<Upstream>) {
+        let now = now_us();
+        for upstream in upstreams {
+            for (topic, _) in INPUTS {
+                for partition in 0..upstream.partitions.get(topic).copied().unwrap_or(0) {
+                    self.trending.input(topic, partition, now);
+                }
+                for &partition in upstream.behind.get(topic).map_or(&[][..], Vec::as_slice) {
+                    let input = self.trending.input(topic, partition, now);
+                    self.trending.hold_input(input, now);
+                }
+            }
+        }
     }
 
     fn checkpoint(&mut self) -> Result<()> {

@@ -9,9 +9,11 @@
 //! beyond the horizon. Three further rules:
 //!
 //! - **Idleness.** An input without data for the idle timeout (processing time) stops holding
-//!   the others back, and holds them again as soon as it has data. A table with silver versions
-//!   still waiting to be read keeps all its inputs active ([`Watermarks::hold_table`]): while
-//!   catching up, "no data yet" means "not read yet", not "idle".
+//!   the others back, and holds them again as soon as it has data. An input known to have data
+//!   waiting is not idle: a table with silver versions still unread ([`Watermarks::hold_table`]),
+//!   or a partition silver says it has not read to the end ([`Watermarks::hold_input`]); and an
+//!   input silver names before its first row exists holds the watermark until it has rows or
+//!   idles. While catching up, "no data yet" means "not read yet".
 //! - **Clamp.** The watermark is never later than wall-clock time minus the lateness, so one
 //!   client whose clock runs fast cannot close the current windows early. Historic replays are
 //!   far behind the clock and unaffected.
@@ -99,6 +101,12 @@ impl Watermarks {
     pub fn observe(&mut self, input: InputId, event_us: i64, now_us: i64) {
         let i = &mut self.inputs[input];
         i.mark.max_event_us = Some(i.mark.max_event_us.map_or(event_us, |m| m.max(event_us)));
+        i.last_data_at_us = i.last_data_at_us.max(now_us);
+    }
+
+    /// `input` has data waiting upstream: it is not idle.
+    pub fn hold_input(&mut self, input: InputId, now_us: i64) {
+        let i = &mut self.inputs[input];
         i.last_data_at_us = i.last_data_at_us.max(now_us);
     }
 

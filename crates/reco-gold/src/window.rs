@@ -279,6 +279,12 @@ impl Trending {
         self.marks.observe(input, event_time_us, now_us);
     }
 
+    /// `input` has data waiting upstream (silver has not read all of its Kafka partition), so it
+    /// is not idle.
+    pub fn hold_input(&mut self, input: InputId, now_us: i64) {
+        self.marks.hold_input(input, now_us);
+    }
+
     /// `table` has data waiting to be read, so its inputs are not idle (catching up).
     pub fn hold_table(&mut self, table: &str, now_us: i64) {
         self.marks.hold_table(table, now_us);

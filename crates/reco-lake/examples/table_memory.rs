@@ -57,7 +57,7 @@ async fn main() {
             silver,
             deadletter: vec![],
             offsets: BTreeMap::from([(0, (expected, offset + rows))]),
-            partitions: None,
+            upstream: None,
         };
         tables.commit(batch).await.unwrap();
         offset += rows;

@@ -84,7 +84,7 @@ impl DeltaTopic {
                 .map(|(p, (_, end))| Transaction::new(app_id(&self.topic, *p), *end))
                 .collect();
             let rows = deadletter.len();
-            match write_and_commit(&mut self.deadletter, deadletter_batch(&deadletter)?, txns, None).await? {
+            match write_and_commit(&mut self.deadletter, deadletter_batch(&deadletter)?, txns, Vec::new()).await? {
                 Committed::Yes { bytes, .. } => {
                     stats.deadletter_rows = rows;
                     stats.bytes += bytes;
@@ -95,7 +95,13 @@ impl DeltaTopic {
 
         let txns = batch.offsets.iter().map(|(p, (_, end))| Transaction::new(app_id(&self.topic, *p), *end)).collect();
         let rows = batch.silver.len();
-        let metadata = batch.partitions.map(|n| (TOPIC_PARTITIONS.to_owned(), serde_json::Value::from(n)));
+        let metadata: Vec<(String, serde_json::Value)> = batch
+            .upstream
+            .as_ref()
+            .and_then(|u| serde_json::to_value(u).ok())
+            .map(|u| (UPSTREAM.to_owned(), u))
+            .into_iter()
+            .collect();
         let silver = silver_batch(&batch.silver, self.with_rating)?;
         match write_and_commit(&mut self.silver, silver, txns, metadata).await? {
             Committed::Yes { version, bytes } => {
@@ -132,8 +138,8 @@ fn table_path(table: &DeltaTable) -> String {
     table.table_url().to_string()
 }
 
-/// The `commitInfo` field of a silver commit holding the topic's partition count.
-pub(crate) const TOPIC_PARTITIONS: &str = "recoTopicPartitions";
+/// The `commitInfo` field of a silver commit holding its [`crate::Upstream`].
+pub(crate) const UPSTREAM: &str = "recoUpstream";
 
 /// Writes `batch` (possibly empty: a commit of offsets only) and commits it with `txns` and
 /// `metadata` in its `commitInfo`.
@@ -141,7 +147,7 @@ async fn write_and_commit(
     table: &mut DeltaTable,
     batch: deltalake::arrow::array::RecordBatch,
     txns: Vec<Transaction>,
-    metadata: Option<(String, serde_json::Value)>,
+    metadata: Vec<(String, serde_json::Value)>,
 ) -> Result<Committed> {
     let name = table_path(table);
     let err = |source| Error::Delta { table: name.clone(), source: Box::new(source) };

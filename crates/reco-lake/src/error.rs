@@ -13,7 +13,8 @@ pub enum Error {
     #[error(
         "gold table {table} was written by an earlier reco (no `complete` column). Gold tables are \
          derived from silver: stop `reco gold`, move `{gold_dir}` and `{checkpoints}` aside, and start \
-         `reco gold` again; it recomputes every window from silver"
+         `reco gold` again; it recomputes every window from silver (if silver's Delta log no longer \
+         holds its first commits, run `reco gold backfill --from <first day> --to <tomorrow>` first)"
     )]
     OldGoldTable { table: String, gold_dir: String, checkpoints: String },
     #[error("{path}: {source}")]

@@ -5,7 +5,7 @@
 use deltalake::{DeltaTable, DeltaTableError, kernel::Action, logstore::get_actions};
 use url::Url;
 
-use crate::{DataFile, Error, Format, Lake, Result, delta, parquet_log, read::partition_date};
+use crate::{DataFile, Error, Format, Lake, Result, Upstream, delta, parquet_log, read::partition_date};
 
 #[derive(Debug)]
 pub struct SilverFeed {
@@ -14,23 +14,23 @@ pub struct SilverFeed {
     delta: Option<DeltaTable>,
     /// Parquet: the newest batch-log entry seen.
     parquet_latest: i64,
-    /// The largest partition count a commit read so far named.
-    partitions: Option<i32>,
+    /// What the writer of the newest commit read that says knew of Kafka.
+    upstream: Option<Upstream>,
 }
 
 impl SilverFeed {
     pub fn new(lake: &Lake, topic: &str) -> SilverFeed {
-        SilverFeed { lake: lake.clone(), topic: topic.to_owned(), delta: None, parquet_latest: -1, partitions: None }
+        SilverFeed { lake: lake.clone(), topic: topic.to_owned(), delta: None, parquet_latest: -1, upstream: None }
     }
 
     pub fn topic(&self) -> &str {
         &self.topic
     }
 
-    /// The topic's partition count, as named by the newest commit [`SilverFeed::files_between`]
-    /// read that names one (silver writes it from Kafka metadata); `None` before.
-    pub fn partitions(&self) -> Option<i32> {
-        self.partitions
+    /// What silver knew of Kafka (partition counts, partitions not read to the end) when it
+    /// made the newest commit [`SilverFeed::files_between`] read that says; `None` before.
+    pub fn upstream(&self) -> Option<&Upstream> {
+        self.upstream.as_ref()
     }
 
     /// The newest committed version; `None` while the table does not exist yet.
@@ -59,8 +59,9 @@ impl SilverFeed {
                 let root = Url::from_directory_path(self.lake.silver_path(&self.topic))
                     .map_err(|()| Error::Arrow("lake path is not absolute".into()))?;
                 let Some(table) = self.delta_table().await? else { return Ok(Vec::new()) };
-                let (added, partitions) = added_files(table, after, upto).await?;
-                self.partitions = partitions.or(self.partitions);
+                let info = added_files(table, after, upto).await?;
+                self.upstream = info.upstream.or(self.upstream.take());
+                let added = info.files;
                 Ok(added
                     .into_iter()
                     .filter_map(|rel| root.join(&rel).ok()?.to_file_path().ok())
@@ -70,12 +71,11 @@ impl SilverFeed {
             Format::Parquet => {
                 let mut out = Vec::new();
                 for v in (after + 1)..=upto {
-                    let (files, partitions) =
-                        parquet_log::entry_silver_files(&self.lake, &self.topic, v)?.ok_or_else(|| {
-                            Error::BatchLog { path: format!("{} entry {v}", self.topic), message: "missing".into() }
-                        })?;
-                    self.partitions = partitions.or(self.partitions);
-                    out.extend(files);
+                    let info = parquet_log::entry_silver_files(&self.lake, &self.topic, v)?.ok_or_else(|| {
+                        Error::BatchLog { path: format!("{} entry {v}", self.topic), message: "missing".into() }
+                    })?;
+                    self.upstream = info.upstream.or(self.upstream.take());
+                    out.extend(info.files);
                 }
                 Ok(out)
             }
@@ -114,12 +114,12 @@ impl SilverFeed {
 }
 
 /// Commits of a Delta table after `after`, up to `upto`: the relative paths added with
-/// `dataChange`, and the newest partition count a `commitInfo` names. Compaction rewrites
+/// `dataChange`, and the newest [`Upstream`] a `commitInfo` holds. Compaction rewrites
 /// (`dataChange: false`) carry no new rows and are skipped, as Delta streaming readers do.
-async fn added_files(table: &DeltaTable, after: i64, upto: i64) -> Result<(Vec<String>, Option<i32>)> {
+async fn added_files(table: &DeltaTable, after: i64, upto: i64) -> Result<AddedFiles> {
     let name = table.table_url().to_string();
     let err = |source| Error::Delta { table: name.clone(), source: Box::new(source) };
-    let (mut out, mut partitions) = (Vec::new(), None);
+    let mut out = AddedFiles::default();
     for v in (after + 1)..=upto {
         let bytes = table.log_store().read_commit_entry(v as _).await.map_err(err)?.ok_or_else(|| Error::Delta {
             table: name.clone(),
@@ -129,14 +129,21 @@ async fn added_files(table: &DeltaTable, after: i64, upto: i64) -> Result<(Vec<S
         })?;
         for action in get_actions(v as _, &bytes).map_err(err)? {
             match action {
-                Action::Add(add) if add.data_change => out.push(add.path),
+                Action::Add(add) if add.data_change => out.files.push(add.path),
                 Action::CommitInfo(info) => {
-                    let named = info.info.get(crate::delta::TOPIC_PARTITIONS).and_then(serde_json::Value::as_i64);
-                    partitions = named.and_then(|n| i32::try_from(n).ok()).or(partitions);
+                    if let Some(u) = info.info.get(crate::delta::UPSTREAM) {
+                        out.upstream = serde_json::from_value(u.clone()).ok().or(out.upstream.take());
+                    }
                 }
                 _ => {}
             }
         }
     }
-    Ok((out, partitions))
+    Ok(out)
+}
+
+#[derive(Debug, Default)]
+struct AddedFiles {
+    files: Vec<String>,
+    upstream: Option<Upstream>,
 }

@@ -75,10 +75,23 @@ pub struct StreamBatch {
     /// Per partition: the next offset stored before this batch (`None`: nothing stored yet),
     /// and the next offset after it.
     pub offsets: BTreeMap<i32, (Option<i64>, i64)>,
-    /// The topic's partition count as the writer knows it (Kafka metadata), recorded with the
-    /// commit: the gold job treats every partition as an input from the first commit that names
-    /// it, so a partition whose first rows arrive late holds the watermark meanwhile.
-    pub partitions: Option<i32>,
+    /// What the writer knew of Kafka, recorded with the commit for the gold job.
+    pub upstream: Option<Upstream>,
+}
+
+/// What a silver writer knew of Kafka when it committed, for every topic it consumes (not only
+/// the one committed): the gold job's watermark waits for inputs that exist or have data it has
+/// not seen yet, instead of judging them by its own clock alone (docs/ARCHITECTURE.md, "Gold:
+/// the window core").
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Upstream {
+    /// Per topic: its partition count (Kafka metadata). Every partition is an input from the
+    /// first commit that names it, so one whose first rows arrive late holds the watermark.
+    pub partitions: BTreeMap<String, i32>,
+    /// Per topic: the writer's partitions Kafka holds more records of than it has read (high
+    /// watermark past its position). Not idle, whatever gold's clock says: "no rows yet" means
+    /// "not read yet" there.
+    pub behind: BTreeMap<String, Vec<i32>>,
 }
 
 #[derive(Clone, Debug, PartialEq)]

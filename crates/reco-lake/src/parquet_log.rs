@@ -49,9 +49,9 @@ struct LogEntry {
     deadletter: Vec<FileEntry>,
     /// Next offset per partition after this batch, for every partition ever committed.
     offsets: BTreeMap<i32, i64>,
-    /// The topic's partition count as the writer knew it (see `StreamBatch::partitions`).
+    /// What the writer knew of Kafka (see `StreamBatch::upstream`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    partitions: Option<i32>,
+    upstream: Option<crate::Upstream>,
 }
 
 #[derive(Debug)]
@@ -171,8 +171,8 @@ impl ParquetTopic {
 
         let version = self.entries.last().map_or(0, |e| e.version + 1);
         let committed_at = chrono::Utc::now().to_rfc3339();
-        let partitions = batch.partitions;
-        let entry = LogEntry { version, committed_at, silver, deadletter, offsets, partitions };
+        let upstream = batch.upstream.clone();
+        let entry = LogEntry { version, committed_at, silver, deadletter, offsets, upstream };
         let stats = CommitStats {
             version,
             silver_rows: entry.silver.iter().map(|f| f.rows).sum(),
@@ -234,13 +234,16 @@ impl ParquetTopic {
     }
 }
 
-/// The silver files of batch-log entry `version` of `topic` and the partition count it names;
+/// What gold reads of one batch-log entry or Delta commit of a silver table.
+#[derive(Debug, Default)]
+pub(crate) struct EntryInfo {
+    pub files: Vec<DataFile>,
+    pub upstream: Option<crate::Upstream>,
+}
+
+/// The silver files of batch-log entry `version` of `topic` and what its writer knew of Kafka;
 /// `None` when not committed (yet).
-pub(crate) fn entry_silver_files(
-    lake: &Lake,
-    topic: &str,
-    version: i64,
-) -> Result<Option<(Vec<DataFile>, Option<i32>)>> {
+pub(crate) fn entry_silver_files(lake: &Lake, topic: &str, version: i64) -> Result<Option<EntryInfo>> {
     let path = lake.batch_log_path(topic).join(format!("{version:020}.json"));
     let text = match std::fs::read_to_string(&path) {
         Ok(text) => text,
@@ -251,7 +254,7 @@ pub(crate) fn entry_silver_files(
         .map_err(|e| Error::BatchLog { path: path.display().to_string(), message: e.to_string() })?;
     let files =
         entry.silver.iter().map(|f| DataFile { path: lake.root.join(&f.path), event_date: f.event_date }).collect();
-    Ok(Some((files, entry.partitions)))
+    Ok(Some(EntryInfo { files, upstream: entry.upstream }))
 }
 
 fn parquet_files(dir: &Path) -> Vec<PathBuf> {

@@ -48,7 +48,7 @@ async fn fill(tables: &mut TopicTables, batches: std::ops::Range<i64>) {
             silver: (from..to - 1).map(|o| row(0, o)).collect(),
             deadletter: vec![bad(0, to - 1)],
             offsets: BTreeMap::from([(0, ((b > 0).then_some(from), to))]),
-            partitions: Some(1),
+            upstream: None,
         };
         assert!(matches!(tables.commit(batch).await.unwrap(), CommitOutcome::Committed(_)));
     }

@@ -23,7 +23,7 @@ fn batch(rows: Vec<SilverRow>, offsets: &[(i32, Option<i64>, i64)]) -> StreamBat
         silver: rows,
         deadletter: vec![],
         offsets: offsets.iter().map(|(p, from, to)| (*p, (*from, *to))).collect::<BTreeMap<_, _>>(),
-        partitions: None,
+        upstream: None,
     }
 }
 

@@ -16,7 +16,7 @@ use rdkafka::{
     types::RDKafkaRespErr,
 };
 use reco_core::ErrorKind;
-use reco_lake::{CommitOutcome, StreamBatch, TopicTables, read};
+use reco_lake::{CommitOutcome, StreamBatch, TopicTables, Upstream, read};
 use reco_telemetry::{Telemetry, TopicCounters};
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
@@ -193,7 +193,7 @@ pub(crate) struct Job {
     counters: HashMap<String, TopicCounters>,
     pending: BTreeMap<String, Pending>,
     /// Partition count per topic from Kafka metadata, named in every commit (for gold).
-    topic_partitions: HashMap<String, i32>,
+    topic_partitions: BTreeMap<String, i32>,
     pending_bytes: usize,
     oldest_pending: Option<Instant>,
     compaction: Compaction,
@@ -218,7 +218,7 @@ impl Job {
             .create_with_context(context)
             .map_err(reco_kafka::Error::from)?;
         let mut tables = HashMap::new();
-        let mut topic_partitions = HashMap::new();
+        let mut topic_partitions = BTreeMap::new();
         for topic in &config.topics {
             let mut table = TopicTables::open(&config.lake, topic, crate::with_rating(topic)).await?;
             // Before subscribing, so the first assignment starts at the table's offsets.
@@ -409,14 +409,23 @@ impl Job {
 
     /// Commits every pending batch, one commit per topic.
     async fn flush(&mut self) -> Result<()> {
+        let mut upstream = Upstream::default();
+        if !self.pending.is_empty() {
+            upstream.partitions = self.topic_partitions.clone();
+            for topic in &self.config.topics {
+                upstream.behind.insert(topic.clone(), self.partitions_behind(topic).await);
+            }
+        }
         let pending = std::mem::take(&mut self.pending);
         self.pending_bytes = 0;
         self.oldest_pending = None;
         for (topic, mut p) in pending {
+            // Every commit says what this worker knew of all its topics: gold reads one table
+            // at a time and must know of another table's partitions before their rows come.
             if p.batch.offsets.is_empty() {
                 continue;
             }
-            p.batch.partitions = self.topic_partitions.get(&topic).copied();
+            p.batch.upstream = Some(upstream.clone());
             let started = Instant::now();
             let offsets = p.batch.offsets.clone();
             let tables = self.tables.get_mut(&topic).ok_or_else(|| Error::UnknownTopic(topic.clone()))?;
@@ -463,6 +472,47 @@ impl Job {
             }
         }
         Ok(())
+    }
+}
+
+impl Job {
+    /// This worker's partitions of `topic` that Kafka holds more records of than it has read
+    /// (high watermark past both the next offset to accept and librdkafka's fetch position,
+    /// which passes transaction markers). Written with the commit for the gold job: a partition
+    /// that silver is still catching up on must not count as idle there, however long it is
+    /// since its last rows. The high watermarks come from the broker (one request per
+    /// partition, on a blocking thread); when it does not answer, the partition counts as
+    /// behind, which at worst holds gold's watermark for one more idle timeout.
+    async fn partitions_behind(&self, topic: &str) -> Vec<i32> {
+        let Ok(fetch) = self.consumer.position() else { return Vec::new() };
+        let states = self.partitions.get(topic);
+        let resume_at = self.consumer.context().resume_at.lock().unwrap_or_else(PoisonError::into_inner).clone();
+        let read: Vec<(i32, i64)> = fetch
+            .elements_for_topic(topic)
+            .iter()
+            .map(|e| {
+                let p = e.partition();
+                let accepted = states.and_then(|s| s.get(&p)).and_then(|s| s.position);
+                let stored = resume_at.get(&(topic.to_owned(), p)).copied();
+                let fetched = match e.offset() {
+                    Offset::Offset(o) => Some(o),
+                    _ => None,
+                };
+                (p, accepted.max(stored).max(fetched).unwrap_or(0))
+            })
+            .collect();
+        let (consumer, topic) = (Arc::clone(&self.consumer), topic.to_owned());
+        tokio::task::spawn_blocking(move || {
+            read.into_iter()
+                .filter(|(p, read)| match consumer.fetch_watermarks(&topic, *p, Duration::from_secs(1)) {
+                    Ok((low, high)) => high > (*read).max(low),
+                    Err(_) => true,
+                })
+                .map(|(p, _)| p)
+                .collect()
+        })
+        .await
+        .unwrap_or_default()
     }
 }
 

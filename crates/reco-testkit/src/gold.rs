@@ -130,7 +130,7 @@ pub struct SilverWriter {
     clicks: TopicTables,
     /// Next offset per (is_click, partition).
     next: BTreeMap<(bool, i32), i64>,
-    /// The topic partition count each commit names, as silver's do (`None`: not named).
+    /// The partition count of both topics each commit names, as silver's do (`None`: none).
     pub partitions: Option<i32>,
 }
 
@@ -192,7 +192,11 @@ impl SilverWriter {
                 continue;
             }
             let table = if click { &mut self.clicks } else { &mut self.views };
-            let batch = StreamBatch { silver: rows, deadletter: vec![], offsets, partitions: self.partitions };
+            let upstream = self.partitions.map(|n| reco_lake::Upstream {
+                partitions: [("events_views".to_owned(), n), ("events_clicks".to_owned(), n)].into(),
+                behind: Default::default(),
+            });
+            let batch = StreamBatch { silver: rows, deadletter: vec![], offsets, upstream };
             assert!(matches!(table.commit(batch).await.unwrap(), CommitOutcome::Committed(_)));
         }
     }
