@@ -11,9 +11,21 @@
 set -euo pipefail
 command -v cargo >/dev/null || { echo "cargo is required: https://rustup.rs" >&2; exit 1; }
 
+SUDO=""
+[ "$(id -u)" -eq 0 ] || SUDO="sudo"
+export DEBIAN_FRONTEND=noninteractive
+apt_install() {
+    # shellcheck disable=SC2086
+    $SUDO apt-get install -y --no-install-recommends "$@" >/dev/null \
+        || { $SUDO apt-get update -qq && $SUDO apt-get install -y --no-install-recommends "$@" >/dev/null; }
+}
+
 VENV="${RECO_VENV:-$HOME/.cache/reco-venv}"
 if ! "$VENV/bin/python" -c 'import deltalake, pyarrow, yaml' 2>/dev/null; then
     echo "test-deps: installing deltalake + pyarrow + pyyaml into $VENV"
+    # Debian's own python3 ships without the venv module (package python3-venv).
+    python3 -c 'import ensurepip, venv' 2>/dev/null || apt_install python3-venv
+    rm -rf "$VENV"
     python3 -m venv "$VENV"
     "$VENV/bin/pip" install --quiet --disable-pip-version-check 'deltalake>=1.0,<2' 'pyarrow>=15' 'pyyaml>=6'
 fi
@@ -24,12 +36,8 @@ command -v wrk >/dev/null || MISSING="$MISSING wrk"
 command -v curl >/dev/null || MISSING="$MISSING curl"
 if [ -n "$MISSING" ]; then
     echo "test-deps: installing the Debian packages:$MISSING"
-    SUDO=""
-    [ "$(id -u)" -eq 0 ] || SUDO="sudo"
-    export DEBIAN_FRONTEND=noninteractive
     # On a host with systemd the package also enables its own service on :9090; the test
     # starts a separate Prometheus on a free port.
     # shellcheck disable=SC2086
-    $SUDO apt-get install -y --no-install-recommends $MISSING >/dev/null \
-        || { $SUDO apt-get update -qq && $SUDO apt-get install -y --no-install-recommends $MISSING >/dev/null; }
+    apt_install $MISSING
 fi

@@ -275,11 +275,17 @@ pub(crate) async fn get_trending(
     };
     let Some((start_us, rows)) = found else {
         let when = if q.at.is_some() { " by that time" } else { " yet" };
+        // Say so when only provisional windows exist (a short replay, a quiet first hour).
+        let hint = if !provisional && q.at.is_none() && cache.latest(&window.name, true).is_some() {
+            "; a provisional one is readable with provisional=true"
+        } else {
+            ""
+        };
         return Err(ApiError::new(
             StatusCode::NOT_FOUND,
             "no_window",
             format!(
-                "no {}{} window has been published{when}; the gold job publishes one when the watermark passes a window's end",
+                "no {}{} window has been published{when}; the gold job publishes one when the watermark passes a window's end{hint}",
                 if provisional { "" } else { "complete " },
                 window.name
             ),

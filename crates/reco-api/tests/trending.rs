@@ -170,6 +170,14 @@ async fn trending(format: Format) {
     }
     // The 24h table does not exist yet.
     assert_eq!(get(&state, "/trending?window=24h", &[]).await.0, StatusCode::NOT_FOUND);
+    // Only provisional windows in it: 404 by default, saying where they are.
+    let mut daily = GoldTable::open(&lake, "trending_now_24h").await.unwrap();
+    daily.replace(vec![window_as(BASE, 3, BASE + HOUR, false)], None).await.unwrap();
+    cache.refresh().await.unwrap();
+    let (status, _, body) = get(&state, "/trending?window=24h", &[]).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert!(body["error"]["message"].as_str().unwrap().contains("provisional=true"), "{body}");
+    assert_eq!(get(&state, "/trending?window=24h&provisional=true", &[]).await.0, StatusCode::OK);
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -26,6 +26,7 @@
 mod backfill;
 mod checkpoint;
 mod job;
+mod rank;
 pub mod watermark;
 pub mod window;
 

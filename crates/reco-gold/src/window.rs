@@ -19,6 +19,7 @@ use std::{
 
 use serde::{Deserialize, Serialize};
 
+pub use crate::rank::{rank, top_n};
 use crate::watermark::{InputId, InputMark, Watermarks};
 
 const MINUTE_US: i64 = 60_000_000;
@@ -551,44 +552,6 @@ fn slide(panes: &BTreeMap<i64, Counts>, running: Option<Running>, start: i64, le
             Running { start, counts }
         }
     }
-}
-
-/// Ranks counts by score, ties by `item_id` ascending, and keeps the top `n`.
-pub fn rank(totals: HashMap<&str, (u64, u64)>, view_weight: f64, click_weight: f64, n: usize) -> Vec<Row> {
-    top_n(totals.into_iter().map(|(i, (v, c))| (i, v, c)), view_weight, click_weight, n)
-}
-
-/// [`rank`] over `(item, views, clicks)`: selects the top `n` before sorting them, and
-/// allocates only the rows it returns.
-pub fn top_n<'a>(
-    counts: impl Iterator<Item = (&'a str, u64, u64)>,
-    view_weight: f64,
-    click_weight: f64,
-    n: usize,
-) -> Vec<Row> {
-    let mut scored: Vec<(f64, &str, u64, u64)> =
-        counts.map(|(item, v, c)| (view_weight * v as f64 + click_weight * c as f64, item, v, c)).collect();
-    // Items are unique, so this is a total order.
-    let order = |a: &(f64, &str, u64, u64), b: &(f64, &str, u64, u64)| b.0.total_cmp(&a.0).then_with(|| a.1.cmp(b.1));
-    if n == 0 {
-        return Vec::new();
-    }
-    if scored.len() > n {
-        scored.select_nth_unstable_by(n - 1, order);
-        scored.truncate(n);
-    }
-    scored.sort_unstable_by(order);
-    scored
-        .into_iter()
-        .enumerate()
-        .map(|(i, (score, item, views, clicks))| Row {
-            rank: i as u32 + 1,
-            item_id: item.to_owned(),
-            views,
-            clicks,
-            score,
-        })
-        .collect()
 }
 
 /// [`add`] by name: the item is interned only when `counts` does not hold it yet, so an event

@@ -20,8 +20,13 @@ pub enum Decoded {
     Invalid { kind: ErrorKind, message: String },
 }
 
-/// Validates a record's payload; `now_us` bounds how far in the future an event may be.
+/// Validates a record's payload. How far in the future an event may be is judged against the
+/// record's Kafka timestamp (when the producer sent it, or the broker appended it), not the
+/// time of reading, so a re-read after a crash decides exactly as the first read did (DESIGN
+/// §4); only a record without a timestamp falls back to `now_us`, which also stamps
+/// `ingested_at`.
 pub fn decode(record: &RawRecord<'_>, rules: &Rules, now_us: i64) -> Decoded {
+    let judged_at = record.timestamp_us.unwrap_or(now_us);
     let Some(payload) = record.payload else {
         return Decoded::Invalid { kind: ErrorKind::InvalidJson, message: "record has no value".into() };
     };
@@ -30,7 +35,7 @@ pub fn decode(record: &RawRecord<'_>, rules: &Rules, now_us: i64) -> Decoded {
         Err(e) => return Decoded::Invalid { kind: e.kind, message: e.message },
     };
     let topic_type = EventType::from_topic(record.topic);
-    match validate_event(&value, rules, now_us, Mode::Stored { topic_type }) {
+    match validate_event(&value, rules, judged_at, Mode::Stored { topic_type }) {
         Ok(e) => Decoded::Valid(SilverRow {
             event_id: e.event_id,
             user_id: e.user_id,
@@ -110,5 +115,23 @@ mod tests {
             decode(&no_value, &Rules::default(), now),
             Decoded::Invalid { kind: ErrorKind::InvalidJson, .. }
         ));
+    }
+
+    /// A record's verdict depends only on the record: "too far in the future" is judged against
+    /// its Kafka timestamp, so reading it again an hour later (after a crash between the
+    /// dead-letter and silver commits) decides the same way.
+    #[test]
+    fn the_verdict_does_not_depend_on_when_the_record_is_read() {
+        let sent = 1_800_000_000_000_000_i64;
+        let minute = 60_000_000;
+        let at = |t: i64| format!(r#"{{"event_id":"e","user_id":"u","item_id":"i","timestamp":{}}}"#, t / 1000);
+        let (ahead, near) = (at(sent + 20 * minute), at(sent + 5 * minute));
+        for (payload, valid) in [(ahead.as_bytes(), false), (near.as_bytes(), true)] {
+            let r = RawRecord { timestamp_us: Some(sent), ..record(payload) };
+            for read_at in [sent, sent + 60 * minute, sent + 24 * 60 * minute] {
+                let verdict = decode(&r, &Rules::default(), read_at);
+                assert_eq!(matches!(verdict, Decoded::Valid(_)), valid, "read at +{} min", (read_at - sent) / minute);
+            }
+        }
     }
 }
