@@ -5,9 +5,9 @@
 //!
 //! The backlog: EVENTS views and clicks over DAYS days of 2019, three Kafka partitions that
 //! run unevenly (partition 0 spread over a third of the commits, partition 2 over all), in
-//! 600 silver commits per table, as a fast replay leaves them.
+//! COMMITS silver commits per table, as a fast replay leaves them.
 //!
-//! `cargo run --release -p reco-gold --example gold_backlog -- [EVENTS=1000000] [DAYS=7]`
+//! `cargo run --release -p reco-gold --example gold_backlog -- [EVENTS=1000000] [DAYS=7] [COMMITS=120]`
 
 use std::{
     sync::Arc,
@@ -21,16 +21,18 @@ use reco_testkit::{Samples, gold::SilverWriter};
 
 const HOUR: i64 = 3_600_000_000;
 const BASE: i64 = 1_551_398_400_000_000;
-const COMMITS: usize = 600;
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
     let events: i64 = std::env::args().nth(1).and_then(|a| a.parse().ok()).unwrap_or(1_000_000);
     let days: i64 = std::env::args().nth(2).and_then(|a| a.parse().ok()).unwrap_or(7);
+    // Building the backlog costs about half a second per commit (the test writer's commit
+    // path), so more commits only make the set-up longer.
+    let commits: usize = std::env::args().nth(3).and_then(|a| a.parse().ok()).unwrap_or(120);
     let dir = tempfile::tempdir().unwrap();
     let lake = Lake::new(dir.path(), Format::Delta).unwrap();
 
-    // Per partition, a stream in event-time order; partition p spread over 200·(p+1) commits.
+    // Per partition, a stream in event-time order; partition p spread over (p+1)/3 of the commits.
     let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
     let per_partition = events / 3;
     let streams: Vec<Vec<(String, bool, i64)>> = (0..3)
@@ -49,10 +51,10 @@ async fn main() {
         .collect();
     let mut silver = SilverWriter::open(&lake).await;
     let built = Instant::now();
-    for k in 0..COMMITS {
+    for k in 0..commits {
         let parts: Vec<(i32, &[(String, bool, i64)])> = (0..3)
             .map(|p| {
-                let n = COMMITS / 3 * (p + 1);
+                let n = commits / 3 * (p + 1);
                 let s = &streams[p];
                 let chunk: &[(String, bool, i64)] =
                     if k >= n { &[] } else { &s[k * s.len() / n..(k + 1) * s.len() / n] };
@@ -61,7 +63,7 @@ async fn main() {
             .collect();
         silver.commit_partitions(&parts).await;
     }
-    println!("backlog: {events} events, {days} days, {COMMITS} commits per table, built in {:.0?}", built.elapsed());
+    println!("backlog: {events} events, {days} days, {commits} commits per table, built in {:.0?}", built.elapsed());
 
     // Baseline: read every data file of both tables, as the job reads them.
     let read_started = Instant::now();
@@ -77,7 +79,10 @@ async fn main() {
 
     // The job, default settings but a short idle timeout; done when every event is counted and
     // the watermark (slowest input's newest event − 5 min) is published.
-    let expected_watermark = (streams.iter().map(|s| s.last().unwrap().2).min().unwrap() - 300_000_000) as f64 / 1e6;
+    // Each input (table × partition) has its own newest event; the slowest sets the watermark.
+    let newest = |s: &[(String, bool, i64)], click: bool| s.iter().filter(|e| e.1 == click).map(|e| e.2).max();
+    let slowest = streams.iter().flat_map(|s| [newest(s, false), newest(s, true)]).flatten().min().unwrap();
+    let expected_watermark = (slowest - 300_000_000) as f64 / 1e6;
     let mut config = GoldConfig::new(lake.clone());
     config.retention = None;
     let (shutdown, telemetry) = (tokio_util::sync::CancellationToken::new(), Arc::new(Telemetry::new()));
@@ -105,7 +110,7 @@ async fn main() {
     println!("| bare read of the silver files (read_events) | {read_rate:.0} | {read_secs:.1} s |");
     println!("| gold: first read → last window published ({windows} windows) | {gold_rate:.0} | {gold_secs:.1} s |");
     println!("beyond the horizon: {beyond} (must be 0)");
-    let part = format!("gold backlog ({read} events, {days} days, {COMMITS} versions/table)");
+    let part = format!("gold backlog ({read} events, {days} days, {commits} versions/table)");
     let measure = format!("catch-up, first read → last publication ({windows} windows)");
     let baseline = format!("{read_rate:.0} ev/s bare read of the same files");
     reco_testkit::bench::report(
