@@ -32,7 +32,7 @@ bench: ## Benchmarks, release build: API (wrk), silver vs bare rdkafka, gold cor
 	RECO_BENCH_REPORT=$(BENCH_REPORT) cargo run --release -p reco-silver --example silver_bench -- $(BENCH_EVENTS) delta
 	RECO_BENCH_REPORT=$(BENCH_REPORT) cargo run --release -p reco-gold --example window_bench -- 2000000
 	RECO_BENCH_REPORT=$(BENCH_REPORT) cargo run --release -p reco-gold --example gold_latency -- 20 delta
-	RECO_BENCH_REPORT=$(BENCH_REPORT) cargo run --release -p reco-gold --example gold_backlog -- 1000000 7
+	RECO_BENCH_REPORT=$(BENCH_REPORT) cargo run --release -p reco-gold --example gold_backlog -- 1000000 7 120
 	RECO_BENCH_REPORT=$(BENCH_REPORT) RECO_BROKER_STORAGE=sqlite cargo run --release -p reco --example freshness -- 180 2000 600
 	@echo; echo "== make bench: $$(nproc) cores, $$(awk '/MemTotal/ {printf "%.0f GiB", $$2/1048576}' /proc/meminfo) RAM, $$(date -u +%F) =="
 	@echo "| part | measure | result | baseline (same run) | ratio |"; echo "|---|---|---:|---:|---:|"

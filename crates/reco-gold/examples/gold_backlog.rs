@@ -26,8 +26,7 @@ const BASE: i64 = 1_551_398_400_000_000;
 async fn main() {
     let events: i64 = std::env::args().nth(1).and_then(|a| a.parse().ok()).unwrap_or(1_000_000);
     let days: i64 = std::env::args().nth(2).and_then(|a| a.parse().ok()).unwrap_or(7);
-    // Building the backlog costs about half a second per commit (the test writer's commit
-    // path), so more commits only make the set-up longer.
+    // 120 commits per table: at 100 versions per cycle the job needs two cycles per table.
     let commits: usize = std::env::args().nth(3).and_then(|a| a.parse().ok()).unwrap_or(120);
     let dir = tempfile::tempdir().unwrap();
     let lake = Lake::new(dir.path(), Format::Delta).unwrap();
