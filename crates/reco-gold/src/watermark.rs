@@ -20,8 +20,6 @@
 //! - **Monotonic.** It never moves back: an input that comes back from idleness behind it has
 //!   late events (re-published windows), as in Flink.
 
-use std::collections::HashMap;
-
 use serde::{Deserialize, Serialize};
 
 /// An input's position in a checkpoint.
@@ -46,8 +44,8 @@ pub type InputId = usize;
 pub struct Watermarks {
     lateness_us: i64,
     idle_timeout_us: i64,
+    /// A few per table (one per Kafka partition): found by a scan, no key to allocate.
     inputs: Vec<Input>,
-    index: HashMap<(String, i32), InputId>,
     watermark: Option<i64>,
     /// A bound from outside (a backfill stays behind the running job's watermark).
     limit: Option<i64>,
@@ -55,14 +53,7 @@ pub struct Watermarks {
 
 impl Watermarks {
     pub fn new(lateness_us: i64, idle_timeout_us: i64) -> Watermarks {
-        Watermarks {
-            lateness_us,
-            idle_timeout_us,
-            inputs: Vec::new(),
-            index: HashMap::new(),
-            watermark: None,
-            limit: None,
-        }
+        Watermarks { lateness_us, idle_timeout_us, inputs: Vec::new(), watermark: None, limit: None }
     }
 
     /// Rebuilds from a checkpoint; every input that had data counts as active from `now_us`, so
@@ -87,14 +78,12 @@ impl Watermarks {
 
     /// The id of `table`'s `partition`, registered (active from `now_us`) when new.
     pub fn input(&mut self, table: &str, partition: i32, now_us: i64) -> InputId {
-        if let Some(&id) = self.index.get(&(table.to_owned(), partition)) {
+        if let Some(id) = self.inputs.iter().position(|i| i.mark.partition == partition && i.mark.table == table) {
             return id;
         }
-        let id = self.inputs.len();
         let mark = InputMark { table: table.to_owned(), partition, max_event_us: None };
         self.inputs.push(Input { mark, last_data_at_us: now_us });
-        self.index.insert((table.to_owned(), partition), id);
-        id
+        self.inputs.len() - 1
     }
 
     /// An event at `event_us` was read from `input` at processing time `now_us`.

@@ -346,11 +346,11 @@ impl Trending {
     /// holding data as provisional. Forgets panes no acceptable event can reach any more.
     pub fn advance(&mut self, now_us: i64) -> Vec<WindowResult> {
         let Some(watermark) = self.marks.update(now_us) else {
-            return if self.marks.all_idle(now_us) { self.provisional_if_stale() } else { Vec::new() };
+            return if self.marks.all_idle(now_us) { self.take_provisional() } else { Vec::new() };
         };
         let mut out = self.close_until(watermark);
         if self.marks.all_idle(now_us) {
-            out.extend(self.provisional_if_stale());
+            out.extend(self.take_provisional());
         }
         self.evict(watermark);
         out
@@ -359,10 +359,6 @@ impl Trending {
     /// [`Trending::provisional`] when data arrived since the last provisional publication
     /// (at shutdown: the windows the next run will complete stay readable meanwhile).
     pub fn take_provisional(&mut self) -> Vec<WindowResult> {
-        self.provisional_if_stale()
-    }
-
-    fn provisional_if_stale(&mut self) -> Vec<WindowResult> {
         if !std::mem::take(&mut self.provisional_stale) {
             return Vec::new();
         }
