@@ -30,6 +30,7 @@ pub use deltalake;
 pub use error::{Error, Result};
 pub use feed::SilverFeed;
 pub use gold::{GoldRow, GoldTable, GoldWindow};
+pub use read::StoredIds;
 pub use schema::{DeadLetterRow, SilverRow};
 
 /// Table format (`STORAGE_FORMAT`).
@@ -187,7 +188,9 @@ pub fn app_id(topic: &str, partition: i32) -> String {
 }
 
 /// Test-only fault injection: `RECO_FAULT=crash_before_commit` aborts the process after a
-/// batch's data files are written and before the commit that would make them visible.
+/// batch's data files are written and before the commit that would make them visible;
+/// `RECO_FAULT=crash_between_commits` after a Delta batch's dead-letter commit and before its
+/// silver commit.
 fn crash_point(name: &str) {
     if std::env::var("RECO_FAULT").is_ok_and(|v| v == name) {
         eprintln!("RECO_FAULT={name}: aborting");

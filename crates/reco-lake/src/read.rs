@@ -118,22 +118,41 @@ pub fn read_deadletter(files: &[DataFile]) -> Result<Vec<DeadLetterRow>> {
     Ok(rows)
 }
 
-/// `(event_id, event_time_us)` of silver rows of `partition` in `files` (de-duplication state).
-pub fn read_ids(files: &[DataFile], partition: i32) -> Result<Vec<(String, i64)>> {
-    let mut out = Vec::new();
+/// The silver rows of `partition` in `files`: de-duplication state and the last row committed.
+pub fn read_ids(files: &[DataFile], partition: i32) -> Result<StoredIds> {
+    let mut out = StoredIds::default();
+    // The last row committed: the newest `ingested_at`, then the highest offset.
+    let mut last: Option<(i64, i64, usize)> = None;
     for f in files {
-        for b in read_batches(&f.path, &["event_id", "event_time", "kafka_partition"])? {
+        for b in read_batches(&f.path, &["event_id", "event_time", "kafka_partition", "kafka_offset", "ingested_at"])? {
             let id = column(&b, "event_id")?.as_string::<i32>();
             let time = column(&b, "event_time")?.as_primitive::<TimestampMicrosecondType>();
             let p = column(&b, "kafka_partition")?.as_primitive::<Int32Type>();
+            let offset = column(&b, "kafka_offset")?.as_primitive::<Int64Type>();
+            let ingested = column(&b, "ingested_at")?.as_primitive::<TimestampMicrosecondType>();
             for i in 0..b.num_rows() {
                 if p.value(i) == partition {
-                    out.push((id.value(i).to_owned(), time.value(i)));
+                    let key = (ingested.value(i), offset.value(i), out.ids.len());
+                    if last.is_none_or(|l| (key.0, key.1) > (l.0, l.1)) {
+                        last = Some(key);
+                    }
+                    out.ids.push((id.value(i).to_owned(), time.value(i)));
                 }
             }
         }
     }
+    out.last = last.map(|(_, offset, i)| (offset, out.ids[i].0.clone()));
     Ok(out)
+}
+
+/// The silver rows of one Kafka partition, as the silver job needs them on start.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct StoredIds {
+    /// `(event_id, event_time_us)` of every row.
+    pub ids: Vec<(String, i64)>,
+    /// `(kafka_offset, event_id)` of the row committed last: the record Kafka must still hold
+    /// at that offset if its log is the one silver read (see the silver job's reset check).
+    pub last: Option<(i64, String)>,
 }
 
 /// `(item_id, event_time_us, kafka_partition)` of every silver row in `files` (the gold job's

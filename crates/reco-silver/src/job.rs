@@ -22,10 +22,11 @@ use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
 use crate::{
-    Error, Result, SilverConfig,
+    Error, OnOffsetReset, Result, SilverConfig,
     compaction::Compaction,
     decode::{Decoded, RawRecord, dead_letter, decode},
     dedupe::Dedupe,
+    position::{Arrival, PartitionState, classify},
 };
 
 /// Consumer callbacks: start assigned partitions at the table's offsets, note revocations (the
@@ -101,78 +102,6 @@ const BATCH_REACH: i64 = 10_000;
 /// first full `make reliability` run lost events exactly there.
 fn fetch_from(offset: i64) -> Offset {
     Offset::Offset((offset - BATCH_REACH).max(0))
-}
-
-/// What the job knows about one assigned partition.
-struct PartitionState {
-    /// Next offset stored in the silver table (the compare-and-set expectation).
-    committed: Option<i64>,
-    /// Next offset to accept: committed plus what is buffered.
-    position: Option<i64>,
-    /// A re-read asked for after a gap (see [`accept_gap`]).
-    rewind: Option<Rewind>,
-    dedupe: Dedupe,
-}
-
-/// A re-read from before `to`: records past `to` are dropped until records below it arrive
-/// (`confirmed`: the seek took effect and the partition is read in order again).
-#[derive(Clone, Copy)]
-struct Rewind {
-    to: i64,
-    confirmed: bool,
-    at: Instant,
-}
-
-/// A record arrived past the next expected offset (`state.position`; unknown for a partition
-/// with nothing committed yet). The records in between were never seen: fetched before a
-/// rebalance and dropped with the uncommitted batch, or skipped by the broker's answer to a
-/// fetch from inside a batch (see [`fetch_from`]). Accepting this record would commit the
-/// table's offsets over records never written, so go back for them; accept a gap only when the
-/// broker no longer has the records (retention) or does not return them on an in-order re-read,
-/// with a warning either way. Returns whether to accept the record.
-fn accept_gap(
-    consumer: &StreamConsumer<Context>,
-    state: &mut PartitionState,
-    topic: &str,
-    partition: i32,
-    offset: i64,
-) -> bool {
-    if let Some(rewind) = state.rewind
-        && Some(rewind.to) == state.position
-    {
-        if rewind.confirmed {
-            // Read in order from before the gap and the records still did not come: the broker
-            // does not return them (offsets taken by transaction markers or compaction, or a
-            // batch larger than `BATCH_REACH`). Accept the gap, loudly, rather than stop here.
-            warn!(topic, partition, from = rewind.to, to = offset, "records not returned by the broker; skipping them");
-            state.rewind = None;
-            return true;
-        }
-        if rewind.at.elapsed() < Duration::from_secs(10) {
-            // Fetched before the seek took effect: it comes again, in order.
-            return false;
-        }
-    }
-    let low = match consumer.fetch_watermarks(topic, partition, Duration::from_secs(5)) {
-        Ok((low, _)) => low,
-        Err(e) => {
-            warn!(topic, partition, error = %e, "cannot read the partition's start offset; not skipping records");
-            return false;
-        }
-    };
-    let from = state.position.map_or(low, |p| p.max(low));
-    if offset > from {
-        warn!(topic, partition, expected = from, got = offset, "records skipped by the fetch; reading them again");
-        if consumer.seek(topic, partition, fetch_from(from), Duration::from_secs(5)).is_ok() {
-            state.rewind = Some(Rewind { to: from, confirmed: from == 0, at: Instant::now() });
-        }
-        return false;
-    }
-    if let Some(position) = state.position.filter(|p| *p < offset) {
-        warn!(topic, partition, from = position, to = offset, "records deleted from Kafka before silver read them");
-    }
-    state.rewind = None;
-    true
 }
 
 #[derive(Default)]
@@ -303,30 +232,49 @@ impl Job {
         let (partition, offset) = (m.partition(), m.offset());
         let loaded = self.partitions.get(topic).ok_or_else(|| Error::UnknownTopic(topic.to_owned()))?;
         if !loaded.contains_key(&partition) {
-            let state = self.load_partition(topic, partition).await?;
+            let (state, moved) = self.load_partition(topic, partition).await?;
             self.partition_map(topic)?.insert(partition, state);
-        }
-        let Some(state) = self.partitions.get_mut(topic).and_then(|p| p.get_mut(&partition)) else { return Ok(()) };
-        if let Some(position) = state.position
-            && offset < position
-        {
-            // Already committed (a restart re-reads from before the table's offset): skip, and
-            // jump ahead when far behind rather than reading everything again.
-            if let Some(r) = state.rewind.as_mut() {
-                r.confirmed = true;
-            }
-            if position - offset > 2 * BATCH_REACH {
-                let _ = self.consumer.seek(topic, partition, fetch_from(position), Duration::from_secs(1));
-            }
-            return Ok(());
-        }
-        if state.position != Some(offset) {
-            if !accept_gap(&self.consumer, state, topic, partition, offset) {
+            if moved {
+                // The fetch restarts at the log's start; this record comes again in order.
                 return Ok(());
             }
-        } else if state.rewind.is_some() {
-            state.rewind = None;
         }
+        let arrival = {
+            let Some(state) = self.partitions.get_mut(topic).and_then(|p| p.get_mut(&partition)) else {
+                return Ok(());
+            };
+            classify(state, offset, m.payload())
+        };
+        match arrival {
+            Arrival::Next => {}
+            Arrival::Seen => {
+                let state = self.state(topic, partition)?;
+                // Far behind (the fetch started well before the table's offset, e.g. at the
+                // log start): jump ahead rather than read everything again.
+                if let Some(position) = state.position
+                    && position - offset > 2 * BATCH_REACH
+                {
+                    state.last_seen = None;
+                    let _ = self.consumer.seek(topic, partition, fetch_from(position), Duration::ZERO);
+                }
+                return Ok(());
+            }
+            Arrival::OtherLog(found) => return self.reset_partition(topic, partition, found),
+            Arrival::WentBack(found) => {
+                // Offsets going down is only a reset when the log ends before what was read;
+                // otherwise it is a re-read, skipped as any other.
+                let position = self.state(topic, partition)?.position.unwrap_or(0);
+                if self.watermarks(topic, partition).await.is_some_and(|(_, high)| high < position) {
+                    return self.reset_partition(topic, partition, found);
+                }
+                return Ok(());
+            }
+        }
+        let expected = self.state(topic, partition)?.position.unwrap_or(0);
+        if offset > expected {
+            self.count_skipped(topic, partition, expected, offset).await;
+        }
+        let Some(state) = self.partitions.get_mut(topic).and_then(|p| p.get_mut(&partition)) else { return Ok(()) };
         let counters = &self.counters[topic];
         counters.record_in();
         let now_us = chrono::Utc::now().timestamp_micros();
@@ -374,12 +322,14 @@ impl Job {
     }
 
     /// Reads a partition's stored offset and rebuilds its de-duplication state from silver.
-    async fn load_partition(&mut self, topic: &str, partition: i32) -> Result<PartitionState> {
+    /// Also returns whether the fetch position was moved (a reset found: see [`Job::reset`]).
+    async fn load_partition(&mut self, topic: &str, partition: i32) -> Result<(PartitionState, bool)> {
         let tables = self.tables.get_mut(topic).ok_or_else(|| Error::UnknownTopic(topic.to_owned()))?;
         let stored = tables.stored_offsets(&[partition]).await?;
         let committed = stored.silver.get(&partition).copied();
         let horizon_us = i64::try_from(self.config.dedupe_horizon.as_micros()).unwrap_or(i64::MAX);
         let mut dedupe = Dedupe::new(horizon_us);
+        let mut last_committed = None;
         if committed.is_some() {
             // Only the newest dates can hold ids within the horizon of the newest event.
             let files = tables.silver_files().await?;
@@ -392,9 +342,11 @@ impl Job {
                     _ => true,
                 })
                 .collect();
-            let mut ids = tokio::task::spawn_blocking(move || read::read_ids(&recent, partition))
+            let stored = tokio::task::spawn_blocking(move || read::read_ids(&recent, partition))
                 .await
                 .map_err(|e| Error::Task(e.to_string()))??;
+            let mut ids = stored.ids;
+            last_committed = stored.last.filter(|(at, _)| committed.is_some_and(|c| *at < c && *at >= c - BATCH_REACH));
             ids.sort_by_key(|(_, t)| *t);
             for (id, t) in ids {
                 dedupe.insert(&id, t);
@@ -404,7 +356,16 @@ impl Job {
             self.consumer.context().set_resume_at(topic, partition, offset);
         }
         debug!(topic, partition, ?committed, ids = dedupe.len(), "partition loaded");
-        Ok(PartitionState { committed, position: committed, rewind: None, dedupe })
+        let mut state = PartitionState { committed, position: committed, last_seen: None, last_committed, dedupe };
+        let mut moved = false;
+        if let Some(stored) = committed
+            && let Some((_, high)) = self.watermarks(topic, partition).await
+            && high < stored
+        {
+            self.reset(&mut state, topic, partition, format!("the log ends at offset {high}"))?;
+            moved = true;
+        }
+        Ok((state, moved))
     }
 
     /// Commits every pending batch, one commit per topic.
@@ -463,9 +424,11 @@ impl Job {
                     self.telemetry.silver.conflict(&topic);
                     for partition in offsets.keys() {
                         self.partition_map(&topic)?.remove(partition);
-                        let state = self.load_partition(&topic, *partition).await?;
-                        let to = state.committed.map_or(Offset::Beginning, Offset::Offset);
-                        let _ = self.consumer.seek(&topic, *partition, to, Duration::from_secs(5));
+                        let (state, moved) = self.load_partition(&topic, *partition).await?;
+                        if !moved {
+                            let to = state.committed.map_or(Offset::Beginning, fetch_from);
+                            let _ = self.consumer.seek(&topic, *partition, to, Duration::ZERO);
+                        }
                         self.partition_map(&topic)?.insert(*partition, state);
                     }
                 }
@@ -476,6 +439,78 @@ impl Job {
 }
 
 impl Job {
+    fn state(&mut self, topic: &str, partition: i32) -> Result<&mut PartitionState> {
+        self.partition_map(topic)?.get_mut(&partition).ok_or_else(|| Error::UnknownTopic(topic.to_owned()))
+    }
+
+    /// The partition's `(log start, high watermark)`, asked of the broker on a blocking thread;
+    /// `None` when it does not answer in time.
+    async fn watermarks(&self, topic: &str, partition: i32) -> Option<(i64, i64)> {
+        let (consumer, owned) = (Arc::clone(&self.consumer), topic.to_owned());
+        let asked =
+            tokio::task::spawn_blocking(move || consumer.fetch_watermarks(&owned, partition, Duration::from_secs(5)));
+        match asked.await {
+            Ok(Ok(marks)) => Some(marks),
+            Ok(Err(e)) => {
+                warn!(topic, partition, error = %e, "cannot read the partition's watermarks");
+                None
+            }
+            Err(_) => None,
+        }
+    }
+
+    /// The broker did not return offsets `[expected, got)` to this consumer. It reads in order
+    /// from at or before `expected` (every assignment and seek starts there), so they hold no
+    /// record it may read: deleted by retention (below the log start), or transaction markers,
+    /// aborted or compacted records. Counted by reason; only retention is a loss.
+    async fn count_skipped(&self, topic: &str, partition: i32, expected: i64, got: i64) {
+        let start = self.watermarks(topic, partition).await.map(|(low, _)| low);
+        let deleted = start.map_or(0, |low| low.min(got) - expected).max(0);
+        let gap = got - expected - deleted;
+        if deleted > 0 {
+            let to = expected + deleted;
+            warn!(
+                topic,
+                partition,
+                from = expected,
+                to,
+                "records deleted from Kafka (retention) before silver read them"
+            );
+            self.telemetry.silver.offsets_skipped(topic, "retention", deleted as u64);
+        }
+        if gap > 0 {
+            // Normal with transactional producers (one marker per commit): counted, not logged.
+            debug!(topic, partition, from = got - gap, to = got, "offsets without a readable record");
+            self.telemetry.silver.offsets_skipped(topic, "gap", gap as u64);
+        }
+    }
+
+    /// `found` shows the partition's log is not the one silver read. By policy: stop with an
+    /// error naming the way on, or read the new log from its start (the buffered records of
+    /// the old log are still committed; de-duplication by `event_id` keeps a replayed log
+    /// from doubling rows).
+    fn reset(&self, state: &mut PartitionState, topic: &str, partition: i32, found: String) -> Result<()> {
+        let stored = state.position.or(state.committed).unwrap_or(0);
+        if self.config.on_offset_reset == OnOffsetReset::Fail {
+            return Err(Error::OffsetReset { topic: topic.to_owned(), partition, stored, found });
+        }
+        warn!(topic, partition, stored, found, "Kafka log reset; reading the partition again from its start");
+        self.telemetry.silver.offset_reset(topic);
+        state.position = None;
+        state.last_seen = None;
+        state.last_committed = None;
+        let _ = self.consumer.seek(topic, partition, Offset::Beginning, Duration::ZERO);
+        Ok(())
+    }
+
+    fn reset_partition(&mut self, topic: &str, partition: i32, found: String) -> Result<()> {
+        let mut state =
+            self.partition_map(topic)?.remove(&partition).ok_or_else(|| Error::UnknownTopic(topic.to_owned()))?;
+        let reset = self.reset(&mut state, topic, partition, found);
+        self.partition_map(topic)?.insert(partition, state);
+        reset
+    }
+
     /// This worker's partitions of `topic` that Kafka holds more records of than it has read
     /// (high watermark past both the next offset to accept and librdkafka's fetch position,
     /// which passes transaction markers). Written with the commit for the gold job: a partition

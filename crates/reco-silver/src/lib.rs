@@ -10,6 +10,7 @@ mod compaction;
 mod decode;
 mod dedupe;
 mod job;
+mod position;
 
 use std::{sync::Arc, time::Duration};
 
@@ -33,6 +34,28 @@ pub enum Error {
     UnknownTopic(String),
     #[error("background task failed: {0}")]
     Task(String),
+    #[error(
+        "{topic} partition {partition}: the Kafka log no longer continues the one silver read: {found}. \
+         The broker's storage was lost or replaced, the topic was deleted and re-created, or this is \
+         another cluster. Nothing past silver's offset {stored} was read. To read this partition's \
+         new log from its start (records already in silver are dropped as duplicates by event_id), \
+         restart with --on-offset-reset=continue (RECO_ON_OFFSET_RESET=continue)"
+    )]
+    OffsetReset { topic: String, partition: i32, stored: i64, found: String },
+}
+
+/// What the job does when a partition's Kafka log no longer continues the one it read (its
+/// end is before the offset stored in silver, or the record at silver's last offset is
+/// another one). See docs/ARCHITECTURE.md, "When silver skips offsets".
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum OnOffsetReset {
+    /// Stop with [`Error::OffsetReset`]: on a cluster whose log is meant to last, a reset is
+    /// an operator's decision (a restored backup, a wrong cluster).
+    #[default]
+    Fail,
+    /// Read the new log from its start, log the reset once and count it. For a broker whose
+    /// log is ephemeral by design (`reco up --broker-storage memory`).
+    Continue,
 }
 
 /// Whether `topic`'s silver table has the `rating` column (DESIGN §4).
@@ -62,6 +85,7 @@ pub struct SilverConfig {
     pub rules: Rules,
     /// Compaction of the small files each batch adds (Delta only; `None`: off).
     pub compact: Option<CompactPolicy>,
+    pub on_offset_reset: OnOffsetReset,
 }
 
 impl SilverConfig {
@@ -78,6 +102,7 @@ impl SilverConfig {
             dedupe_horizon: Duration::from_secs(24 * 3600),
             rules: Rules::default(),
             compact: Some(CompactPolicy::default()),
+            on_offset_reset: OnOffsetReset::Fail,
         }
     }
 }

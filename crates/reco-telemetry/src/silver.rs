@@ -41,6 +41,9 @@ struct TopicPartition {
     partition: i32,
 }
 
+/// Why the silver job passed Kafka offsets without a record (`reco_silver_offsets_skipped`).
+pub const SKIP_REASONS: [&str; 2] = ["retention", "gap"];
+
 /// Newest event time written per table, for freshness computed at scrape time (so a stalled
 /// job shows growing staleness rather than a frozen number).
 #[derive(Debug, Clone)]
@@ -104,6 +107,8 @@ pub struct SilverMetrics {
     deadlettered: Family<TopicReason, Counter>,
     duplicates: Family<Topic, Counter>,
     conflicts: Family<Topic, Counter>,
+    offsets_skipped: Family<TopicReason, Counter>,
+    offset_resets: Family<Topic, Counter>,
     consumer_lag: Family<TopicPartition, Gauge>,
     flush_duration: Histogram,
     commit_rows: Histogram,
@@ -125,6 +130,8 @@ impl SilverMetrics {
             deadlettered: Family::default(),
             duplicates: Family::default(),
             conflicts: Family::default(),
+            offsets_skipped: Family::default(),
+            offset_resets: Family::default(),
             consumer_lag: Family::default(),
             flush_duration: Histogram::new([0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0]),
             commit_rows: Histogram::new([1.0, 10.0, 100.0, 1e3, 1e4, 1e5, 1e6]),
@@ -156,6 +163,19 @@ impl SilverMetrics {
             "reco_silver_commit_conflicts",
             "Commits refused because another writer moved the offsets, by topic",
             m.conflicts.clone(),
+        );
+        r.register(
+            "reco_silver_offsets_skipped",
+            "Kafka offsets passed without a record, by topic and reason (retention: deleted before silver \
+             read them; gap: never returned to a read_committed consumer, as transaction markers, aborted \
+             or compacted records)",
+            m.offsets_skipped.clone(),
+        );
+        r.register(
+            "reco_silver_offset_resets",
+            "Partitions whose Kafka log no longer continues the one silver read (broker storage lost, topic \
+             re-created, another cluster), read again from the log start, by topic",
+            m.offset_resets.clone(),
         );
         r.register(
             "reco_silver_consumer_lag",
@@ -207,6 +227,11 @@ impl SilverMetrics {
     /// label lookup (and its allocation and lock) per record.
     pub fn topic(&self, topic: &str) -> TopicCounters {
         let label = Topic { topic: topic.to_owned() };
+        // Exported at 0 from the start, so a dashboard or alert sees a series, not "no data".
+        for reason in SKIP_REASONS {
+            let _ = self.offsets_skipped.get_or_create(&TopicReason { topic: topic.to_owned(), reason });
+        }
+        let _ = self.offset_resets.get_or_create(&label);
         TopicCounters {
             records_in: self.records_in.get_or_create(&label).clone(),
             duplicates: self.duplicates.get_or_create(&label).clone(),
@@ -216,6 +241,16 @@ impl SilverMetrics {
     /// `reason` is an `ErrorKind` name: a fixed set.
     pub fn deadlettered(&self, topic: &str, reason: &'static str) {
         self.deadlettered.get_or_create(&TopicReason { topic: topic.to_owned(), reason }).inc();
+    }
+
+    /// `count` offsets of `topic` passed without a record; `reason` is one of [`SKIP_REASONS`].
+    pub fn offsets_skipped(&self, topic: &str, reason: &'static str, count: u64) {
+        self.offsets_skipped.get_or_create(&TopicReason { topic: topic.to_owned(), reason }).inc_by(count);
+    }
+
+    /// One partition of `topic` found reset (its log does not continue the one silver read).
+    pub fn offset_reset(&self, topic: &str) {
+        self.offset_resets.get_or_create(&Topic { topic: topic.to_owned() }).inc();
     }
 
     pub fn conflict(&self, topic: &str) {

@@ -223,6 +223,19 @@ pub struct SilverOptions {
     /// Size of the files compaction writes, in MiB; larger files are left alone.
     #[arg(long, env = "RECO_SILVER_COMPACT_TARGET_MB", default_value_t = 16)]
     pub compact_target_mb: u64,
+    /// When a partition's Kafka log no longer continues the one silver read (broker storage
+    /// lost, topic re-created, another cluster): `fail` stops with an error naming topic,
+    /// partition and offsets; `continue` reads the new log from its start and counts the reset.
+    /// Default: `continue` for `reco up --broker-storage memory` (its log is lost at every
+    /// exit by design), `fail` everywhere else.
+    #[arg(long, env = "RECO_ON_OFFSET_RESET", value_enum)]
+    pub on_offset_reset: Option<OnOffsetResetArg>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum OnOffsetResetArg {
+    Fail,
+    Continue,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]

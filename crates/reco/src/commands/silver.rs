@@ -2,9 +2,9 @@
 
 use std::process::ExitCode;
 
-use reco_silver::SilverConfig;
+use reco_silver::{OnOffsetReset, SilverConfig};
 
-use crate::cli::{SilverArgs, SilverOptions};
+use crate::cli::{OnOffsetResetArg, SilverArgs, SilverOptions};
 
 pub async fn run(args: SilverArgs) -> anyhow::Result<ExitCode> {
     let config = args.silver.config(&args.kafka.kafka_bootstrap_servers, &args.lake)?;
@@ -26,6 +26,10 @@ impl SilverOptions {
             min_files: self.compact_min_files,
             target_bytes: self.compact_target_mb.max(1) * 1024 * 1024,
         });
+        config.on_offset_reset = match self.on_offset_reset {
+            Some(OnOffsetResetArg::Continue) => OnOffsetReset::Continue,
+            Some(OnOffsetResetArg::Fail) | None => OnOffsetReset::Fail,
+        };
         Ok(config)
     }
 }

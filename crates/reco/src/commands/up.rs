@@ -12,7 +12,7 @@ use tokio::task::JoinSet;
 use tracing::{error, info};
 
 use crate::{
-    cli::UpArgs,
+    cli::{BrokerStorageKind, UpArgs},
     commands::{
         broker::start_with_topics,
         serve::{Api, trending_cache},
@@ -35,6 +35,11 @@ pub async fn run(args: UpArgs, started: Instant) -> anyhow::Result<ExitCode> {
     let mut silver = args.silver.config(&bootstrap, &args.lake)?;
     // One process, one worker: a restarted `reco up` takes its partitions straight back.
     silver.instance_id.get_or_insert_with(|| "reco-up".into());
+    // A memory broker starts with empty topics at every start while the lake keeps its
+    // offsets: that reset is expected, so silver reads the new log rather than refusing it.
+    if args.silver.on_offset_reset.is_none() && args.broker_storage == BrokerStorageKind::Memory {
+        silver.on_offset_reset = reco_silver::OnOffsetReset::Continue;
+    }
 
     let gold = args.gold.config(&args.lake)?;
 
