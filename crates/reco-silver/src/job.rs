@@ -47,6 +47,13 @@ impl Context {
     }
 }
 
+impl Context {
+    /// The partition starts at the log's start on its next assignment (after a reset).
+    fn forget_resume_at(&self, topic: &str, partition: i32) {
+        self.resume_at.lock().unwrap_or_else(PoisonError::into_inner).remove(&(topic.to_owned(), partition));
+    }
+}
+
 impl ClientContext for Context {
     fn stats(&self, statistics: Statistics) {
         for (topic, t) in &statistics.topics {
@@ -208,6 +215,9 @@ impl Job {
                 }
             }
         }
+        if let Some(limit) = self.config.drain_on_stop {
+            self.drain(limit).await?;
+        }
         // Graceful stop: commit what was read, so a restart re-reads nothing.
         if !self.consumer.context().revoked.load(Ordering::SeqCst) {
             self.flush().await?;
@@ -215,6 +225,40 @@ impl Job {
         self.compaction.finish(Duration::from_secs(5)).await;
         info!("silver job stopped");
         Ok(())
+    }
+
+    /// Reads on after shutdown until no partition has unread records (or `limit` passes).
+    /// Producers in the same process (the API) stop on the same signal; their last
+    /// acknowledged records are on the broker before the first check that can end the drain.
+    async fn drain(&mut self, limit: Duration) -> Result<()> {
+        let consumer = Arc::clone(&self.consumer);
+        let (started, deadline) = (Instant::now(), Instant::now() + limit);
+        loop {
+            let mut behind = Vec::new();
+            for topic in self.config.topics.clone() {
+                // All partitions, assigned or not yet: a worker stopped before its first
+                // assignment has read nothing, and that is not "caught up".
+                let partitions = self.partitions_behind(&topic, Scope::All).await;
+                behind.extend(partitions.into_iter().map(|p| (topic.clone(), p)));
+            }
+            if behind.is_empty() && started.elapsed() >= Duration::from_millis(500) {
+                return Ok(());
+            }
+            if Instant::now() >= deadline {
+                warn!(partitions = ?behind, "stopping with records not read (drain limit reached)");
+                return Ok(());
+            }
+            let until = Instant::now() + Duration::from_millis(200);
+            while let Ok(message) = tokio::time::timeout_at(until.into(), consumer.recv()).await {
+                if consumer.context().revoked.swap(false, Ordering::SeqCst) {
+                    self.forget_uncommitted();
+                }
+                match message {
+                    Ok(m) => self.handle(&m).await?,
+                    Err(e) => warn!(error = %e, "consumer error"),
+                }
+            }
+        }
     }
 
     /// A revocation happened: uncommitted work may now belong to another worker. Drop it; the
@@ -374,7 +418,7 @@ impl Job {
         if !self.pending.is_empty() {
             upstream.partitions = self.topic_partitions.clone();
             for topic in &self.config.topics {
-                upstream.behind.insert(topic.clone(), self.partitions_behind(topic).await);
+                upstream.behind.insert(topic.clone(), self.partitions_behind(topic, Scope::Assigned).await);
             }
         }
         let pending = std::mem::take(&mut self.pending);
@@ -496,6 +540,7 @@ impl Job {
         }
         warn!(topic, partition, stored, found, "Kafka log reset; reading the partition again from its start");
         self.telemetry.silver.offset_reset(topic);
+        self.consumer.context().forget_resume_at(topic, partition);
         state.position = None;
         state.last_seen = None;
         state.last_committed = None;
@@ -518,19 +563,21 @@ impl Job {
     /// since its last rows. The high watermarks come from the broker (one request per
     /// partition, on a blocking thread); when it does not answer, the partition counts as
     /// behind, which at worst holds gold's watermark for one more idle timeout.
-    async fn partitions_behind(&self, topic: &str) -> Vec<i32> {
-        let Ok(fetch) = self.consumer.position() else { return Vec::new() };
+    async fn partitions_behind(&self, topic: &str, scope: Scope) -> Vec<i32> {
+        let fetch = self.consumer.position().unwrap_or_default();
         let states = self.partitions.get(topic);
         let resume_at = self.consumer.context().resume_at.lock().unwrap_or_else(PoisonError::into_inner).clone();
-        let read: Vec<(i32, i64)> = fetch
-            .elements_for_topic(topic)
-            .iter()
-            .map(|e| {
-                let p = e.partition();
+        let partitions: Vec<i32> = match scope {
+            Scope::Assigned => fetch.elements_for_topic(topic).iter().map(|e| e.partition()).collect(),
+            Scope::All => (0..self.topic_partitions.get(topic).copied().unwrap_or(0)).collect(),
+        };
+        let read: Vec<(i32, i64)> = partitions
+            .into_iter()
+            .map(|p| {
                 let accepted = states.and_then(|s| s.get(&p)).and_then(|s| s.position);
                 let stored = resume_at.get(&(topic.to_owned(), p)).copied();
-                let fetched = match e.offset() {
-                    Offset::Offset(o) => Some(o),
+                let fetched = match fetch.find_partition(topic, p).map(|e| e.offset()) {
+                    Some(Offset::Offset(o)) => Some(o),
                     _ => None,
                 };
                 (p, accepted.max(stored).max(fetched).unwrap_or(0))
@@ -549,6 +596,15 @@ impl Job {
         .await
         .unwrap_or_default()
     }
+}
+
+/// Which partitions [`Job::partitions_behind`] looks at.
+#[derive(Clone, Copy)]
+enum Scope {
+    /// Those assigned to this worker now.
+    Assigned,
+    /// Every partition of the topic (Kafka metadata at start).
+    All,
 }
 
 /// Whether this worker is assigned `partition` of `topic` right now.

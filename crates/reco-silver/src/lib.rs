@@ -86,6 +86,10 @@ pub struct SilverConfig {
     /// Compaction of the small files each batch adds (Delta only; `None`: off).
     pub compact: Option<CompactPolicy>,
     pub on_offset_reset: OnOffsetReset,
+    /// On shutdown, keep reading until every partition is read to its end (at most this long)
+    /// before the last commit. For a broker whose log dies with the process (`reco up
+    /// --broker-storage memory`): what it acknowledged is then in silver, not lost.
+    pub drain_on_stop: Option<Duration>,
 }
 
 impl SilverConfig {
@@ -103,6 +107,7 @@ impl SilverConfig {
             rules: Rules::default(),
             compact: Some(CompactPolicy::default()),
             on_offset_reset: OnOffsetReset::Fail,
+            drain_on_stop: None,
         }
     }
 }

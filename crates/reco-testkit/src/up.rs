@@ -55,6 +55,13 @@ impl RecoUp {
         format!("127.0.0.1:{}", self.broker_port)
     }
 
+    /// SIGKILL (no shutdown of any kind), then waits for the exit.
+    pub fn kill(mut self) {
+        let mut child = self.child.take().expect("running");
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+
     /// SIGTERM, then waits for the exit.
     pub fn stop(mut self) -> ExitStatus {
         let mut child = self.child.take().expect("running");

@@ -37,8 +37,12 @@ pub async fn run(args: UpArgs, started: Instant) -> anyhow::Result<ExitCode> {
     silver.instance_id.get_or_insert_with(|| "reco-up".into());
     // A memory broker starts with empty topics at every start while the lake keeps its
     // offsets: that reset is expected, so silver reads the new log rather than refusing it.
-    if args.silver.on_offset_reset.is_none() && args.broker_storage == BrokerStorageKind::Memory {
-        silver.on_offset_reset = reco_silver::OnOffsetReset::Continue;
+    // And what it acknowledged dies with it: silver reads it all before stopping.
+    if args.broker_storage == BrokerStorageKind::Memory {
+        if args.silver.on_offset_reset.is_none() {
+            silver.on_offset_reset = reco_silver::OnOffsetReset::Continue;
+        }
+        silver.drain_on_stop = Some(std::time::Duration::from_secs(15));
     }
 
     let gold = args.gold.config(&args.lake)?;

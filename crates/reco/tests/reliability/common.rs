@@ -182,3 +182,26 @@ pub async fn audit_when_drained(lake: &Lake, acked: &[String], timeout: Duration
 pub fn lake_dir(dir: &tempfile::TempDir) -> PathBuf {
     dir.path().join("lake")
 }
+
+/// `event_id` → copies over every topic's silver table, read by the independent reader
+/// (`scripts/read_lake.py`: the Python `deltalake` package, code reco did not write).
+pub fn independent_ids(lake: &Path, format: &str) -> HashMap<String, u32> {
+    let python = std::env::var("RECO_PYTHON")
+        .unwrap_or_else(|_| format!("{}/.cache/reco-venv/bin/python", std::env::var("HOME").unwrap_or_default()));
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../../scripts/read_lake.py");
+    let mut ids = HashMap::new();
+    for topic in ["events_views", "events_clicks", "events_ratings"] {
+        let out = std::process::Command::new(&python)
+            .arg(script)
+            .arg(lake)
+            .args([format, topic])
+            .output()
+            .unwrap_or_else(|e| panic!("cannot run {python} (run `make test`, which installs it): {e}"));
+        assert!(out.status.success(), "independent reader failed: {}", String::from_utf8_lossy(&out.stderr));
+        let tables: serde_json::Value = serde_json::from_slice(&out.stdout).expect("reader prints JSON");
+        for row in tables["silver"].as_array().expect("silver rows") {
+            *ids.entry(row["event_id"].as_str().expect("event_id").to_owned()).or_insert(0) += 1;
+        }
+    }
+    ids
+}
