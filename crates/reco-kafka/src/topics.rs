@@ -14,6 +14,9 @@ use serde::Serialize;
 use crate::{ADMIN_TIMEOUT, Error, Result, alter, client_config};
 
 pub const RETENTION_MS: &str = "retention.ms";
+/// Set to `delete` on every topic created: Kafka's default, but the embedded broker (tansu)
+/// enforces `retention.ms` only on topics that name the policy.
+pub const CLEANUP_POLICY: &str = "cleanup.policy";
 
 /// What a topic should look like.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -115,6 +118,7 @@ pub async fn ensure_topics(bootstrap: &str, specs: &[TopicSpec], fix: bool) -> R
         .map(|(s, r)| {
             NewTopic::new(&s.name, s.partitions, TopicReplication::Fixed(s.replication_factor.unwrap_or(-1)))
                 .set(RETENTION_MS, r)
+                .set(CLEANUP_POLICY, "delete")
         })
         .collect();
     if !missing.is_empty() {

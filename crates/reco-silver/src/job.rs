@@ -99,6 +99,10 @@ impl ConsumerContext for Context {
     }
 }
 
+/// How long a re-read of a log reported shorter than silver's offset may deliver nothing
+/// before the job asks the broker again and decides.
+const SHORT_LOG_QUIET: Duration = Duration::from_secs(2);
+
 /// The most records one producer batch holds (librdkafka's `batch.num.messages` default).
 const BATCH_REACH: i64 = 10_000;
 
@@ -195,12 +199,14 @@ impl Job {
         // A received message borrows the consumer; holding it outside `self` lets the handler
         // take `&mut self` while the message is alive (no copy of the payload).
         let consumer = Arc::clone(&self.consumer);
+        let mut short_logs = tokio::time::interval(SHORT_LOG_QUIET);
         loop {
             let deadline = self.oldest_pending.map(|t| t + self.config.max_batch_age);
             tokio::select! {
                 biased;
                 () = shutdown.cancelled() => break,
                 () = sleep_until(deadline) => self.flush().await?,
+                _ = short_logs.tick() => self.check_short_logs().await?,
                 message = consumer.recv() => {
                     if consumer.context().revoked.swap(false, Ordering::SeqCst) {
                         self.forget_uncommitted();
@@ -276,12 +282,8 @@ impl Job {
         let (partition, offset) = (m.partition(), m.offset());
         let loaded = self.partitions.get(topic).ok_or_else(|| Error::UnknownTopic(topic.to_owned()))?;
         if !loaded.contains_key(&partition) {
-            let (state, moved) = self.load_partition(topic, partition).await?;
+            let state = self.load_partition(topic, partition).await?;
             self.partition_map(topic)?.insert(partition, state);
-            if moved {
-                // The fetch restarts at the log's start; this record comes again in order.
-                return Ok(());
-            }
         }
         let arrival = {
             let Some(state) = self.partitions.get_mut(topic).and_then(|p| p.get_mut(&partition)) else {
@@ -366,8 +368,7 @@ impl Job {
     }
 
     /// Reads a partition's stored offset and rebuilds its de-duplication state from silver.
-    /// Also returns whether the fetch position was moved (a reset found: see [`Job::reset`]).
-    async fn load_partition(&mut self, topic: &str, partition: i32) -> Result<(PartitionState, bool)> {
+    async fn load_partition(&mut self, topic: &str, partition: i32) -> Result<PartitionState> {
         let tables = self.tables.get_mut(topic).ok_or_else(|| Error::UnknownTopic(topic.to_owned()))?;
         let stored = tables.stored_offsets(&[partition]).await?;
         let committed = stored.silver.get(&partition).copied();
@@ -400,16 +401,53 @@ impl Job {
             self.consumer.context().set_resume_at(topic, partition, offset);
         }
         debug!(topic, partition, ?committed, ids = dedupe.len(), "partition loaded");
-        let mut state = PartitionState { committed, position: committed, last_seen: None, last_committed, dedupe };
-        let mut moved = false;
+        let mut state = PartitionState {
+            committed,
+            position: committed,
+            last_seen: None,
+            last_committed,
+            short_log_since: None,
+            dedupe,
+        };
         if let Some(stored) = committed
             && let Some((_, high)) = self.watermarks(topic, partition).await
             && high < stored
         {
-            self.reset(&mut state, topic, partition, format!("the log ends at offset {high}"))?;
-            moved = true;
+            // Not yet a verdict: the embedded broker's memory storage reports the newest
+            // batch's first offset as the end. The re-read settles it (see `check_short_logs`).
+            debug!(topic, partition, stored, high, "the broker reports the log ending before silver's offset");
+            state.short_log_since = Some(Instant::now());
         }
-        Ok((state, moved))
+        Ok(state)
+    }
+
+    /// Partitions whose log was reported shorter than silver's offset and whose re-read has
+    /// delivered nothing for a while without reaching it: reset when the broker still reports
+    /// the log ending there, cleared otherwise (records are coming; the identity check on
+    /// silver's last offset judges them).
+    async fn check_short_logs(&mut self) -> Result<()> {
+        let quiet: Vec<(String, i32, i64, i64)> = self
+            .partitions
+            .iter()
+            .flat_map(|(topic, states)| {
+                states.iter().filter_map(move |(p, s)| {
+                    let since = s.short_log_since?;
+                    let read = s.last_seen.map_or(0, |o| o + 1);
+                    (since.elapsed() >= SHORT_LOG_QUIET).then(|| (topic.clone(), *p, s.position.unwrap_or(0), read))
+                })
+            })
+            .collect();
+        for (topic, partition, position, read) in quiet {
+            match self.watermarks(&topic, partition).await {
+                Some((_, high)) if high < position => {
+                    let end = high.max(read);
+                    self.reset_partition(&topic, partition, format!("the log ends at offset {end}"))?
+                }
+                Some(_) => self.state(&topic, partition)?.short_log_since = None,
+                None => {}
+            }
+        }
+        Ok(())
     }
 
     /// Commits every pending batch, one commit per topic.
@@ -468,11 +506,9 @@ impl Job {
                     self.telemetry.silver.conflict(&topic);
                     for partition in offsets.keys() {
                         self.partition_map(&topic)?.remove(partition);
-                        let (state, moved) = self.load_partition(&topic, *partition).await?;
-                        if !moved {
-                            let to = state.committed.map_or(Offset::Beginning, fetch_from);
-                            let _ = self.consumer.seek(&topic, *partition, to, Duration::ZERO);
-                        }
+                        let state = self.load_partition(&topic, *partition).await?;
+                        let to = state.committed.map_or(Offset::Beginning, fetch_from);
+                        let _ = self.consumer.seek(&topic, *partition, to, Duration::ZERO);
                         self.partition_map(&topic)?.insert(*partition, state);
                     }
                 }

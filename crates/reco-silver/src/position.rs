@@ -1,6 +1,8 @@
 //! Where a Kafka record stands against what silver has read of its partition: the next one,
 //! one already read, or proof that the log is not the one silver read. Pure: no I/O.
 
+use std::time::Instant;
+
 use crate::dedupe::Dedupe;
 
 /// What the job knows about one assigned partition.
@@ -17,6 +19,11 @@ pub(crate) struct PartitionState {
     /// `(offset, event_id)` of the row silver committed last, checked when the re-read after
     /// an assignment passes that offset: another record there means another log.
     pub(crate) last_committed: Option<(i64, String)>,
+    /// The broker reported the log's end before the position (a reset, or an embedded broker
+    /// reporting the newest batch's first offset as the end): when a record below the position
+    /// last arrived. A record at or past the position's last offset clears it; the job resets
+    /// the partition when none comes and the log still ends early.
+    pub(crate) short_log_since: Option<Instant>,
     pub(crate) dedupe: Dedupe,
 }
 
@@ -44,6 +51,10 @@ pub(crate) enum Arrival {
 /// bookkeeping (`last_seen`, the `last_committed` check, done once).
 pub(crate) fn classify(state: &mut PartitionState, offset: i64, payload: Option<&[u8]>) -> Arrival {
     let previous = state.last_seen.replace(offset);
+    if state.short_log_since.is_some() {
+        let reaches = state.position.is_none_or(|p| offset + 1 >= p);
+        state.short_log_since = if reaches { None } else { Some(Instant::now()) };
+    }
     let Some(position) = state.position.filter(|p| offset < *p) else {
         state.last_committed = None;
         return Arrival::Next;
@@ -74,6 +85,7 @@ mod tests {
             position,
             last_seen: None,
             last_committed: last_committed.map(|(o, id)| (o, id.to_owned())),
+            short_log_since: None,
             dedupe: Dedupe::new(1),
         }
     }
@@ -129,6 +141,17 @@ mod tests {
         s.last_seen = None;
         assert!(matches!(classify(&mut s, 50, None), Arrival::Seen));
         assert!(matches!(classify(&mut s, 51, None), Arrival::Seen));
+    }
+
+    #[test]
+    fn a_log_reported_short_is_cleared_by_a_record_at_the_last_offset() {
+        let mut s = state(Some(10), None);
+        let t0 = Instant::now();
+        s.short_log_since = Some(t0);
+        assert!(matches!(classify(&mut s, 5, None), Arrival::Seen));
+        assert!(s.short_log_since.is_some_and(|t| t >= t0), "a record below keeps it, newer");
+        assert!(matches!(classify(&mut s, 9, None), Arrival::Seen));
+        assert!(s.short_log_since.is_none(), "the record at offset 9 shows the log reaches 10");
     }
 
     #[test]
