@@ -99,9 +99,9 @@ impl ConsumerContext for Context {
     }
 }
 
-/// How long a re-read of a log reported shorter than silver's offset may deliver nothing
-/// before the job asks the broker again and decides.
-const SHORT_LOG_QUIET: Duration = Duration::from_secs(2);
+/// How long the re-read of a log reported shorter than silver's offset runs before the job
+/// asks the broker again and decides (time for the batches it reports to arrive).
+const SHORT_LOG_SETTLE: Duration = Duration::from_secs(2);
 
 /// The most records one producer batch holds (librdkafka's `batch.num.messages` default).
 const BATCH_REACH: i64 = 10_000;
@@ -199,7 +199,7 @@ impl Job {
         // A received message borrows the consumer; holding it outside `self` lets the handler
         // take `&mut self` while the message is alive (no copy of the payload).
         let consumer = Arc::clone(&self.consumer);
-        let mut short_logs = tokio::time::interval(SHORT_LOG_QUIET);
+        let mut short_logs = tokio::time::interval(SHORT_LOG_SETTLE);
         loop {
             let deadline = self.oldest_pending.map(|t| t + self.config.max_batch_age);
             tokio::select! {
@@ -246,6 +246,11 @@ impl Job {
                 // assignment has read nothing, and that is not "caught up".
                 let partitions = self.partitions_behind(&topic, Scope::All).await;
                 behind.extend(partitions.into_iter().map(|p| (topic.clone(), p)));
+            }
+            self.check_short_logs().await?;
+            for (topic, states) in &self.partitions {
+                let unsettled = states.iter().filter(|(_, s)| s.short_log_since.is_some());
+                behind.extend(unsettled.map(|(p, _)| (topic.clone(), *p)));
             }
             if behind.is_empty() && started.elapsed() >= Duration::from_millis(500) {
                 return Ok(());
@@ -421,10 +426,10 @@ impl Job {
         Ok(state)
     }
 
-    /// Partitions whose log was reported shorter than silver's offset and whose re-read has
-    /// delivered nothing for a while without reaching it: reset when the broker still reports
-    /// the log ending there, cleared otherwise (records are coming; the identity check on
-    /// silver's last offset judges them).
+    /// Partitions whose log was reported shorter than silver's offset a while ago and whose
+    /// re-read has not reached that offset: reset when the re-read has delivered everything
+    /// the broker reports and the log still ends before the offset; cleared when the log now
+    /// reaches it (the identity check on silver's last offset judges the records).
     async fn check_short_logs(&mut self) -> Result<()> {
         let quiet: Vec<(String, i32, i64, i64)> = self
             .partitions
@@ -433,18 +438,18 @@ impl Job {
                 states.iter().filter_map(move |(p, s)| {
                     let since = s.short_log_since?;
                     let read = s.last_seen.map_or(0, |o| o + 1);
-                    (since.elapsed() >= SHORT_LOG_QUIET).then(|| (topic.clone(), *p, s.position.unwrap_or(0), read))
+                    (since.elapsed() >= SHORT_LOG_SETTLE).then(|| (topic.clone(), *p, s.position.unwrap_or(0), read))
                 })
             })
             .collect();
         for (topic, partition, position, read) in quiet {
             match self.watermarks(&topic, partition).await {
-                Some((_, high)) if high < position => {
+                Some((_, high)) if high < position && read >= high => {
                     let end = high.max(read);
                     self.reset_partition(&topic, partition, format!("the log ends at offset {end}"))?
                 }
-                Some(_) => self.state(&topic, partition)?.short_log_since = None,
-                None => {}
+                Some((_, high)) if high >= position => self.state(&topic, partition)?.short_log_since = None,
+                _ => {}
             }
         }
         Ok(())

@@ -20,9 +20,9 @@ pub(crate) struct PartitionState {
     /// an assignment passes that offset: another record there means another log.
     pub(crate) last_committed: Option<(i64, String)>,
     /// The broker reported the log's end before the position (a reset, or an embedded broker
-    /// reporting the newest batch's first offset as the end): when a record below the position
-    /// last arrived. A record at or past the position's last offset clears it; the job resets
-    /// the partition when none comes and the log still ends early.
+    /// reporting the newest batch's first offset as the end), at this time. A record at or
+    /// past the position's last offset clears it; the job resets the partition when the re-read
+    /// has delivered all the broker reports and the log still ends early.
     pub(crate) short_log_since: Option<Instant>,
     pub(crate) dedupe: Dedupe,
 }
@@ -51,9 +51,8 @@ pub(crate) enum Arrival {
 /// bookkeeping (`last_seen`, the `last_committed` check, done once).
 pub(crate) fn classify(state: &mut PartitionState, offset: i64, payload: Option<&[u8]>) -> Arrival {
     let previous = state.last_seen.replace(offset);
-    if state.short_log_since.is_some() {
-        let reaches = state.position.is_none_or(|p| offset + 1 >= p);
-        state.short_log_since = if reaches { None } else { Some(Instant::now()) };
+    if state.position.is_none_or(|p| offset + 1 >= p) {
+        state.short_log_since = None;
     }
     let Some(position) = state.position.filter(|p| offset < *p) else {
         state.last_committed = None;
@@ -149,7 +148,7 @@ mod tests {
         let t0 = Instant::now();
         s.short_log_since = Some(t0);
         assert!(matches!(classify(&mut s, 5, None), Arrival::Seen));
-        assert!(s.short_log_since.is_some_and(|t| t >= t0), "a record below keeps it, newer");
+        assert_eq!(s.short_log_since, Some(t0), "a record below keeps it");
         assert!(matches!(classify(&mut s, 9, None), Arrival::Seen));
         assert!(s.short_log_since.is_none(), "the record at offset 9 shows the log reaches 10");
     }

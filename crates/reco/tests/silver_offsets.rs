@@ -14,11 +14,8 @@ use std::{
     time::{Duration, Instant},
 };
 
-use rdkafka::{
-    producer::{FutureProducer, FutureRecord, Producer},
-    util::Timeout,
-};
-use reco_kafka::{BrokerStorage, EmbeddedBroker, topics};
+use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
+use reco_kafka::topics;
 use reco_lake::{Format, Lake, TopicTables, read};
 use reco_testkit::{Samples, free_addr, http, wait_until};
 
@@ -213,4 +210,250 @@ async fn a_recreated_topic_is_refused_by_default_and_read_from_its_start_with_th
     assert_exactly(&wait_for_ids(&lake, VIEWS, &all, Duration::from_secs(60)).await, &all, "after the move");
     stop(job);
     broker.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_crash_between_the_dead_letter_and_the_silver_commit_leaves_each_record_in_one_table() {
+    let broker = reco_testkit::broker_with_topics().await;
+    let bootstrap = broker.bootstrap();
+    let dir = tempfile::tempdir().unwrap();
+    let lake = Lake::new(dir.path(), Format::Delta).unwrap();
+
+    // 3 s further ahead of its Kafka timestamp than the 15 min tolerated: "future" on the first
+    // read. Judged by the wall clock instead, the re-read 5 s later would find it valid and
+    // write it to silver as well; judged by the record's timestamp it is future both times.
+    let sent_ms = now_ms();
+    let future = view("future", sent_ms + 15 * 60 * 1000 + 3000);
+    let valid: Vec<String> = (0..30).map(|i| format!("valid-{i}")).collect();
+    let mut payloads: Vec<String> = valid.iter().map(|id| view(id, sent_ms)).collect();
+    payloads.push(future.clone());
+    payloads.push("not json".into());
+    produce(&producer(&bootstrap), VIEWS, &payloads, Some(sent_ms)).await;
+
+    let (job, _) = silver(&bootstrap, dir.path(), &[], &[("RECO_FAULT", "crash_between_commits")]);
+    let (status, stderr) = exit_of(job, Duration::from_secs(60));
+    assert!(
+        status.is_some_and(|s| !s.success()) && stderr.contains("RECO_FAULT=crash_between_commits"),
+        "the job aborted at the fault point: {status:?}\n{stderr}"
+    );
+    let after_crash = dead_letters(&lake, VIEWS).await;
+    assert!(after_crash.iter().any(|(payload, _)| *payload == future), "the crash left the dead letters committed");
+
+    let readable_at = Instant::now() + Duration::from_millis((sent_ms + 5000 - now_ms()).max(0) as u64);
+    tokio::time::sleep_until(readable_at.into()).await;
+    let (job, _) = silver(&bootstrap, dir.path(), &[], &[]);
+    let ids = wait_for_ids(&lake, VIEWS, &valid, Duration::from_secs(60)).await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    stop(job);
+    assert_exactly(&silver_ids(&lake, VIEWS).await, &valid, "silver after the restart");
+    assert!(!ids.contains_key("future"));
+    let letters = dead_letters(&lake, VIEWS).await;
+    let copies = |p: &str| letters.iter().filter(|(payload, _)| payload == p).count();
+    assert_eq!(copies(&future), 1, "the future event dead-lettered once: {letters:?}");
+    assert_eq!(copies("not json"), 1, "the bad record dead-lettered once: {letters:?}");
+    assert_eq!(letters.len(), 2, "nothing else dead-lettered: {letters:?}");
+    assert!(letters.iter().any(|(p, kind)| *p == future && kind == "timestamp_out_of_range"));
+    broker.stop().await;
+}
+
+/// What the issue asks of transactions. The embedded broker (tansu 0.6) refuses them
+/// (`EndTxnRequest not supported by broker`), and librdkafka's mock cluster accepts EndTxn
+/// without writing markers or filtering aborted records, so neither can run this; the gap
+/// logic is covered by compaction below. Run it against a broker with transactions.
+#[tokio::test(flavor = "multi_thread")]
+#[ignore = "the embedded broker has no transactions (EndTxn); see the comment"]
+async fn transactions_leave_exactly_the_committed_records_and_their_markers_count_as_gaps() {
+    let broker = reco_testkit::broker_with_topics().await;
+    let bootstrap = broker.bootstrap();
+    let dir = tempfile::tempdir().unwrap();
+    let lake = Lake::new(dir.path(), Format::Delta).unwrap();
+    let (job, metrics) = silver(&bootstrap, dir.path(), &[], &[]);
+
+    let txn: FutureProducer =
+        reco_kafka::client_config(&bootstrap).set("transactional.id", "silver-offsets-txn").create().unwrap();
+    txn.init_transactions(Duration::from_secs(30)).expect("transactions initialised");
+    let plain = producer(&bootstrap);
+    let (mut committed, mut aborted) = (Vec::new(), Vec::new());
+    for round in 0..12 {
+        txn.begin_transaction().unwrap();
+        let ids: Vec<String> = (0..20).map(|i| format!("txn{round}-{i}")).collect();
+        let mut pending = Vec::new();
+        for (i, id) in ids.iter().enumerate() {
+            let (key, payload) = (format!("t{i}"), view(id, now_ms()));
+            pending.push(txn.send_result(FutureRecord::to(VIEWS).key(&key).payload(&payload)).expect("queued"));
+        }
+        if round % 3 == 2 {
+            txn.abort_transaction(Duration::from_secs(30)).expect("aborted");
+            aborted.extend(ids);
+        } else {
+            for p in pending {
+                p.await.unwrap().map_err(|(e, _)| e).expect("delivered in the transaction");
+            }
+            txn.commit_transaction(Duration::from_secs(30)).expect("committed");
+            committed.extend(ids);
+        }
+        // Ordinary records between the transactions, in bursts of uneven size.
+        let plain_ids: Vec<String> = (0..(5 + round * 3)).map(|i| format!("plain{round}-{i}")).collect();
+        produce(&plain, VIEWS, &plain_ids.iter().map(|id| view(id, now_ms())).collect::<Vec<_>>(), None).await;
+        committed.extend(plain_ids);
+        if round % 4 == 3 {
+            tokio::time::sleep(Duration::from_millis(700)).await;
+        }
+    }
+
+    let ids = wait_for_ids(&lake, VIEWS, &committed, Duration::from_secs(60)).await;
+    let caught_up = wait_until(Duration::from_secs(20), || async {
+        let text = http::get(&metrics, "/metrics").await.map(|r| r.text()).unwrap_or_default();
+        let lag = Samples::parse(&text);
+        let views: Vec<f64> = lag.matching("reco_silver_consumer_lag", &[("topic", VIEWS)]).map(|s| s.value).collect();
+        views.len() == 3 && views.iter().all(|v| *v == 0.0)
+    })
+    .await;
+    let gaps = metric(&metrics, "reco_silver_offsets_skipped_total", &[("topic", VIEWS), ("reason", "gap")]).await;
+    let deleted =
+        metric(&metrics, "reco_silver_offsets_skipped_total", &[("topic", VIEWS), ("reason", "retention")]).await;
+    stop(job);
+    assert_exactly(&ids, &committed, "silver holds the committed and ordinary records");
+    assert!(aborted.iter().all(|id| !ids.contains_key(id)), "no aborted record in silver");
+    assert!(caught_up, "consumer lag of every partition reached 0 (no stall on the markers)");
+    assert!(gaps >= 8.0, "commit and abort markers counted as gaps: {gaps}");
+    assert_eq!(deleted, 0.0, "nothing counted as retention");
+    broker.stop().await;
+}
+
+/// `reco broker` (SQLite storage under `dir`) on `addr`, once it serves the platform's topics.
+async fn broker_process(dir: &Path, addr: &str, env: &[(&str, &str)]) -> Child {
+    let child = Command::new(env!("CARGO_BIN_EXE_reco"))
+        .arg("broker")
+        .env("RECO_BROKER_ADDR", addr)
+        .env("RECO_BROKER_STORAGE", "sqlite")
+        .env("LAKEHOUSE_PATH", dir)
+        .env("RUST_LOG", "warn")
+        .envs(env.iter().copied())
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("spawn reco broker");
+    let names: Vec<String> = topics::default_topics().into_iter().map(|s| s.name).collect();
+    let serving = wait_until(Duration::from_secs(60), || async {
+        topics::describe_topics(addr, &names).await.is_ok_and(|t| t.len() == names.len())
+    })
+    .await;
+    assert!(serving, "reco broker serves its topics on {addr}");
+    child
+}
+
+/// The first offset each partition of `topic` holds.
+fn log_starts(bootstrap: &str, topic: &str) -> Vec<i64> {
+    use rdkafka::consumer::{BaseConsumer, Consumer};
+    let consumer: BaseConsumer = reco_kafka::client_config(bootstrap).create().expect("consumer");
+    (0..3).map(|p| consumer.fetch_watermarks(topic, p, Duration::from_secs(5)).map_or(-1, |(low, _)| low)).collect()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn records_deleted_by_retention_before_silver_read_them_are_counted() {
+    let dir = tempfile::tempdir().unwrap();
+    let lake = Lake::new(dir.path(), Format::Delta).unwrap();
+    let bootstrap = free_addr().to_string();
+    let retention = [("RECO_VIEWS_RETENTION_MS", "60000")];
+    let broker = broker_process(dir.path(), &bootstrap, &retention).await;
+
+    // Written a day ago (Kafka timestamp): past the topic's one-minute retention.
+    let old: Vec<String> = (0..30).map(|i| view(&format!("old-{i}"), now_ms())).collect();
+    let fresh: Vec<String> = (0..20).map(|i| format!("fresh-{i}")).collect();
+    let p = producer(&bootstrap);
+    produce(&p, VIEWS, &old, Some(now_ms() - 24 * 3600 * 1000)).await;
+    produce(&p, VIEWS, &fresh.iter().map(|id| view(id, now_ms())).collect::<Vec<_>>(), None).await;
+    drop(p);
+    // The broker applies retention when it starts (then every ten minutes).
+    stop(broker);
+    let broker = broker_process(dir.path(), &bootstrap, &retention).await;
+    let expired = wait_until(Duration::from_secs(30), || async {
+        log_starts(&bootstrap, VIEWS).iter().sum::<i64>() == old.len() as i64
+    })
+    .await;
+    assert!(expired, "the broker deleted the expired records: log starts {:?}", log_starts(&bootstrap, VIEWS));
+
+    let (job, metrics) = silver(&bootstrap, dir.path(), &[], &[]);
+    let ids = wait_for_ids(&lake, VIEWS, &fresh, Duration::from_secs(60)).await;
+    let deleted =
+        metric(&metrics, "reco_silver_offsets_skipped_total", &[("topic", VIEWS), ("reason", "retention")]).await;
+    let gaps = metric(&metrics, "reco_silver_offsets_skipped_total", &[("topic", VIEWS), ("reason", "gap")]).await;
+    stop(job);
+    stop(broker);
+    assert_exactly(&ids, &fresh, "silver holds what retention left");
+    assert_eq!(deleted, old.len() as f64, "every record deleted before silver read it counted as retention");
+    assert_eq!(gaps, 0.0, "none counted as a gap");
+}
+
+/// Offsets without a record in the middle of a log, as transaction markers, aborted
+/// transactions and compaction leave them. The embedded broker has no transactions (see the
+/// ignored test above), but it compacts: every record of a key but the newest is deleted.
+#[tokio::test(flavor = "multi_thread")]
+async fn gaps_left_by_compaction_are_read_past_at_once_and_counted() {
+    let dir = tempfile::tempdir().unwrap();
+    let lake = Lake::new(dir.path(), Format::Delta).unwrap();
+    let bootstrap = free_addr().to_string();
+    let broker = broker_process(dir.path(), &bootstrap, &[]).await;
+    let admin: rdkafka::admin::AdminClient<rdkafka::client::DefaultClientContext> =
+        reco_kafka::client_config(&bootstrap).create().unwrap();
+    let options = rdkafka::admin::AdminOptions::new();
+    admin.delete_topics(&[VIEWS], &options).await.unwrap();
+    let compacted = rdkafka::admin::NewTopic::new(VIEWS, 3, rdkafka::admin::TopicReplication::Fixed(1))
+        .set("cleanup.policy", "compact");
+    let created = wait_until(Duration::from_secs(30), || async {
+        admin.create_topics([&compacted], &options).await.is_ok_and(|r| r.iter().all(Result::is_ok))
+    })
+    .await;
+    assert!(created, "compacted topic created");
+
+    // Per partition: a first record of its own key (so the log start stays put), then bursts
+    // where keys repeat unevenly; only each key's newest record survives compaction.
+    let p = producer(&bootstrap);
+    let (mut expected, mut removed) = (Vec::new(), 0usize);
+    for partition in 0..3 {
+        let mut records: Vec<(String, String)> = vec![(format!("head-{partition}"), format!("head-{partition}"))];
+        for i in 0..(40 + partition as usize * 25) {
+            let key = format!("key-{}", (i * 7) % (5 + partition as usize * 3));
+            records.push((key, format!("p{partition}-{i}")));
+        }
+        let mut newest: HashMap<&str, &str> = HashMap::new();
+        for (key, id) in &records {
+            newest.insert(key, id);
+        }
+        expected.extend(newest.values().map(|id| id.to_string()));
+        removed += records.len() - newest.len();
+        let mut pending = Vec::new();
+        for (key, id) in &records {
+            let payload = view(id, now_ms());
+            let record = FutureRecord::to(VIEWS).partition(partition).key(key).payload(&payload);
+            pending.push(p.send_result(record).expect("queued"));
+        }
+        for f in pending {
+            f.await.unwrap().map_err(|(e, _)| e).expect("acknowledged");
+        }
+    }
+    drop(p);
+    stop(broker);
+    let broker = broker_process(dir.path(), &bootstrap, &[]).await;
+    assert_eq!(log_starts(&bootstrap, VIEWS), vec![0, 0, 0], "compaction kept each log's first record");
+
+    let (job, metrics) = silver(&bootstrap, dir.path(), &[], &[]);
+    let ids = wait_for_ids(&lake, VIEWS, &expected, Duration::from_secs(30)).await;
+    let caught_up = wait_until(Duration::from_secs(20), || async {
+        let text = http::get(&metrics, "/metrics").await.map(|r| r.text()).unwrap_or_default();
+        let lag: Vec<f64> =
+            Samples::parse(&text).matching("reco_silver_consumer_lag", &[("topic", VIEWS)]).map(|s| s.value).collect();
+        lag.len() == 3 && lag.iter().all(|v| *v == 0.0)
+    })
+    .await;
+    let gaps = metric(&metrics, "reco_silver_offsets_skipped_total", &[("topic", VIEWS), ("reason", "gap")]).await;
+    let deleted =
+        metric(&metrics, "reco_silver_offsets_skipped_total", &[("topic", VIEWS), ("reason", "retention")]).await;
+    stop(job);
+    stop(broker);
+    assert_exactly(&ids, &expected, "silver holds each key's newest record");
+    assert!(caught_up, "consumer lag of every partition reached 0 (no stall at a gap)");
+    assert_eq!(gaps, removed as f64, "every compacted offset counted as a gap");
+    assert_eq!(deleted, 0.0, "nothing counted as retention");
 }
