@@ -51,7 +51,7 @@ async fn main() {
     let mut silver = SilverWriter::open(&lake).await;
     let built = Instant::now();
     for k in 0..commits {
-        let parts: Vec<(i32, &[(String, bool, i64)])> = (0..3)
+        let parts: Vec<(i32, &[reco_testkit::gold::Event])> = (0..3)
             .map(|p| {
                 let n = commits / 3 * (p + 1);
                 let s = &streams[p];

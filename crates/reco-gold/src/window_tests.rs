@@ -236,7 +236,7 @@ fn a_lull_changes_no_lateness() {
 fn a_future_event_closes_nothing_early() {
     let config = Config::default();
     let mut t = trending(config.clone());
-    let now = 1_800_000_000 * 1_000_000 - 1_800_000_000 % 300 * 1_000_000 + 2 * MIN; // 2 min after a 5-min mark
+    let now = 1_800_000_000 * 1_000_000 + 2 * MIN; // 2 min after a 5-min mark (1.8e9 s is one)
     for k in 0..100 {
         t.record(IN, "m", Kind::View, now - 60 * MIN + k * 36_000_000, now);
     }

@@ -123,6 +123,9 @@ fn url_of(dir: &std::path::Path) -> url::Url {
     url::Url::from_directory_path(dir).expect("absolute path")
 }
 
+/// `(item, is_click, event_time_us)`, as [`SilverWriter`] commits it.
+pub type Event = (String, bool, i64);
+
 /// Commits events straight into the silver tables, as the silver job would.
 #[derive(Debug)]
 pub struct SilverWriter {
@@ -162,7 +165,7 @@ impl SilverWriter {
     }
 
     /// One commit per table holding the events of several partitions, as a silver batch does.
-    pub async fn commit_partitions(&mut self, parts: &[(i32, &[(String, bool, i64)])]) {
+    pub async fn commit_partitions(&mut self, parts: &[(i32, &[Event])]) {
         for click in [false, true] {
             let mut rows = Vec::new();
             let mut offsets = BTreeMap::new();

@@ -117,12 +117,12 @@ pub async fn measure(bin: &Path, seconds: f64, rate: f64, speedup: f64) -> Strin
     };
     let bootstrap = broker.bootstrap();
     let http = reco_testkit::free_addr().to_string();
-    let serve = Service::start(&bin, &["serve"], &[("KAFKA_BOOTSTRAP_SERVERS", &bootstrap), ("RECO_HTTP_ADDR", &http)]);
+    let serve = Service::start(bin, &["serve"], &[("KAFKA_BOOTSTRAP_SERVERS", &bootstrap), ("RECO_HTTP_ADDR", &http)]);
     let lake_env = [("LAKEHOUSE_PATH", lake_s.as_str()), ("KAFKA_BOOTSTRAP_SERVERS", &bootstrap)];
-    let silver = Service::start(&bin, &["silver", "--metrics-addr", "127.0.0.1:0"], &lake_env);
+    let silver = Service::start(bin, &["silver", "--metrics-addr", "127.0.0.1:0"], &lake_env);
     let lateness = LATENESS_SECS.to_string();
     let gold = Service::start(
-        &bin,
+        bin,
         &["gold", "--metrics-addr", "127.0.0.1:0"],
         &[("LAKEHOUSE_PATH", lake_s.as_str()), ("RECO_GOLD_ALLOWED_LATENESS_SECS", &lateness)],
     );

@@ -73,7 +73,7 @@ async fn a_fast_historic_replay_counts_every_event() {
         .map(|i| {
             let t = BASE_MS + i * DAYS * 24 * 60 * MIN_MS / EVENTS + (next() % 1000) as i64;
             let item = format!("m{}", (next() % 80).min(next() % 80));
-            let click = next() % 3 == 0;
+            let click = next().is_multiple_of(3);
             posted.push((item.clone(), click, t * 1000));
             let kind = if click { "click" } else { "view" };
             json!({"type": kind, "user_id": format!("u{}", next() % 997), "item_id": item, "timestamp": t})
@@ -144,7 +144,7 @@ struct Live {
 
 impl Live {
     fn event(&mut self, t_ms: i64) -> Value {
-        let kind = if (self.next)() % 4 == 0 { "click" } else { "view" };
+        let kind = if (self.next)().is_multiple_of(4) { "click" } else { "view" };
         let (user, item) = ((self.next)() % 50, (self.next)() % 10);
         json!({"type": kind, "user_id": format!("u{user}"), "item_id": format!("m{item}"), "timestamp": t_ms})
     }
