@@ -157,15 +157,21 @@ impl Job {
             .set("fetch.wait.max.ms", "100")
             .create_with_context(context)
             .map_err(reco_kafka::Error::from)?;
+        let consumer = Arc::new(consumer);
         let mut tables = HashMap::new();
         let mut topic_partitions = BTreeMap::new();
         for topic in &config.topics {
             let mut table = TopicTables::open(&config.lake, topic, crate::with_rating(topic)).await?;
             // Before subscribing, so the first assignment starts at the table's offsets.
-            let partitions: Vec<i32> = consumer
-                .fetch_metadata(Some(topic), Duration::from_secs(10))
-                .map(|m| m.topics().iter().flat_map(|t| t.partitions().iter().map(|p| p.id())).collect())
-                .unwrap_or_default();
+            let (asking, name) = (Arc::clone(&consumer), topic.clone());
+            let partitions: Vec<i32> = tokio::task::spawn_blocking(move || {
+                asking
+                    .fetch_metadata(Some(&name), Duration::from_secs(10))
+                    .map(|m| m.topics().iter().flat_map(|t| t.partitions().iter().map(|p| p.id())).collect())
+                    .unwrap_or_default()
+            })
+            .await
+            .map_err(|e| Error::Task(e.to_string()))?;
             if !partitions.is_empty() {
                 topic_partitions.insert(topic.clone(), partitions.len() as i32);
             }
@@ -182,7 +188,7 @@ impl Job {
         Ok(Job {
             config,
             telemetry,
-            consumer: Arc::new(consumer),
+            consumer,
             tables,
             partitions,
             counters,
