@@ -621,8 +621,14 @@ impl Job {
         let read: Vec<(i32, i64)> = partitions
             .into_iter()
             .map(|p| {
-                let accepted = states.and_then(|s| s.get(&p)).and_then(|s| s.position);
-                let stored = resume_at.get(&(topic.to_owned(), p)).copied();
+                let loaded = states.and_then(|s| s.get(&p));
+                let accepted = loaded.and_then(|s| s.position);
+                // Before its first record, a partition's stored offset says nothing of a log
+                // that may have been reset: when draining, only what was read counts.
+                let stored = match (loaded, scope) {
+                    (None, Scope::All) => None,
+                    _ => resume_at.get(&(topic.to_owned(), p)).copied(),
+                };
                 let fetched = match fetch.find_partition(topic, p).map(|e| e.offset()) {
                     Some(Offset::Offset(o)) => Some(o),
                     _ => None,

@@ -1,7 +1,7 @@
 //! Restarts of `reco up` on one lake folder: broker storage {SQLite, memory} × stop {SIGTERM,
 //! SIGKILL} × 3 runs, synthetic traffic through the API in each run. Afterwards silver holds
 //! every acknowledged event exactly once, checked with the independent (Python) reader; with
-//! memory storage every run after the first finds the broker's log reset and counts it.
+//! memory storage the runs after the first find the broker's log reset and count it.
 //!
 //! SQLite keeps the broker's log, so those runs are stopped as soon as the traffic ends and the
 //! next run reads what the last one had not. A memory broker's log dies with the process: on
@@ -39,7 +39,9 @@ async fn restarts_memory_sigkill() {
 }
 
 async fn restarts(storage: &str, kill: bool) {
-    let events: u64 = scale(3_000, 50_000);
+    // Few events per run at full speed, then the stop at once: a run can end before silver
+    // has its first assignment (how `reco up` with memory storage lost whole runs on SIGTERM).
+    let events: u64 = scale(600, 50_000);
     let dir = tempfile::tempdir().unwrap();
     let lake_path = lake_dir(&dir);
     let lake = Lake::new(&lake_path, Format::Delta).unwrap();
@@ -61,7 +63,9 @@ async fn restarts(storage: &str, kill: bool) {
         let [_, _, _, _, failed] = traffic.tally.get();
         assert_eq!(failed, 0, "run {run}: requests failed");
         acked.extend(traffic.tally.take_acked_ids());
-        if storage == "memory" && run > 0 {
+        // On SIGKILL silver must have caught up anyway (below), so the reset it found first is
+        // checked here; on SIGTERM the stop comes at once and the final audit is the check.
+        if storage == "memory" && run > 0 && kill {
             let api = up.api();
             let counted =
                 reco_testkit::wait_until(Duration::from_secs(30), || async { offset_resets(&api).await >= 1.0 }).await;
