@@ -17,6 +17,12 @@ pub enum Error {
          holds its first commits, run `reco gold backfill --from <first day> --to <tomorrow>` first)"
     )]
     OldGoldTable { table: String, gold_dir: String, checkpoints: String },
+    #[error(
+        "{location}: a URL, but the lakehouse is a local folder (or a mounted file system) in this \
+         version; object storage ({scheme}://) is not supported yet. Set LAKEHOUSE_PATH \
+         (--lakehouse-path) to a path"
+    )]
+    UnsupportedLocation { location: String, scheme: String },
     #[error("{path}: {source}")]
     Io { path: String, source: std::io::Error },
     #[error("batch log {path}: {message}")]

@@ -50,6 +50,7 @@ pub struct Lake {
 impl Lake {
     pub fn new(root: impl Into<PathBuf>, format: Format) -> Result<Lake> {
         let root = root.into();
+        check_local(&root)?;
         std::fs::create_dir_all(&root).map_err(|e| Error::io(&root, e))?;
         let root = root.canonicalize().map_err(|e| Error::io(&root, e))?;
         Ok(Lake { root, format })
@@ -66,6 +67,19 @@ impl Lake {
     pub fn batch_log_path(&self, topic: &str) -> PathBuf {
         self.root.join("_checkpoints").join("stream_kafka_to_silver").join(topic)
     }
+}
+
+/// Refuses a lake location that is a URL (`s3://bucket/lake`, `file:///data`): taken as a path
+/// it would become a local folder named `s3:` in the working directory, silently.
+pub fn check_local(location: &Path) -> Result<()> {
+    let text = location.to_string_lossy();
+    if let Some((scheme, _)) = text.split_once("://")
+        && !scheme.is_empty()
+        && scheme.chars().all(|c| c.is_ascii_alphanumeric() || "+-.".contains(c))
+    {
+        return Err(Error::UnsupportedLocation { location: text.to_string(), scheme: scheme.to_owned() });
+    }
+    Ok(())
 }
 
 /// One batch to commit for one topic.

@@ -113,3 +113,16 @@ async fn a_gold_table_without_the_complete_column_is_refused_with_the_fix() {
         assert!(message.contains("start `reco gold` again"), "says how to fix it: {message}");
     }
 }
+
+#[test]
+fn a_url_is_refused_as_a_lake_location_naming_the_variable() {
+    let dir = tempfile::tempdir().unwrap();
+    let cwd = std::env::current_dir().unwrap();
+    for location in ["s3://reco/lake", "gs://bucket/prefix", "file:///data"] {
+        let err = Lake::new(location, Format::Delta).expect_err(location).to_string();
+        assert!(err.contains(location) && err.contains("LAKEHOUSE_PATH"), "{err}");
+    }
+    assert!(!cwd.join("s3:").exists() && !cwd.join("gs:").exists(), "no folder named after the scheme");
+    // A path that merely contains a colon is still a path.
+    assert!(Lake::new(dir.path().join("a:b"), Format::Delta).is_ok());
+}

@@ -112,3 +112,27 @@ async fn up_serves_events_and_metrics_then_stops_cleanly() {
     signal(&again.child, "INT");
     assert!(wait_exit(&mut again.child, Duration::from_secs(15)).success(), "clean exit on SIGINT");
 }
+
+/// `LAKEHOUSE_PATH=s3://…` was taken as a relative path: every table went into a folder named
+/// `s3:` in the working directory, without a word. Every command that takes a lake refuses it.
+#[test]
+fn a_lake_url_is_refused_at_start_by_every_command() {
+    let cwd = tempfile::tempdir().unwrap();
+    for command in [&["up"][..], &["broker"], &["silver", "--metrics-addr", "127.0.0.1:0"], &["gold"], &["serve"]] {
+        let out = Command::new(env!("CARGO_BIN_EXE_reco"))
+            .args(command)
+            .current_dir(cwd.path())
+            .env("LAKEHOUSE_PATH", "s3://reco/lake")
+            .env("RECO_BROKER_ADDR", format!("127.0.0.1:{}", free_port()))
+            .env("RECO_HTTP_ADDR", format!("127.0.0.1:{}", free_port()))
+            .env("RECO_METRICS_ADDR", "127.0.0.1:0")
+            .env("KAFKA_BOOTSTRAP_SERVERS", format!("127.0.0.1:{}", free_port()))
+            .stdout(Stdio::null())
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "reco {command:?} refuses the URL");
+        assert!(stderr.contains("s3://reco/lake") && stderr.contains("LAKEHOUSE_PATH"), "{command:?}: {stderr}");
+        assert!(!cwd.path().join("s3:").exists(), "reco {command:?} created a folder named s3:");
+    }
+}

@@ -38,6 +38,7 @@ pub async fn start_with_topics(
     lake: &Path,
     topics: &TopicArgs,
 ) -> anyhow::Result<(EmbeddedBroker, String)> {
+    reco_lake::check_local(lake)?;
     let storage = match kind {
         BrokerStorageKind::Sqlite => BrokerStorage::Sqlite(lake.join("_broker").join("tansu.db")),
         BrokerStorageKind::Memory => BrokerStorage::Memory,

@@ -24,6 +24,7 @@ pub async fn run(args: UpArgs, started: Instant) -> anyhow::Result<ExitCode> {
     let shutdown = shutdown::on_signal();
     let telemetry = Arc::new(Telemetry::new());
     let lake = &args.lake.lakehouse_path;
+    reco_lake::check_local(lake)?;
     std::fs::create_dir_all(lake).with_context(|| format!("cannot create the lake folder {}", lake.display()))?;
 
     let (broker, storage_note) = start_with_topics(args.broker_addr, args.broker_storage, lake, &args.topics).await?;
