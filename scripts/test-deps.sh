@@ -7,7 +7,9 @@
 #   - Prometheus and promtool (Debian package `prometheus`): the monitoring test runs the
 #     shipped config, alerts and dashboards' queries against a real Prometheus;
 #   - wrk (Debian package): the load generator of the API benchmark, whose script the test
-#     suite runs once on a tiny size.
+#     suite runs once on a tiny size;
+#   - stunnel4 and openssl (Debian packages): the TLS test puts the embedded broker behind a
+#     TLS-terminating proxy, with a test CA made by the openssl command.
 set -euo pipefail
 command -v cargo >/dev/null || { echo "cargo is required: https://rustup.rs" >&2; exit 1; }
 
@@ -34,6 +36,8 @@ MISSING=""
 command -v prometheus >/dev/null && command -v promtool >/dev/null || MISSING="prometheus"
 command -v wrk >/dev/null || MISSING="$MISSING wrk"
 command -v curl >/dev/null || MISSING="$MISSING curl"
+command -v stunnel4 >/dev/null || command -v stunnel >/dev/null || MISSING="$MISSING stunnel4"
+command -v openssl >/dev/null || MISSING="$MISSING openssl"
 if [ -n "$MISSING" ]; then
     echo "test-deps: installing the Debian packages:$MISSING"
     # On a host with systemd the package also enables its own service on :9090; the test

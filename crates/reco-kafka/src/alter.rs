@@ -26,6 +26,14 @@ const API_VERSION: i16 = 0;
 /// Sets `configs` on `topic`, leaving its other configs alone.
 pub(crate) async fn set_topic_configs(bootstrap: &str, topic: &str, configs: &[(&str, &str)]) -> Result<()> {
     let fail = |message: String| Error::Protocol { bootstrap: bootstrap.to_owned(), message };
+    if !crate::plaintext() {
+        // This one request is sent without librdkafka, so without its TLS and SASL.
+        return Err(fail(
+            "fixing topic configs speaks PLAINTEXT only (it is sent without librdkafka); set \
+             retention.ms with your cluster's own tools, or run `reco topics init` without --fix"
+                .into(),
+        ));
+    }
     // Any broker forwards topic config changes to the controller; use the first one listed.
     let broker = bootstrap.split(',').next().unwrap_or(bootstrap).trim();
 

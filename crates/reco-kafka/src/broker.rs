@@ -34,6 +34,13 @@ pub struct EmbeddedBroker {
 impl EmbeddedBroker {
     /// Starts the broker on `addr` and returns once it accepts connections.
     pub async fn start(addr: SocketAddr, storage: BrokerStorage) -> Result<Self> {
+        Self::start_advertising(addr, None, storage).await
+    }
+
+    /// As [`EmbeddedBroker::start`], telling clients to connect to `advertised` (`host:port`)
+    /// instead of `addr`: the address of a proxy in front of it (a TLS terminator, a port
+    /// published by a container).
+    pub async fn start_advertising(addr: SocketAddr, advertised: Option<&str>, storage: BrokerStorage) -> Result<Self> {
         let fail = |message: String| Error::EmbeddedBroker { addr: addr.to_string(), message };
         // tansu binds inside its serve loop and a bind failure there would only be logged, so
         // check the port first to give the user a clear error instead of a hang.
@@ -42,7 +49,7 @@ impl EmbeddedBroker {
                 .map_err(|e| fail(format!("cannot listen: {e} (is another broker running?)")))?,
         );
         // Clients must be told an address they can connect to, never 0.0.0.0.
-        let advertised = addr_to_dial(addr);
+        let advertised = advertised.map_or_else(|| addr_to_dial(addr).to_string(), str::to_owned);
         let listener = Url::parse(&format!("tcp://{addr}")).map_err(|e| fail(e.to_string()))?;
         let advertised = Url::parse(&format!("tcp://{advertised}")).map_err(|e| fail(e.to_string()))?;
         let storage_url = match &storage {

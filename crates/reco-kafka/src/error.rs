@@ -12,6 +12,8 @@ pub enum Error {
     Topic { topic: String, message: String },
     #[error("embedded broker on {addr}: {message}")]
     EmbeddedBroker { addr: String, message: String },
+    #[error("{setting}: {message}")]
+    Config { setting: String, message: String },
     #[error("Kafka protocol exchange with {bootstrap}: {message}")]
     Protocol { bootstrap: String, message: String },
 }

@@ -20,6 +20,7 @@ mod broker;
 mod error;
 pub mod group;
 mod producer;
+mod security;
 pub mod topics;
 
 use std::time::Duration;
@@ -29,6 +30,7 @@ use rdkafka::ClientConfig;
 pub use broker::{BrokerStorage, EmbeddedBroker};
 pub use error::{Error, Result};
 pub use producer::{Delivery, EventProducer, Outgoing, ProducerSettings};
+pub use security::{client_options, is_secret, plaintext, set_client_options};
 
 /// How long admin and metadata calls wait for the broker before reporting it unreachable.
 pub const ADMIN_TIMEOUT: Duration = Duration::from_secs(10);
@@ -47,6 +49,10 @@ pub fn client_config(bootstrap_servers: &str) -> ClientConfig {
     // librdkafka's own debug contexts (e.g. `cgrp,topic`), for diagnosing broker behaviour.
     if let Ok(debug) = std::env::var("RECO_KAFKA_DEBUG") {
         config.set("debug", debug).set("log_level", "7");
+    }
+    // TLS, SASL and any other property the operator set (see `security`).
+    for (key, value) in client_options() {
+        config.set(key, value);
     }
     config
 }

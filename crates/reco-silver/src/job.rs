@@ -160,18 +160,26 @@ impl Job {
         let consumer = Arc::new(consumer);
         let mut tables = HashMap::new();
         let mut topic_partitions = BTreeMap::new();
+        // Before subscribing, so the first assignment starts at the table's offsets. One
+        // request for all topics: an unreachable broker costs one timeout, not one per topic.
+        let asking = Arc::clone(&consumer);
+        let metadata = tokio::task::spawn_blocking(move || {
+            asking.fetch_metadata(None, Duration::from_secs(10)).map(|m| {
+                m.topics()
+                    .iter()
+                    .map(|t| (t.name().to_owned(), t.partitions().iter().map(|p| p.id()).collect::<Vec<i32>>()))
+                    .collect::<HashMap<String, Vec<i32>>>()
+            })
+        })
+        .await
+        .map_err(|e| Error::Task(e.to_string()))?;
+        let metadata = metadata.unwrap_or_else(|e| {
+            warn!(bootstrap = %config.bootstrap_servers, error = %e, "cannot read the topics from Kafka yet; consuming anyway");
+            HashMap::new()
+        });
         for topic in &config.topics {
             let mut table = TopicTables::open(&config.lake, topic, crate::with_rating(topic)).await?;
-            // Before subscribing, so the first assignment starts at the table's offsets.
-            let (asking, name) = (Arc::clone(&consumer), topic.clone());
-            let partitions: Vec<i32> = tokio::task::spawn_blocking(move || {
-                asking
-                    .fetch_metadata(Some(&name), Duration::from_secs(10))
-                    .map(|m| m.topics().iter().flat_map(|t| t.partitions().iter().map(|p| p.id())).collect())
-                    .unwrap_or_default()
-            })
-            .await
-            .map_err(|e| Error::Task(e.to_string()))?;
+            let partitions = metadata.get(topic).cloned().unwrap_or_default();
             if !partitions.is_empty() {
                 topic_partitions.insert(topic.clone(), partitions.len() as i32);
             }

@@ -29,6 +29,9 @@ fn main() -> ExitCode {
         }
     };
     let result = runtime.block_on(async move {
+        if let Some(kafka) = cli.command.kafka() {
+            kafka.apply()?;
+        }
         match cli.command {
             Command::Up(args) => commands::up::run(args, started).await,
             Command::Broker(args) => commands::broker::run(args, started).await,

@@ -7,7 +7,7 @@
 use std::{net::SocketAddr, path::Path, process::ExitCode, time::Instant};
 
 use reco_kafka::{BrokerStorage, EmbeddedBroker};
-use tracing::info;
+use tracing::{info, warn};
 
 use crate::{
     cli::{BrokerArgs, BrokerStorageKind, TopicArgs},
@@ -17,8 +17,14 @@ use crate::{
 
 pub async fn run(args: BrokerArgs, started: Instant) -> anyhow::Result<ExitCode> {
     let shutdown = shutdown::on_signal();
-    let (broker, storage_note) =
-        start_with_topics(args.broker_addr, args.broker_storage, &args.lakehouse_path, &args.topics).await?;
+    let (broker, storage_note) = start_with_topics(
+        args.broker_addr,
+        args.broker_advertised_addr.as_deref(),
+        args.broker_storage,
+        &args.lakehouse_path,
+        &args.topics,
+    )
+    .await?;
     let bootstrap = broker.bootstrap();
     println!("reco broker: ready in {} ms", started.elapsed().as_millis());
     println!("  broker     {bootstrap}  (Kafka protocol; storage: {storage_note})");
@@ -34,6 +40,7 @@ pub async fn run(args: BrokerArgs, started: Instant) -> anyhow::Result<ExitCode>
 /// platform's topics; returns it with a line saying where its data lives. Shared with `reco up`.
 pub async fn start_with_topics(
     addr: SocketAddr,
+    advertised: Option<&str>,
     kind: BrokerStorageKind,
     lake: &Path,
     topics: &TopicArgs,
@@ -43,13 +50,23 @@ pub async fn start_with_topics(
         BrokerStorageKind::Sqlite => BrokerStorage::Sqlite(lake.join("_broker").join("tansu.db")),
         BrokerStorageKind::Memory => BrokerStorage::Memory,
     };
-    let broker = EmbeddedBroker::start(addr, storage.clone()).await?;
+    let broker = EmbeddedBroker::start_advertising(addr, advertised, storage.clone()).await?;
     let mut specs = topics.specs();
     // One broker can hold one replica; asking the broker's default is pointless here.
     for spec in &mut specs {
         spec.replication_factor.get_or_insert(1);
     }
-    ensure_and_log(&broker.bootstrap(), &specs).await?;
+    match ensure_and_log(&broker.bootstrap(), &specs).await {
+        Ok(()) => {}
+        // Clients (this one too) are sent to the advertised address; behind a TLS proxy a
+        // plaintext client cannot get through it, so the topics are set up through the proxy.
+        Err(e) if advertised.is_some() => warn!(
+            error = %format!("{e:#}"),
+            "cannot set up the topics through the advertised address; run `reco topics init` there \
+             with the proxy's security settings"
+        ),
+        Err(e) => return Err(e),
+    }
     let note = match &storage {
         BrokerStorage::Sqlite(path) => path.display().to_string(),
         BrokerStorage::Memory => "memory (lost at exit)".into(),

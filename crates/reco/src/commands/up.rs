@@ -27,7 +27,8 @@ pub async fn run(args: UpArgs, started: Instant) -> anyhow::Result<ExitCode> {
     reco_lake::check_local(lake)?;
     std::fs::create_dir_all(lake).with_context(|| format!("cannot create the lake folder {}", lake.display()))?;
 
-    let (broker, storage_note) = start_with_topics(args.broker_addr, args.broker_storage, lake, &args.topics).await?;
+    let (broker, storage_note) =
+        start_with_topics(args.broker_addr, None, args.broker_storage, lake, &args.topics).await?;
     let bootstrap = broker.bootstrap();
     let trending = trending_cache(&args.lake, args.gold.top_n)?;
     let api = Api::bind(&args.http, &bootstrap, telemetry.clone(), Some(trending)).await?;
