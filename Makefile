@@ -6,13 +6,20 @@ export CARGO_TARGET_DIR
 RECO_PYTHON ?= $(HOME)/.cache/reco-venv/bin/python
 export RECO_PYTHON
 
-.PHONY: help up test check fmt clippy bench reliability
+.PHONY: help up dist test check fmt clippy bench reliability
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
 
 up: ## Run the whole platform in one process (embedded broker, topics, API)
 	cargo run --release -p reco -- up
+
+DIST ?= dist
+dist: ## The binary to ship: release build, debug information stripped, at $(DIST)/reco
+	cargo build --release --locked -p reco --bin reco
+	mkdir -p $(DIST)
+	strip --strip-debug -o $(DIST)/reco $(CARGO_TARGET_DIR)/release/reco
+	@ls -l $(DIST)/reco
 
 test: ## Run every test (installs what the tests need first)
 	./scripts/test-deps.sh
