@@ -31,6 +31,10 @@ fn main() -> ExitCode {
     let result = runtime.block_on(async move {
         if let Some(kafka) = cli.command.kafka() {
             kafka.apply()?;
+            // `status` reports a broker it cannot reach rather than refusing to run.
+            if !matches!(cli.command, Command::Status(_)) {
+                reco_kafka::check_security(&kafka.kafka_bootstrap_servers).await?;
+            }
         }
         match cli.command {
             Command::Up(args) => commands::up::run(args, started).await,
