@@ -80,6 +80,10 @@ pub struct Rules {
     pub max_event_id_bytes: usize,
     /// How far in the future an event time may be (client clock skew), in microseconds.
     pub max_future_us: i64,
+    /// The earliest event time accepted, in microseconds since the epoch. Old enough for any
+    /// historic dataset (MovieLens starts in 1995), late enough that epoch seconds sent where
+    /// milliseconds belong (a January 1970 time) are refused instead of silently dropped later.
+    pub min_event_time_us: i64,
     pub rating_min: f64,
     pub rating_max: f64,
 }
@@ -91,6 +95,8 @@ impl Default for Rules {
             max_event_id_bytes: 128,
             // Fifteen minutes: generous for phone clocks, small enough to catch ms/µs mix-ups.
             max_future_us: 15 * 60 * 1_000_000,
+            // 1980-01-01T00:00:00Z.
+            min_event_time_us: 315_532_800_000_000,
             rating_min: 0.0,
             rating_max: 5.0,
         }
@@ -150,15 +156,17 @@ pub fn validate_event(value: &Value, rules: &Rules, now_us: i64, mode: Mode<'_>)
     let ingest = matches!(mode, Mode::Ingest { .. });
     let event_time_us = timestamp(obj, rules, now_us, ingest, &mut errors);
     let event_id = match obj.get("event_id") {
-        Some(Value::String(s)) if s.is_empty() => {
-            errors.push(FieldError::new("event_id", ErrorKind::InvalidField, "must not be empty"));
-            None
-        }
         Some(Value::String(s)) if s.len() > rules.max_event_id_bytes => {
             errors.push(too_long("event_id", s.len(), rules.max_event_id_bytes));
             None
         }
-        Some(Value::String(s)) => Some(s.clone()),
+        Some(Value::String(s)) => match id_problem(s) {
+            Some(problem) => {
+                errors.push(FieldError::new("event_id", ErrorKind::InvalidField, problem));
+                None
+            }
+            None => Some(s.clone()),
+        },
         Some(Value::Null) | None => match mode {
             Mode::Ingest { assign_id } => Some(assign_id()),
             Mode::Stored { .. } => {
@@ -230,6 +238,17 @@ fn event_type(
     }
 }
 
+/// What is wrong with an id string, if anything: empty or only whitespace (no two users could
+/// be told apart by it), or a control character (a newline or NUL in an id breaks every log
+/// line, CSV export and terminal that shows it).
+fn id_problem(s: &str) -> Option<String> {
+    if s.trim().is_empty() {
+        return Some(if s.is_empty() { "must not be empty".into() } else { "must not be only whitespace".into() });
+    }
+    let (at, c) = s.char_indices().find(|(_, c)| c.is_control())?;
+    Some(format!("must not contain control characters (U+{:04X} at byte {at})", c as u32))
+}
+
 /// `user_id`, `item_id`, `session_id`: a non-empty string, or a JSON integer kept as its
 /// decimal string (public datasets such as MovieLens use integer ids).
 fn id_field(
@@ -240,15 +259,17 @@ fn id_field(
     errors: &mut Vec<FieldError>,
 ) -> Option<String> {
     match obj.get(name) {
-        Some(Value::String(s)) if s.is_empty() => {
-            errors.push(FieldError::new(name, ErrorKind::InvalidField, "must not be empty"));
-            None
-        }
         Some(Value::String(s)) if s.len() > max => {
             errors.push(too_long(name, s.len(), max));
             None
         }
-        Some(Value::String(s)) => Some(s.clone()),
+        Some(Value::String(s)) => match id_problem(s) {
+            Some(problem) => {
+                errors.push(FieldError::new(name, ErrorKind::InvalidField, problem));
+                None
+            }
+            None => Some(s.clone()),
+        },
         Some(Value::Number(n)) if n.is_i64() || n.is_u64() => Some(n.to_string()),
         Some(Value::Null) | None if !required => None,
         Some(Value::Null) | None => {
@@ -309,6 +330,12 @@ fn rating(
     }
 }
 
+/// `us` as an RFC 3339 UTC time, for messages.
+fn format_us(us: i64) -> String {
+    DateTime::from_timestamp_micros(us)
+        .map_or_else(|| format!("{us} µs"), |t| t.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true))
+}
+
 fn timestamp(
     obj: &Map<String, Value>,
     rules: &Rules,
@@ -341,8 +368,21 @@ fn timestamp(
             errors.push(FieldError::new(FIELD, ErrorKind::InvalidField, message));
             None
         }
-        Ok(us) if us < 0 => {
-            errors.push(FieldError::new(FIELD, ErrorKind::TimestampOutOfRange, "is before 1970-01-01T00:00:00Z"));
+        Ok(us) if us < rules.min_event_time_us => {
+            let earliest = format_us(rules.min_event_time_us);
+            let mut message = format!("{} is before {earliest}, the earliest event time accepted", format_us(us));
+            // Epoch seconds where milliseconds belong land in January 1970; say so.
+            if let Some(Value::Number(n)) = obj.get(FIELD)
+                && let Some(seconds) = n.as_i64()
+                && (rules.min_event_time_us..=now_us.saturating_add(rules.max_future_us))
+                    .contains(&seconds.saturating_mul(1_000_000))
+            {
+                message.push_str(&format!(
+                    "; {seconds} looks like seconds since the epoch: send milliseconds ({}) or an RFC 3339 string",
+                    seconds.saturating_mul(1000)
+                ));
+            }
+            errors.push(FieldError::new(FIELD, ErrorKind::TimestampOutOfRange, message));
             None
         }
         Ok(us) if us > now_us.saturating_add(rules.max_future_us) => {

@@ -171,13 +171,14 @@ fn arb_json() -> impl Strategy<Value = Value> {
 }
 
 fn arb_event() -> impl Strategy<Value = Event> {
-    let id = prop_oneof!["\\PC{1,64}", any::<u32>().prop_map(|n| n.to_string())];
+    // Ids start with a visible character (blank ids are refused), then anything printable.
+    let id = prop_oneof!["[^\\s\\p{C}]\\PC{0,63}", any::<u32>().prop_map(|n| n.to_string())];
     (
         prop::sample::select(EventType::ALL.to_vec()),
-        "[ -~]{1,128}",
+        "[!-~][ -~]{0,127}",
         id.clone(),
         id,
-        0..=NOW,
+        Rules::default().min_event_time_us..=NOW,
         prop::option::of("[a-z0-9]{1,20}"),
         0.0..=5.0f64,
     )
@@ -214,5 +215,37 @@ proptest! {
         let decoded = decode_json(&event.to_json()).unwrap();
         let again = stored(&decoded).unwrap();
         prop_assert_eq!(again, event);
+    }
+}
+
+#[test]
+fn epoch_seconds_sent_as_milliseconds_are_refused_with_the_reason() {
+    let seconds = 1_764_000_000_i64; // 2025-11-24T16:00:00Z in seconds, before the tests' NOW
+    let (field, kind) = only_error(stored(&with(view(), "timestamp", json!(seconds))));
+    assert_eq!((field.as_deref(), kind), (Some("timestamp"), ErrorKind::TimestampOutOfRange));
+    let errors = stored(&with(view(), "timestamp", json!(seconds))).unwrap_err();
+    let message = &errors[0].message;
+    assert!(message.contains("1970-01-21") && message.contains("before 1980-01-01"), "{message}");
+    assert!(message.contains("looks like seconds") && message.contains("1764000000000"), "{message}");
+    // The same instant in milliseconds, and old data from 1997, are fine.
+    assert!(stored(&with(view(), "timestamp", json!(seconds * 1000))).is_ok());
+    assert!(stored(&with(view(), "timestamp", json!("1997-09-20T03:00:00Z"))).is_ok());
+    // Before the bound but not a seconds mix-up: no hint.
+    let errors = stored(&with(view(), "timestamp", json!("1975-01-01T00:00:00Z"))).unwrap_err();
+    assert!(!errors[0].message.contains("seconds"), "{}", errors[0].message);
+}
+
+#[test]
+fn ids_that_are_blank_or_hold_control_characters_are_refused() {
+    for field in ["user_id", "item_id", "session_id", "event_id"] {
+        for (bad, why) in [("", "empty"), ("   ", "whitespace"), ("u\n1", "U+000A at byte 1"), ("\u{0}x", "U+0000")] {
+            let errors = stored(&with(view(), field, json!(bad))).unwrap_err();
+            assert!(
+                errors.iter().any(|e| e.field.as_deref() == Some(field) && e.message.contains(why)),
+                "{field} = {bad:?}: {errors:?}"
+            );
+        }
+        // Spaces inside an id, and non-ASCII letters, are fine.
+        assert!(stored(&with(view(), field, json!("Zoë Müller 7"))).is_ok(), "{field}");
     }
 }

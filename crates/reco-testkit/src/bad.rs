@@ -88,6 +88,22 @@ pub fn api_corpus() -> Vec<Case> {
         ),
         ("negative epoch ms", with("timestamp", json!(-5)), 422, "validation_failed", Some((None, "timestamp"))),
         (
+            "epoch seconds sent as milliseconds",
+            with("timestamp", json!(chrono::Utc::now().timestamp() - 60)),
+            422,
+            "validation_failed",
+            Some((None, "timestamp")),
+        ),
+        ("user_id only whitespace", with("user_id", json!("   ")), 422, "validation_failed", Some((None, "user_id"))),
+        ("item_id with a newline", with("item_id", json!("m\n1")), 422, "validation_failed", Some((None, "item_id"))),
+        (
+            "session_id with NUL",
+            with("session_id", json!("s\u{0}")),
+            422,
+            "validation_failed",
+            Some((None, "session_id")),
+        ),
+        (
             "timestamp far in the future",
             with("timestamp", json!(far_future)),
             422,
