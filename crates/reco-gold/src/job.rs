@@ -63,6 +63,9 @@ impl Job {
         };
         let feeds = INPUTS.iter().map(|(topic, kind)| (SilverFeed::new(&config.lake, topic), *kind)).collect();
         let tables = open_tables(&config.lake, &config.window).await?;
+        let windows: Vec<&str> = config.window.windows.iter().map(|w| w.name).collect();
+        let inputs: Vec<String> = INPUTS.iter().map(|(topic, _)| format!("silver/{topic}")).collect();
+        telemetry.gold.known(&windows, &inputs.iter().map(String::as_str).collect::<Vec<_>>());
         Ok(Job {
             config,
             telemetry,

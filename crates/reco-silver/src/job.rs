@@ -191,6 +191,8 @@ impl Job {
         let topics: Vec<&str> = config.topics.iter().map(String::as_str).collect();
         consumer.subscribe(&topics).map_err(reco_kafka::Error::from)?;
         let partitions = config.topics.iter().map(|t| (t.clone(), HashMap::new())).collect();
+        let reasons = ErrorKind::ALL.map(ErrorKind::as_str);
+        config.topics.iter().for_each(|t| telemetry.silver.known_reasons(t, &reasons));
         let counters = config.topics.iter().map(|t| (t.clone(), telemetry.silver.topic(t))).collect();
         let compaction = Compaction::new(config.compact, &config.lake, telemetry.clone());
         Ok(Job {

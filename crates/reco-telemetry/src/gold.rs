@@ -137,6 +137,23 @@ impl GoldMetrics {
         m
     }
 
+    /// Creates the per-window and per-table series at 0 before anything happens, so dashboards
+    /// and alerts see "none yet" rather than "no data".
+    pub fn known(&self, windows: &[&str], tables: &[&str]) {
+        for window in windows {
+            let label = Window { window: (*window).to_owned() };
+            let _ = self.windows_published.get_or_create(&label);
+            let _ = self.windows_republished.get_or_create(&label);
+            let _ = self.windows_provisional.get_or_create(&label);
+        }
+        for table in tables {
+            let label = Table { table: (*table).to_owned() };
+            let _ = self.events_in.get_or_create(&label);
+            let _ = self.late_events.get_or_create(&label);
+            let _ = self.beyond_horizon.get_or_create(&label);
+        }
+    }
+
     /// Events read from `table`: counted, late (re-opening windows) and beyond the horizon.
     pub fn events(&self, table: &str, counted: u64, late: u64, beyond_horizon: u64) {
         let label = Table { table: table.to_owned() };

@@ -238,6 +238,14 @@ impl SilverMetrics {
         }
     }
 
+    /// Creates `topic`'s dead-letter series of every reason at 0 (the reasons are a fixed set),
+    /// so a dashboard shows "none" rather than "no data" before the first bad record.
+    pub fn known_reasons(&self, topic: &str, reasons: &[&'static str]) {
+        for reason in reasons {
+            let _ = self.deadlettered.get_or_create(&TopicReason { topic: topic.to_owned(), reason });
+        }
+    }
+
     /// `reason` is an `ErrorKind` name: a fixed set.
     pub fn deadlettered(&self, topic: &str, reason: &'static str) {
         self.deadlettered.get_or_create(&TopicReason { topic: topic.to_owned(), reason }).inc();

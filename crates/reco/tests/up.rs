@@ -136,3 +136,30 @@ fn a_lake_url_is_refused_at_start_by_every_command() {
         assert!(!cwd.path().join("s3:").exists(), "reco {command:?} created a folder named s3:");
     }
 }
+
+/// Counters whose label values are known in advance are series at 0 before anything happens,
+/// so a dashboard of a fresh platform shows "none" rather than "no data".
+#[tokio::test(flavor = "multi_thread")]
+async fn known_counters_are_exported_at_zero_before_any_traffic() {
+    let lake = tempfile::tempdir().unwrap();
+    let up = reco_testkit::up::RecoUp::start(env!("CARGO_BIN_EXE_reco"), lake.path(), &[]);
+    let expected: [(&str, &[(&str, &str)]); 7] = [
+        ("reco_silver_deadlettered_total", &[("topic", "events_views"), ("reason", "invalid_json")]),
+        ("reco_silver_deadlettered_total", &[("topic", "events_ratings"), ("reason", "duplicate")]),
+        ("reco_silver_offsets_skipped_total", &[("topic", "events_clicks"), ("reason", "retention")]),
+        ("reco_silver_offset_resets_total", &[("topic", "events_views")]),
+        ("reco_gold_windows_published_total", &[("window", "1h")]),
+        ("reco_gold_windows_republished_total", &[("window", "24h")]),
+        ("reco_gold_late_events_total", &[("table", "silver/events_clicks")]),
+    ];
+    let api = up.api();
+    let all_there = reco_testkit::wait_until(Duration::from_secs(30), || async {
+        let Ok(r) = http::get(&api, "/metrics").await else { return false };
+        let samples = Samples::parse(&r.text());
+        expected.iter().all(|(name, labels)| samples.get(name, labels) == Some(0.0))
+    })
+    .await;
+    let text = http::get(&api, "/metrics").await.unwrap().text();
+    assert!(all_there, "every known series at 0 before traffic:\n{text}");
+    assert!(up.stop().success());
+}
