@@ -73,8 +73,14 @@ pub(crate) async fn post_events(
     body: Body,
 ) -> Result<(StatusCode, Json<Accepted>), ApiError> {
     let config = &state.config;
-    check_content_type(&headers)?;
+    // Every refusal is counted: item errors by their kind, whole-body refusals by these.
+    let refuse = |reason: &'static str, error: ApiError| {
+        state.telemetry.ingest.rejected(reason);
+        error
+    };
+    check_content_type(&headers).map_err(|e| refuse("unsupported_media_type", e))?;
     let too_large = || {
+        state.telemetry.ingest.rejected("body_too_large");
         ApiError::new(
             StatusCode::PAYLOAD_TOO_LARGE,
             "body_too_large",
@@ -95,22 +101,22 @@ pub(crate) async fn post_events(
         Value::Array(items) => (items, true),
         obj @ Value::Object(_) => (vec![obj], false),
         other => {
-            return Err(ApiError::new(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                "validation_failed",
-                format!("body must be an event object or an array of events, got {}", type_name(&other)),
-            ));
+            let message = format!("body must be an event object or an array of events, got {}", type_name(&other));
+            let error = ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "validation_failed", message);
+            return Err(refuse("not_an_event", error));
         }
     };
     if items.is_empty() {
-        return Err(ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "validation_failed", "empty batch"));
+        let error = ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "validation_failed", "empty batch");
+        return Err(refuse("empty_batch", error));
     }
     if items.len() > config.max_batch_events {
-        return Err(ApiError::new(
+        let error = ApiError::new(
             StatusCode::PAYLOAD_TOO_LARGE,
             "batch_too_large",
             format!("batch has {} events; at most {} are accepted", items.len(), config.max_batch_events),
-        ));
+        );
+        return Err(refuse("batch_too_large", error));
     }
 
     let events = validate_all(&state, &items, batch)?;

@@ -33,6 +33,9 @@ async fn http_and_ingest_metrics_move_by_the_right_amounts() {
     assert_eq!(h.post_json(&batch).await.0, StatusCode::ACCEPTED);
     let bad = json!({"type": "view", "user_id": "", "item_id": "i"}).to_string();
     assert_eq!(h.post_json(&bad).await.0, StatusCode::UNPROCESSABLE_ENTITY);
+    // Refusals of the whole body count too, each with its reason.
+    assert_eq!(h.post_json("[]").await.0, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(h.post_json("42").await.0, StatusCode::UNPROCESSABLE_ENTITY);
     for path in ["/nope", "/admin/secret", "/events/123", "/wp-login.php"] {
         assert_eq!(h.get(path).await.0, StatusCode::NOT_FOUND);
     }
@@ -42,8 +45,8 @@ async fn http_and_ingest_metrics_move_by_the_right_amounts() {
 
     let post = [("method", "POST"), ("endpoint", "/events")];
     assert_eq!(delta(REQS, &[post[0], post[1], ("status", "202")]), 4.0);
-    assert_eq!(delta(REQS, &[post[0], post[1], ("status", "422")]), 1.0);
-    assert_eq!(delta(DUR_COUNT, &post), 5.0, "every request observed once");
+    assert_eq!(delta(REQS, &[post[0], post[1], ("status", "422")]), 3.0);
+    assert_eq!(delta(DUR_COUNT, &post), 7.0, "every request observed once");
     let inf_bucket = after.value("http_request_duration_seconds_bucket", &[post[0], post[1], ("le", "+Inf")]);
     assert_eq!(inf_bucket, after.value(DUR_COUNT, &post), "+Inf bucket equals count");
     assert!(after.value("http_request_duration_seconds_sum", &post) > 0.0);
@@ -60,6 +63,8 @@ async fn http_and_ingest_metrics_move_by_the_right_amounts() {
     assert_eq!(delta("reco_api_events_accepted_total", &[("topic", "events_views")]), 3.0);
     assert_eq!(delta("reco_api_events_accepted_total", &[("topic", "events_clicks")]), 2.0);
     assert_eq!(delta("reco_api_events_rejected_total", &[("reason", "invalid_field")]), 1.0);
+    assert_eq!(delta("reco_api_events_rejected_total", &[("reason", "empty_batch")]), 1.0);
+    assert_eq!(delta("reco_api_events_rejected_total", &[("reason", "not_an_event")]), 1.0);
     assert!(after.value("process_resident_memory_bytes", &[]) > 0.0);
     assert_eq!(
         delta(REQS, &[("method", "GET"), ("endpoint", "/metrics"), ("status", "200")]),

@@ -41,7 +41,8 @@ impl IngestMetrics {
         );
         registry.register(
             "reco_api_events_rejected",
-            "Events refused by validation, by the first error kind of each event",
+            "Refusals of POST /events: each refused event by its first error kind, and each refused body \
+             (unsupported_media_type, body_too_large, invalid_json, not_an_event, empty_batch, batch_too_large)",
             m.rejected.clone(),
         );
         registry.register(
