@@ -30,7 +30,7 @@ use rdkafka::ClientConfig;
 pub use broker::{BrokerStorage, EmbeddedBroker};
 pub use error::{Error, Result};
 pub use producer::{Delivery, EventProducer, Outgoing, ProducerSettings};
-pub use security::{check_security, client_options, is_secret, plaintext, set_client_options};
+pub use security::{check_security, client_options, plaintext, set_client_options};
 
 /// How long admin and metadata calls wait for the broker before reporting it unreachable.
 pub const ADMIN_TIMEOUT: Duration = Duration::from_secs(10);

@@ -23,7 +23,7 @@ static OPTIONS: OnceLock<Vec<(String, String)>> = OnceLock::new();
 const SECRET: [&str; 4] = ["sasl.password", "ssl.key.password", "ssl.keystore.password", "ssl.key.pem"];
 
 /// Whether `property`'s value must never be printed.
-pub fn is_secret(property: &str) -> bool {
+fn is_secret(property: &str) -> bool {
     SECRET.contains(&property) || property.contains("secret") || property.contains("password")
 }
 

@@ -45,9 +45,7 @@ impl Context {
     fn set_resume_at(&self, topic: &str, partition: i32, offset: i64) {
         self.resume_at.lock().unwrap_or_else(PoisonError::into_inner).insert((topic.to_owned(), partition), offset);
     }
-}
 
-impl Context {
     /// The partition starts at the log's start on its next assignment (after a reset).
     fn forget_resume_at(&self, topic: &str, partition: i32) {
         self.resume_at.lock().unwrap_or_else(PoisonError::into_inner).remove(&(topic.to_owned(), partition));
@@ -306,23 +304,20 @@ impl Job {
             let state = self.load_partition(topic, partition).await?;
             self.partition_map(topic)?.insert(partition, state);
         }
-        let arrival = {
+        let (arrival, expected) = {
             let Some(state) = self.partitions.get_mut(topic).and_then(|p| p.get_mut(&partition)) else {
                 return Ok(());
             };
-            classify(state, offset, m.payload())
+            (classify(state, offset, m.payload()), state.position.unwrap_or(0))
         };
         match arrival {
             Arrival::Next => {}
             Arrival::Seen => {
-                let state = self.state(topic, partition)?;
                 // Far behind (the fetch started well before the table's offset, e.g. at the
                 // log start): jump ahead rather than read everything again.
-                if let Some(position) = state.position
-                    && position - offset > 2 * BATCH_REACH
-                {
-                    state.last_seen = None;
-                    let _ = self.consumer.seek(topic, partition, fetch_from(position), Duration::ZERO);
+                if expected - offset > 2 * BATCH_REACH {
+                    self.state(topic, partition)?.last_seen = None;
+                    let _ = self.consumer.seek(topic, partition, fetch_from(expected), Duration::ZERO);
                 }
                 return Ok(());
             }
@@ -330,14 +325,12 @@ impl Job {
             Arrival::WentBack(found) => {
                 // Offsets going down is only a reset when the log ends before what was read;
                 // otherwise it is a re-read, skipped as any other.
-                let position = self.state(topic, partition)?.position.unwrap_or(0);
-                if self.watermarks(topic, partition).await.is_some_and(|(_, high)| high < position) {
+                if self.watermarks(topic, partition).await.is_some_and(|(_, high)| high < expected) {
                     return self.reset_partition(topic, partition, found);
                 }
                 return Ok(());
             }
         }
-        let expected = self.state(topic, partition)?.position.unwrap_or(0);
         if offset > expected {
             self.count_skipped(topic, partition, expected, offset).await;
         }

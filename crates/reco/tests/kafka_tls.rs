@@ -9,25 +9,19 @@
 use std::{
     io::{BufRead, BufReader},
     path::{Path, PathBuf},
-    process::{Child, Command, Output, Stdio},
+    process::{Command, Output, Stdio},
     time::Duration,
 };
 
 use reco_lake::{Format, Lake, TopicTables, read};
-use reco_testkit::{free_port, http, wait_until};
+use reco_testkit::{
+    free_port, http,
+    proc::{Killed, exit_within},
+    wait_until,
+};
 use serde_json::json;
 
 const BIN: &str = env!("CARGO_BIN_EXE_reco");
-
-/// Kills the child when the test ends, however it ends.
-struct Killed(Child);
-
-impl Drop for Killed {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
 
 fn openssl(dir: &Path, args: &[&str]) {
     let out = Command::new("openssl").args(args).current_dir(dir).output().expect("openssl (run `make test`)");
@@ -163,26 +157,13 @@ async fn events_flow_over_tls_and_a_wrong_ca_is_refused() {
     // at start with librdkafka's reason and the settings to check (not retrying forever).
     let (out, text) = output(reco(&["status"], &tls_env(&tls, &wrong_ca)));
     assert_eq!(out.status.code(), Some(2), "status against a broker it cannot verify is down:\n{text}");
-    let mut silver = reco(&["silver", "--metrics-addr", "127.0.0.1:0"], &tls_env(&tls, &wrong_ca))
+    let silver = reco(&["silver", "--metrics-addr", "127.0.0.1:0"], &tls_env(&tls, &wrong_ca))
         .env("LAKEHOUSE_PATH", &lake_dir)
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let started = std::time::Instant::now();
-    let status = loop {
-        if let Some(status) = silver.try_wait().unwrap() {
-            break Some(status);
-        }
-        if started.elapsed() > Duration::from_secs(60) {
-            let _ = silver.kill();
-            break None;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    };
-    let mut text = String::new();
-    let _ = silver.stderr.take().map(|mut e| std::io::Read::read_to_string(&mut e, &mut text));
-    let _ = silver.wait();
+    let (status, text) = exit_within(silver, Duration::from_secs(60));
     assert!(status.is_some_and(|s| !s.success()), "silver stops at start:\n{text}");
     assert!(
         text.contains("certificate verify failed") && text.contains("KAFKA_SSL_CA_LOCATION"),

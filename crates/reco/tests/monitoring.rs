@@ -7,12 +7,12 @@
 
 use std::{
     path::{Path, PathBuf},
-    process::{Child, Command, Stdio},
+    process::{Command, Stdio},
     time::Duration,
 };
 
 use rdkafka::producer::{FutureProducer, FutureRecord};
-use reco_testkit::{free_port, http, up::RecoUp, wait_until};
+use reco_testkit::{free_port, http, proc::Killed, up::RecoUp, wait_until};
 use serde_json::{Value, json};
 
 fn repo() -> PathBuf {
@@ -27,16 +27,6 @@ fn tool(name: &str) -> PathBuf {
         .find(|p| p.is_file());
     found.unwrap_or_else(|| panic!("{name} not found: `make test` installs the Debian package prometheus"))
 }
-
-struct Killed(Child);
-
-impl Drop for Killed {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 /// Valid events over three hours of 2019 (so gold publishes windows), invalid requests, a
 /// trending read, an unknown path, and garbage produced straight into Kafka (dead letters).
 async fn traffic(api: &str, broker: &str) {

@@ -7,7 +7,6 @@
 
 use std::{
     collections::HashMap,
-    io::Read,
     path::Path,
     process::{Child, Command, Stdio},
     sync::atomic::{AtomicUsize, Ordering},
@@ -17,7 +16,7 @@ use std::{
 use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
 use reco_kafka::topics;
 use reco_lake::{Format, Lake, TopicTables, read};
-use reco_testkit::{Samples, free_addr, http, wait_until};
+use reco_testkit::{Samples, free_addr, http, proc::exit_within, wait_until};
 
 const VIEWS: &str = "events_views";
 
@@ -52,7 +51,7 @@ fn producer(bootstrap: &str) -> FutureProducer {
 }
 
 /// `reco silver` on `bootstrap` and `lake` (a consumer group of its own per start, so no start
-/// waits on a group handover), metrics on a free port. stderr is kept for [`exit_of`].
+/// waits on a group handover), metrics on a free port. stderr is kept for [`exit_within`].
 fn silver(bootstrap: &str, lake: &Path, args: &[&str], env: &[(&str, &str)]) -> (Child, String) {
     let metrics = free_addr().to_string();
     static STARTS: AtomicUsize = AtomicUsize::new(0);
@@ -75,25 +74,6 @@ fn silver(bootstrap: &str, lake: &Path, args: &[&str], env: &[(&str, &str)]) -> 
 fn stop(mut child: Child) {
     Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
     assert!(child.wait().unwrap().success(), "clean stop on SIGTERM");
-}
-
-/// Waits (up to `timeout`) for the child to exit by itself; its status and stderr.
-fn exit_of(mut child: Child, timeout: Duration) -> (Option<std::process::ExitStatus>, String) {
-    let started = Instant::now();
-    let status = loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            break Some(status);
-        }
-        if started.elapsed() > timeout {
-            let _ = child.kill();
-            let _ = child.wait();
-            break None;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    };
-    let mut stderr = String::new();
-    let _ = child.stderr.take().map(|mut s| s.read_to_string(&mut stderr));
-    (status, stderr)
 }
 
 /// `event_id` → copies in the silver table of `topic`.
@@ -175,7 +155,7 @@ async fn a_recreated_topic_is_refused_by_default_and_read_from_its_start_with_th
     let p = producer(&bootstrap);
     produce(&p, VIEWS, &second.iter().map(|id| view(id, now_ms())).collect::<Vec<_>>(), None).await;
     let (job, _) = silver(&bootstrap, dir.path(), &[], &[]);
-    let (status, stderr) = exit_of(job, Duration::from_secs(60));
+    let (status, stderr) = exit_within(job, Duration::from_secs(60));
     assert!(status.is_some_and(|s| !s.success()), "refused with an error exit, not run on: {status:?}\n{stderr}");
     for needle in ["events_views partition", "--on-offset-reset=continue", "RECO_ON_OFFSET_RESET"] {
         assert!(stderr.contains(needle), "the error names {needle:?}:\n{stderr}");
@@ -199,7 +179,7 @@ async fn a_recreated_topic_is_refused_by_default_and_read_from_its_start_with_th
     let p = producer(&bootstrap);
     produce(&p, VIEWS, &third.iter().map(|id| view(id, now_ms())).collect::<Vec<_>>(), None).await;
     let (job, _) = silver(&bootstrap, dir.path(), &[], &[]);
-    let (status, stderr) = exit_of(job, Duration::from_secs(60));
+    let (status, stderr) = exit_within(job, Duration::from_secs(60));
     assert!(
         status.is_some_and(|s| !s.success()),
         "a longer log of another cluster is refused too: {status:?}\n{stderr}"
@@ -231,7 +211,7 @@ async fn a_crash_between_the_dead_letter_and_the_silver_commit_leaves_each_recor
     produce(&producer(&bootstrap), VIEWS, &payloads, Some(sent_ms)).await;
 
     let (job, _) = silver(&bootstrap, dir.path(), &[], &[("RECO_FAULT", "crash_between_commits")]);
-    let (status, stderr) = exit_of(job, Duration::from_secs(60));
+    let (status, stderr) = exit_within(job, Duration::from_secs(60));
     assert!(
         status.is_some_and(|s| !s.success()) && stderr.contains("RECO_FAULT=crash_between_commits"),
         "the job aborted at the fault point: {status:?}\n{stderr}"
