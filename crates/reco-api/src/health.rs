@@ -25,7 +25,7 @@ pub(crate) async fn live() -> Json<Value> {
 )]
 pub(crate) async fn ready(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
     if let Some(cache) = &state.trending
-        && let Err(e) = cache.lake_reachable()
+        && let Err(e) = cache.lake_reachable().await
     {
         return Err(
             ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "not_ready", format!("lakehouse: {e}")).retry_after(1)

@@ -70,6 +70,11 @@ impl TrendingCache {
         Arc::new(TrendingCache { lake, windows, max_limit, latest: RwLock::default(), tables: Mutex::default() })
     }
 
+    /// The lake the gold tables are read from.
+    pub fn lake(&self) -> &Lake {
+        &self.lake
+    }
+
     /// Picks up new gold versions; tables that do not exist yet are skipped.
     pub async fn refresh(&self) -> Result<(), reco_lake::Error> {
         let mut tables = self.tables.lock().await;
@@ -91,7 +96,7 @@ impl TrendingCache {
             let Some(table) = tables.get(&name) else { continue };
             // Newest first, until a complete one: the provisional windows above it are at most
             // one window length of slides (the open windows when the input went idle).
-            let files: Vec<(i64, std::path::PathBuf)> =
+            let files: Vec<(i64, reco_lake::DataFile)> =
                 table.windows().iter().rev().map(|(s, p)| (*s, p.clone())).collect();
             let latest = tokio::task::spawn_blocking(move || -> Result<Latest, reco_lake::Error> {
                 let mut latest = Latest::default();
@@ -134,7 +139,7 @@ impl TrendingCache {
 
     /// The newest window that had ended by `at_us` (complete unless `provisional`).
     async fn at(&self, window: &ServedWindow, at_us: i64, provisional: bool) -> Result<Option<Window>, ApiError> {
-        let files: Vec<(i64, std::path::PathBuf)> = {
+        let files: Vec<(i64, reco_lake::DataFile)> = {
             let tables = self.tables.lock().await;
             let Some(table) = tables.get(&table_name(&window.name)) else { return Ok(None) };
             let ended = table.windows().range(..=at_us.saturating_sub(window.length_us)).rev();
@@ -157,9 +162,12 @@ impl TrendingCache {
         .map_err(|e| internal(e.to_string()))?
     }
 
-    /// Whether the lake folder answers (readiness).
-    pub fn lake_reachable(&self) -> Result<(), String> {
-        std::fs::metadata(&self.lake.root).map(|_| ()).map_err(|e| format!("{}: {e}", self.lake.root.display()))
+    /// Whether the lake answers (readiness): its folder exists, or its store can be listed.
+    pub async fn lake_reachable(&self) -> Result<(), String> {
+        match self.lake.local_root() {
+            Some(root) => std::fs::metadata(root).map(|_| ()).map_err(|e| format!("{}: {e}", root.display())),
+            None => self.lake.check(false).await.map_err(|e| e.to_string()),
+        }
     }
 }
 

@@ -56,7 +56,7 @@ pub async fn backfill(
     let mut window_config = config.window.clone();
     window_config.horizon_us = i64::MAX / 4;
     let mut trending = Trending::new(window_config);
-    if let Some(job) = Checkpoints::newest_watermark(&config.lake.root, config.window.lateness_us)? {
+    if let Some(job) = Checkpoints::newest_watermark(&config.lake, config.window.lateness_us).await? {
         trending.limit_watermark(job);
     }
     let mut report = BackfillReport { files: inputs.len(), ..BackfillReport::default() };

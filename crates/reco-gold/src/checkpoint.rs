@@ -2,24 +2,22 @@
 //! consumed, the watermark and which windows were published) next to `panes-<seq>.parquet`
 //! (the pane counts). A checkpoint is only written after every window it calls published was
 //! written to the gold tables, so resuming from it can only re-publish windows (a replace,
-//! harmless), never skip one. The manifest is committed by hard-linking a synced temporary
-//! file to its final name, which fails if the name exists: two gold jobs on one lake notice
-//! each other instead of interleaving their state.
+//! harmless), never skip one. The manifest is written with a create-only put (a hard link in
+//! a folder, `If-None-Match: *` on S3), which fails if the name exists: two gold jobs on one
+//! lake notice each other instead of interleaving their state (the lease, `lease.rs`, keeps
+//! the second one from starting in the first place).
 
-use std::{
-    collections::BTreeMap,
-    fs::File,
-    io::Write,
-    path::{Path, PathBuf},
-    sync::Arc,
-};
+use std::{collections::BTreeMap, sync::Arc};
 
-use reco_lake::deltalake::{
-    arrow::{
-        array::{ArrayRef, AsArray, Int64Builder, RecordBatch, StringBuilder},
-        datatypes::{DataType, Field, Int64Type, Schema},
+use reco_lake::{
+    Lake,
+    deltalake::{
+        arrow::{
+            array::{ArrayRef, AsArray, Int64Builder, RecordBatch, StringBuilder},
+            datatypes::{DataType, Field, Int64Type, Schema},
+        },
+        parquet::{arrow::ArrowWriter, basic::Compression, file::properties::WriterProperties},
     },
-    parquet::{arrow::ArrowWriter, basic::Compression, file::properties::WriterProperties},
 };
 use serde::{Deserialize, Serialize};
 
@@ -30,6 +28,9 @@ use crate::{
 
 /// Checkpoints kept besides the newest (a reader may still be loading one).
 const KEEP: u64 = 1;
+
+/// Lake-relative folder of the checkpoints.
+pub const DIR: &str = "_checkpoints/gold";
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Manifest {
@@ -46,7 +47,7 @@ pub struct Manifest {
 
 #[derive(Debug)]
 pub struct Checkpoints {
-    dir: PathBuf,
+    lake: Lake,
     next_seq: u64,
 }
 
@@ -58,55 +59,45 @@ fn scheme(config: &Config) -> Vec<(String, i64, i64)> {
 
 impl Checkpoints {
     /// Opens the checkpoint folder and loads the newest checkpoint, if any.
-    pub fn open(lake_root: &Path, config: &Config) -> Result<(Checkpoints, Option<(Manifest, Panes)>)> {
-        let dir = lake_root.join("_checkpoints").join("gold");
-        std::fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
-        let newest = manifests(&dir)?.last().copied();
-        let mut cp = Checkpoints { dir, next_seq: 0 };
+    pub async fn open(lake: &Lake, config: &Config) -> Result<(Checkpoints, Option<(Manifest, Panes)>)> {
+        let newest = manifests(lake).await?.last().copied();
+        let mut cp = Checkpoints { lake: lake.clone(), next_seq: 0 };
         let Some(seq) = newest else { return Ok((cp, None)) };
-        let path = cp.manifest_path(seq);
-        let text = std::fs::read_to_string(&path).map_err(|e| Error::io(&path, e))?;
-        let manifest: Manifest =
-            serde_json::from_str(&text).map_err(|e| Error::Checkpoint(format!("{}: {e}", path.display())))?;
+        let manifest = read_manifest(lake, seq).await?;
         if manifest.pane_us != config.pane_us || manifest.windows != scheme(config) {
             return Err(Error::Checkpoint(format!(
-                "{} was made with panes of {} µs and windows {:?}; the configuration now has {} µs and {:?}. \
+                "{}/{} was made with panes of {} µs and windows {:?}; the configuration now has {} µs and {:?}. \
                  Move the checkpoint folder away and run `reco gold backfill` to recompute with the new scheme",
-                path.display(),
+                lake.display(),
+                manifest_key(seq),
                 manifest.pane_us,
                 manifest.windows,
                 config.pane_us,
                 scheme(config)
             )));
         }
-        let panes = read_panes(&cp.dir.join(&manifest.panes_file))?;
+        let key = format!("{DIR}/{}", manifest.panes_file);
+        let bytes = lake.get_object(&key).await?.ok_or_else(|| Error::Checkpoint(format!("{key} is missing")))?;
+        let panes = tokio::task::spawn_blocking(move || read_panes(bytes))
+            .await
+            .map_err(|e| Error::Checkpoint(e.to_string()))??;
         cp.next_seq = seq + 1;
         Ok((cp, Some((manifest, panes))))
     }
 
-    /// The watermark of the newest checkpoint under `lake_root`, reading only its manifest.
-    pub fn newest_watermark(lake_root: &Path, lateness_us: i64) -> Result<Option<i64>> {
-        let dir = lake_root.join("_checkpoints").join("gold");
-        if !dir.is_dir() {
-            return Ok(None);
-        }
-        let Some(seq) = manifests(&dir)?.last().copied() else { return Ok(None) };
-        let path = dir.join(format!("{seq:020}.json"));
-        let text = std::fs::read_to_string(&path).map_err(|e| Error::io(&path, e))?;
-        let manifest: Manifest =
-            serde_json::from_str(&text).map_err(|e| Error::Checkpoint(format!("{}: {e}", path.display())))?;
+    /// The watermark of the newest checkpoint of `lake`, reading only its manifest.
+    pub async fn newest_watermark(lake: &Lake, lateness_us: i64) -> Result<Option<i64>> {
+        let Some(seq) = manifests(lake).await?.last().copied() else { return Ok(None) };
+        let manifest = read_manifest(lake, seq).await?;
         Ok(manifest.state.watermark_us.or(manifest.state.max_event_us.map(|m| m - lateness_us)))
     }
 
-    fn manifest_path(&self, seq: u64) -> PathBuf {
-        self.dir.join(format!("{seq:020}.json"))
-    }
-
     /// Writes a checkpoint of `trending` having consumed `silver_versions`.
-    pub fn write(&mut self, trending: &Trending, silver_versions: &BTreeMap<String, i64>) -> Result<()> {
+    pub async fn write(&mut self, trending: &Trending, silver_versions: &BTreeMap<String, i64>) -> Result<()> {
         let seq = self.next_seq;
         let panes_file = format!("panes-{seq:020}-{}.parquet", uuid::Uuid::now_v7());
-        write_panes(&self.dir.join(&panes_file), trending)?;
+        let panes = write_panes(trending)?;
+        self.lake.put_object(&format!("{DIR}/{panes_file}"), panes.into(), false).await?;
         let manifest = Manifest {
             seq,
             written_at: chrono::Utc::now().to_rfc3339(),
@@ -116,64 +107,59 @@ impl Checkpoints {
             state: trending.snapshot(),
             panes_file,
         };
-        let tmp = self.dir.join(format!(".tmp-{}.json", uuid::Uuid::now_v7()));
         let json = serde_json::to_vec_pretty(&manifest).map_err(|e| Error::Checkpoint(e.to_string()))?;
-        let mut f = File::create(&tmp).map_err(|e| Error::io(&tmp, e))?;
-        f.write_all(&json).and_then(|()| f.sync_all()).map_err(|e| Error::io(&tmp, e))?;
-        let target = self.manifest_path(seq);
-        let linked = std::fs::hard_link(&tmp, &target);
-        let _ = std::fs::remove_file(&tmp);
-        match linked {
-            Ok(()) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
-                let _ = std::fs::remove_file(self.dir.join(&manifest.panes_file));
-                return Err(Error::Checkpoint(format!(
-                    "{} was written by someone else: another gold job runs on this lake; run only one",
-                    target.display()
-                )));
-            }
-            Err(e) => return Err(Error::io(&target, e)),
-        }
-        if let Ok(d) = File::open(&self.dir) {
-            let _ = d.sync_all();
+        if !self.lake.put_object(&manifest_key(seq), json.into(), true).await? {
+            self.lake.delete_object(&format!("{DIR}/{}", manifest.panes_file)).await?;
+            return Err(Error::Checkpoint(format!(
+                "{}/{} was written by someone else: another gold job runs on this lake; run only one",
+                self.lake.display(),
+                manifest_key(seq)
+            )));
         }
         self.next_seq = seq + 1;
-        self.prune(seq);
+        self.prune(seq).await;
         Ok(())
     }
 
     /// Removes checkpoints older than the newest `KEEP + 1` and pane files no manifest names.
-    fn prune(&self, newest: u64) {
-        let Ok(all) = manifests(&self.dir) else { return };
+    async fn prune(&self, newest: u64) {
+        let Ok(names) = self.lake.list_objects(DIR).await else { return };
         let mut named = Vec::new();
-        for seq in all {
-            let path = self.manifest_path(seq);
+        for seq in seqs(&names) {
             if seq + KEEP < newest {
-                let _ = std::fs::remove_file(&path);
+                let _ = self.lake.delete_object(&manifest_key(seq)).await;
                 continue;
             }
-            if let Ok(m) = std::fs::read_to_string(&path).map(|t| serde_json::from_str::<Manifest>(&t)) {
-                named.extend(m.ok().map(|m| m.panes_file));
+            if let Ok(m) = read_manifest(&self.lake, seq).await {
+                named.push(m.panes_file);
             }
         }
-        let Ok(entries) = std::fs::read_dir(&self.dir) else { return };
-        for e in entries.flatten() {
-            let name = e.file_name().to_string_lossy().into_owned();
+        for name in names {
             if name.starts_with("panes-") && !named.contains(&name) {
-                let _ = std::fs::remove_file(e.path());
+                let _ = self.lake.delete_object(&format!("{DIR}/{name}")).await;
             }
         }
     }
 }
 
-fn manifests(dir: &Path) -> Result<Vec<u64>> {
-    let mut seqs: Vec<u64> = std::fs::read_dir(dir)
-        .map_err(|e| Error::io(dir, e))?
-        .flatten()
-        .filter_map(|e| e.file_name().to_str()?.strip_suffix(".json")?.parse().ok())
-        .collect();
+fn manifest_key(seq: u64) -> String {
+    format!("{DIR}/{seq:020}.json")
+}
+
+async fn read_manifest(lake: &Lake, seq: u64) -> Result<Manifest> {
+    let key = manifest_key(seq);
+    let bytes = lake.get_object(&key).await?.ok_or_else(|| Error::Checkpoint(format!("{key} is missing")))?;
+    serde_json::from_slice(&bytes).map_err(|e| Error::Checkpoint(format!("{}/{key}: {e}", lake.display())))
+}
+
+fn seqs(names: &[String]) -> Vec<u64> {
+    let mut seqs: Vec<u64> = names.iter().filter_map(|n| n.strip_suffix(".json")?.parse().ok()).collect();
     seqs.sort_unstable();
-    Ok(seqs)
+    seqs
+}
+
+async fn manifests(lake: &Lake) -> Result<Vec<u64>> {
+    Ok(seqs(&lake.list_objects(DIR).await?))
 }
 
 fn panes_schema() -> Arc<Schema> {
@@ -185,10 +171,9 @@ fn panes_schema() -> Arc<Schema> {
     ]))
 }
 
-fn write_panes(path: &Path, trending: &Trending) -> Result<()> {
-    let file = File::create(path).map_err(|e| Error::io(path, e))?;
+fn write_panes(trending: &Trending) -> Result<Vec<u8>> {
     let props = WriterProperties::builder().set_compression(Compression::ZSTD(Default::default())).build();
-    let mut writer = ArrowWriter::try_new(file, panes_schema(), Some(props)).map_err(Error::arrow)?;
+    let mut writer = ArrowWriter::try_new(Vec::new(), panes_schema(), Some(props)).map_err(Error::arrow)?;
     let mut panes = trending.panes().peekable();
     while panes.peek().is_some() {
         let (mut p, mut i, mut v, mut c) =
@@ -204,12 +189,11 @@ fn write_panes(path: &Path, trending: &Trending) -> Result<()> {
         let batch = RecordBatch::try_new(panes_schema(), columns).map_err(Error::arrow)?;
         writer.write(&batch).map_err(Error::arrow)?;
     }
-    let file = writer.into_inner().map_err(Error::arrow)?;
-    file.sync_all().map_err(|e| Error::io(path, e))
+    writer.into_inner().map_err(Error::arrow)
 }
 
-fn read_panes(path: &Path) -> Result<Panes> {
-    let batches = reco_lake::read::read_batches(path, &[])?;
+fn read_panes(bytes: reco_lake::bytes::Bytes) -> Result<Panes> {
+    let batches = reco_lake::read::read_parquet_bytes(bytes, &[])?;
     let mut out = Vec::new();
     for b in batches {
         let col = |i: usize| b.column(i).clone();

@@ -11,6 +11,7 @@ use tracing::{info, warn};
 use crate::{
     Error, GoldConfig, Result,
     checkpoint::Checkpoints,
+    lease::Lease,
     watermark::InputId,
     window::{Kind, Recorded, Trending, WindowResult},
 };
@@ -39,15 +40,17 @@ pub(crate) struct Job {
     versions: BTreeMap<String, i64>,
     tables: BTreeMap<&'static str, GoldTable>,
     checkpoints: Checkpoints,
+    lease: Lease,
     /// Input counted since the last checkpoint.
     unsaved: bool,
     last_checkpoint: Instant,
 }
 
 impl Job {
-    pub async fn new(config: GoldConfig, telemetry: Arc<Telemetry>) -> Result<Job> {
+    /// A job holding the lake's gold `lease`: the checkpoint it resumes from is the newest.
+    pub async fn new(config: GoldConfig, telemetry: Arc<Telemetry>, lease: Lease) -> Result<Job> {
         config.validate().map_err(Error::Config)?;
-        let (checkpoints, restored) = Checkpoints::open(&config.lake.root, &config.window)?;
+        let (checkpoints, restored) = Checkpoints::open(&config.lake, &config.window).await?;
         let (trending, versions) = match restored {
             Some((manifest, panes)) => {
                 info!(
@@ -74,19 +77,21 @@ impl Job {
             versions,
             tables,
             checkpoints,
+            lease,
             unsaved: false,
             last_checkpoint: Instant::now(),
         })
     }
 
     pub async fn run(mut self, shutdown: CancellationToken) -> Result<()> {
-        info!(lake = %self.config.lake.root.display(), "gold job started");
+        info!(lake = %self.config.lake.display(), "gold job started");
         while !shutdown.is_cancelled() {
             let started = Instant::now();
+            self.lease.renew().await?;
             let more = self.cycle().await?;
             self.telemetry.gold.cycle(started.elapsed().as_secs_f64());
             if self.unsaved && self.last_checkpoint.elapsed() >= self.config.checkpoint_interval {
-                self.checkpoint()?;
+                self.checkpoint().await?;
             }
             if !more {
                 tokio::select! {
@@ -99,11 +104,13 @@ impl Job {
         // the job is down; the next run publishes those windows again as they complete.
         let open = self.trending.take_provisional();
         if !open.is_empty() {
+            self.lease.renew().await?;
             publish(&mut self.tables, open, None, &self.telemetry).await?;
         }
         if self.unsaved {
-            self.checkpoint()?;
+            self.checkpoint().await?;
         }
+        self.lease.release().await;
         info!("gold job stopped");
         Ok(())
     }
@@ -161,6 +168,9 @@ impl Job {
                 .retention
                 .zip(self.trending.watermark_us())
                 .map(|(r, watermark)| watermark.saturating_sub(r.as_micros() as i64));
+            // Reading a long backlog can take a while: renew (or learn the lease is lost)
+            // right before writing.
+            self.lease.renew().await?;
             publish(&mut self.tables, due, expire_before, &self.telemetry).await?;
             self.unsaved = true;
             crash_point("gold_crash_after_publish");
@@ -193,9 +203,9 @@ impl Job {
         }
     }
 
-    fn checkpoint(&mut self) -> Result<()> {
+    async fn checkpoint(&mut self) -> Result<()> {
         let started = Instant::now();
-        self.checkpoints.write(&self.trending, &self.versions)?;
+        self.checkpoints.write(&self.trending, &self.versions).await?;
         self.telemetry.gold.checkpoint(started.elapsed().as_secs_f64());
         self.unsaved = false;
         self.last_checkpoint = Instant::now();

@@ -26,11 +26,12 @@
 mod backfill;
 mod checkpoint;
 mod job;
+pub mod lease;
 mod rank;
 pub mod watermark;
 pub mod window;
 
-use std::{path::Path, sync::Arc, time::Duration};
+use std::{sync::Arc, time::Duration};
 
 use reco_lake::Lake;
 use reco_telemetry::Telemetry;
@@ -44,8 +45,6 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 pub enum Error {
     #[error(transparent)]
     Lake(#[from] reco_lake::Error),
-    #[error("{path}: {source}")]
-    Io { path: String, source: std::io::Error },
     #[error("gold checkpoint: {0}")]
     Checkpoint(String),
     #[error("Arrow/Parquet: {0}")]
@@ -54,13 +53,11 @@ pub enum Error {
     Config(String),
     #[error("background task failed: {0}")]
     Task(String),
+    #[error("gold lease: {0}")]
+    Lease(String),
 }
 
 impl Error {
-    fn io(path: &Path, source: std::io::Error) -> Error {
-        Error::Io { path: path.display().to_string(), source }
-    }
-
     fn arrow(e: impl std::fmt::Display) -> Error {
         Error::Arrow(e.to_string())
     }
@@ -83,6 +80,9 @@ pub struct GoldConfig {
     /// A gold table gains 384 windows a day and every reader and writer holds the table's
     /// file list in memory, so without a retention both grow for as long as the job runs.
     pub retention: Option<Duration>,
+    /// How long the gold lease lasts without renewal: a gold job that died on another host is
+    /// replaced after at most this long (see `lease.rs`).
+    pub lease_ttl: Duration,
 }
 
 impl GoldConfig {
@@ -94,6 +94,7 @@ impl GoldConfig {
             checkpoint_interval: Duration::from_secs(30),
             max_versions_per_cycle: 100,
             retention: Some(Duration::from_secs(7 * 24 * 3600)),
+            lease_ttl: Duration::from_secs(30),
         }
     }
 }
@@ -116,7 +117,10 @@ impl GoldConfig {
     }
 }
 
-/// Runs the job until `shutdown`, then checkpoints and returns.
+/// Takes the lake's gold lease (waiting while another job holds it), runs the job until
+/// `shutdown`, then checkpoints, releases the lease and returns.
 pub async fn run(config: GoldConfig, telemetry: Arc<Telemetry>, shutdown: CancellationToken) -> Result<()> {
-    job::Job::new(config, telemetry).await?.run(shutdown).await
+    config.lake.check(true).await?;
+    let Some(lease) = lease::Lease::acquire(&config.lake, config.lease_ttl, &shutdown).await? else { return Ok(()) };
+    job::Job::new(config, telemetry, lease).await?.run(shutdown).await
 }

@@ -94,8 +94,9 @@ impl Compactor {
     pub async fn open(lake: &Lake, topic: &str, with_rating: bool, policy: CompactPolicy) -> Result<Compactor> {
         let silver_schema = schema::silver_schema(with_rating);
         let deadletter_schema = schema::deadletter_schema();
-        let silver = open_or_create(&lake.silver_path(topic), silver_schema.clone(), &[schema::EVENT_DATE]).await?;
-        let deadletter = open_or_create(&lake.deadletter_path(topic), deadletter_schema.clone(), &[]).await?;
+        let silver =
+            open_or_create(lake, &crate::silver_key(topic), silver_schema.clone(), &[schema::EVENT_DATE]).await?;
+        let deadletter = open_or_create(lake, &crate::deadletter_key(topic), deadletter_schema.clone(), &[]).await?;
         Ok(Compactor { tables: vec![(silver, silver_schema), (deadletter, deadletter_schema)], policy })
     }
 

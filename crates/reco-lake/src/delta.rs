@@ -7,7 +7,7 @@
 //! then the silver rows. After a crash between the two, the batch is re-read from the silver
 //! offsets and its dead-letter rows below the dead-letter `txn` are skipped.
 
-use std::{collections::HashMap, path::Path};
+use std::collections::HashMap;
 
 use deltalake::kernel::engine::arrow_conversion::TryIntoKernel;
 use deltalake::{
@@ -21,15 +21,16 @@ use deltalake::{
     protocol::{DeltaOperation, SaveMode},
     writer::{DeltaWriter, RecordBatchWriter},
 };
-use url::Url;
 
 use crate::{
     CommitOutcome, CommitStats, DataFile, Error, Lake, Result, StoredOffsets, StreamBatch, app_id, crash_point,
+    deadletter_key,
     schema::{EVENT_DATE, deadletter_batch, deadletter_schema, silver_batch, silver_schema},
 };
 
 #[derive(Debug)]
 pub struct DeltaTopic {
+    lake: Lake,
     topic: String,
     with_rating: bool,
     silver: DeltaTable,
@@ -40,9 +41,10 @@ pub struct DeltaTopic {
 
 impl DeltaTopic {
     pub async fn open(lake: &Lake, topic: &str, with_rating: bool) -> Result<DeltaTopic> {
-        let silver = open_or_create(&lake.silver_path(topic), silver_schema(with_rating), &[EVENT_DATE]).await?;
-        let deadletter = open_or_create(&lake.deadletter_path(topic), deadletter_schema(), &[]).await?;
+        let silver = open_or_create(lake, &crate::silver_key(topic), silver_schema(with_rating), &[EVENT_DATE]).await?;
+        let deadletter = open_or_create(lake, &deadletter_key(topic), deadletter_schema(), &[]).await?;
         Ok(DeltaTopic {
+            lake: lake.clone(),
             topic: topic.to_owned(),
             with_rating,
             silver,
@@ -119,12 +121,12 @@ impl DeltaTopic {
 
     pub async fn silver_files(&mut self) -> Result<Vec<DataFile>> {
         refresh(&mut self.silver).await?;
-        files(&self.silver)
+        files(&self.lake, &crate::silver_key(&self.topic), &self.silver)
     }
 
     pub async fn deadletter_files(&mut self) -> Result<Vec<DataFile>> {
         refresh(&mut self.deadletter).await?;
-        files(&self.deadletter)
+        files(&self.lake, &deadletter_key(&self.topic), &self.deadletter)
     }
 }
 
@@ -257,35 +259,32 @@ impl Txns {
     }
 }
 
-pub(crate) fn files(table: &DeltaTable) -> Result<Vec<DataFile>> {
-    let name = table_path(table);
-    let uris = table.get_file_uris().map_err(|source| Error::Delta { table: name, source: Box::new(source) })?;
-    Ok(uris
-        // delta-rs gives local files as plain (percent-encoded) paths, not file:// URLs.
-        .filter_map(|uri| {
-            let url = if uri.starts_with("file:") { Url::parse(&uri) } else { Url::parse(&format!("file://{uri}")) };
-            url.ok()?.to_file_path().ok()
-        })
-        .map(|path| {
-            let event_date = crate::read::partition_date(&path);
-            DataFile { path, event_date }
-        })
-        .collect())
+/// The live data files of `table`, which sits at lake-relative `key`.
+pub(crate) fn files(lake: &Lake, key: &str, table: &DeltaTable) -> Result<Vec<DataFile>> {
+    let snapshot = table.snapshot().map_err(|e| Error::delta(table_path(table), e))?;
+    Ok(snapshot.log_data().iter().map(|file| lake.data_file(&format!("{key}/{}", file.path()))).collect())
 }
 
-pub(crate) async fn open_or_create(path: &Path, schema: SchemaRef, partition_by: &[&str]) -> Result<DeltaTable> {
-    std::fs::create_dir_all(path).map_err(|e| Error::io(path, e))?;
-    let url = Url::from_directory_path(path).map_err(|()| Error::Io {
-        path: path.display().to_string(),
-        source: std::io::Error::other("not an absolute path"),
-    })?;
-    let expected: StructType = schema.as_ref().try_into_kernel().map_err(|e| Error::delta(path, e.into()))?;
+/// Opens the Delta table at lake-relative `key`, creating it with `schema` on first use.
+pub(crate) async fn open_or_create(
+    lake: &Lake,
+    key: &str,
+    schema: SchemaRef,
+    partition_by: &[&str],
+) -> Result<DeltaTable> {
+    if let Some(root) = lake.local_root() {
+        let path = root.join(key);
+        std::fs::create_dir_all(&path).map_err(|e| Error::io(&path, e))?;
+    }
+    let url = lake.table_url(key);
+    let shown = url.to_string();
+    let expected: StructType = schema.as_ref().try_into_kernel().map_err(|e| Error::delta(&shown, e.into()))?;
     match deltalake::open_table(url.clone()).await {
         Ok(table) => {
-            let actual = table.snapshot().map_err(|e| Error::delta(path, e))?.schema();
+            let actual = table.snapshot().map_err(|e| Error::delta(&shown, e))?.schema();
             if actual.as_ref() != &expected {
                 return Err(Error::SchemaMismatch {
-                    table: path.display().to_string(),
+                    table: shown,
                     details: format!("expected {expected:?}, found {actual:?}"),
                 });
             }
@@ -301,9 +300,9 @@ pub(crate) async fn open_or_create(path: &Path, schema: SchemaRef, partition_by:
             match created {
                 Ok(table) => Ok(table),
                 // Another worker created it a moment earlier.
-                Err(_) => deltalake::open_table(url).await.map_err(|e| Error::delta(path, e)),
+                Err(_) => deltalake::open_table(url).await.map_err(|e| Error::delta(&shown, e)),
             }
         }
-        Err(e) => Err(Error::delta(path, e)),
+        Err(e) => Err(Error::delta(&shown, e)),
     }
 }

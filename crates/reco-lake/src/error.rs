@@ -18,11 +18,24 @@ pub enum Error {
     )]
     OldGoldTable { table: String, gold_dir: String, checkpoints: String },
     #[error(
-        "{location}: a URL, but the lakehouse is a local folder (or a mounted file system) in this \
-         version; object storage ({scheme}://) is not supported yet. Set LAKEHOUSE_PATH \
-         (--lakehouse-path) to a path"
+        "{location}: the lakehouse is a folder or an object store URL (s3://bucket/prefix, \
+         gs://bucket/prefix, az://container/prefix); {scheme}:// is not supported. Set LAKEHOUSE_PATH \
+         (--lakehouse-path) to one of those"
     )]
     UnsupportedLocation { location: String, scheme: String },
+    #[error(
+        "{location}: STORAGE_FORMAT=parquet needs a local lakehouse folder: its batch log commits \
+         by hard link, which object stores do not have. Use STORAGE_FORMAT=delta (the default) on \
+         object storage"
+    )]
+    ParquetOnObjectStore { location: String },
+    #[error("{location}: {source}")]
+    Store { location: String, source: Box<object_store::Error> },
+    #[error(
+        "LAKEHOUSE_PATH={location} cannot be used: {source}. Check that the bucket exists and that \
+         the credentials can list and write it ({variables})"
+    )]
+    StoreCheck { location: String, variables: &'static str, source: Box<object_store::Error> },
     #[error("{path}: {source}")]
     Io { path: String, source: std::io::Error },
     #[error("batch log {path}: {message}")]
@@ -36,8 +49,8 @@ impl Error {
         Error::Io { path: path.display().to_string(), source }
     }
 
-    pub(crate) fn delta(table: &Path, source: deltalake::DeltaTableError) -> Error {
-        Error::Delta { table: table.display().to_string(), source: Box::new(source) }
+    pub(crate) fn delta(table: impl std::fmt::Display, source: deltalake::DeltaTableError) -> Error {
+        Error::Delta { table: table.to_string(), source: Box::new(source) }
     }
 }
 

@@ -2,10 +2,8 @@
 //! (Delta: the `add` actions of newer commits; Parquet: newer batch-log entries). This is what
 //! lets the gold job read only what is new, and resume from the versions it checkpointed.
 
+use crate::{DataFile, Error, Format, Lake, Result, Upstream, delta, parquet_log, silver_key};
 use deltalake::{DeltaTable, DeltaTableError, kernel::Action, logstore::get_actions};
-use url::Url;
-
-use crate::{DataFile, Error, Format, Lake, Result, Upstream, delta, parquet_log, read::partition_date};
 
 #[derive(Debug)]
 pub struct SilverFeed {
@@ -56,17 +54,12 @@ impl SilverFeed {
         let after = after.unwrap_or(-1);
         match self.lake.format {
             Format::Delta => {
-                let root = Url::from_directory_path(self.lake.silver_path(&self.topic))
-                    .map_err(|()| Error::Arrow("lake path is not absolute".into()))?;
+                let key = silver_key(&self.topic);
                 let Some(table) = self.delta_table().await? else { return Ok(Vec::new()) };
                 let info = added_files(table, after, upto).await?;
                 self.upstream = info.upstream.or(self.upstream.take());
                 let added = info.files;
-                Ok(added
-                    .into_iter()
-                    .filter_map(|rel| root.join(&rel).ok()?.to_file_path().ok())
-                    .map(|path| DataFile { event_date: partition_date(&path), path })
-                    .collect())
+                Ok(added.into_iter().map(|rel| self.lake.data_file(&format!("{key}/{rel}"))).collect())
             }
             Format::Parquet => {
                 let mut out = Vec::new();
@@ -87,10 +80,13 @@ impl SilverFeed {
         let latest = self.latest().await?;
         let files = match (self.lake.format, latest) {
             (_, None) => Vec::new(),
-            (Format::Delta, Some(_)) => match self.delta_table().await? {
-                Some(table) => delta::files(table)?,
-                None => Vec::new(),
-            },
+            (Format::Delta, Some(_)) => {
+                let (lake, key) = (self.lake.clone(), silver_key(&self.topic));
+                match self.delta_table().await? {
+                    Some(table) => delta::files(&lake, &key, table)?,
+                    None => Vec::new(),
+                }
+            }
             (Format::Parquet, Some(v)) => self.files_between(None, v).await?,
         };
         Ok((latest, files))
@@ -98,15 +94,15 @@ impl SilverFeed {
 
     async fn delta_table(&mut self) -> Result<Option<&mut DeltaTable>> {
         if self.delta.is_none() {
-            let path = self.lake.silver_path(&self.topic);
-            if !path.join("_delta_log").is_dir() {
+            let key = silver_key(&self.topic);
+            if !crate::exists(&self.lake, &format!("{key}/_delta_log")).await? {
                 return Ok(None);
             }
-            let url = Url::from_directory_path(&path).map_err(|()| Error::Arrow("lake path is not absolute".into()))?;
-            match deltalake::open_table(url).await {
+            let url = self.lake.table_url(&key);
+            match deltalake::open_table(url.clone()).await {
                 Ok(t) => self.delta = Some(t),
                 Err(DeltaTableError::NotATable(_)) => return Ok(None),
-                Err(e) => return Err(Error::delta(&path, e)),
+                Err(e) => return Err(Error::delta(url, e)),
             }
         }
         Ok(self.delta.as_mut())

@@ -11,7 +11,7 @@
 
 use std::{
     collections::{BTreeMap, HashMap},
-    path::{Path, PathBuf},
+    path::PathBuf,
     sync::Arc,
 };
 
@@ -31,7 +31,7 @@ use deltalake::{
     writer::{DeltaWriter, RecordBatchWriter},
 };
 
-use crate::{Error, Format, Lake, Result, delta::open_or_create, read::read_batches};
+use crate::{DataFile, Error, Format, Lake, Result, delta::open_or_create, read::read_batches};
 
 /// The gold table of a window length, e.g. `trending_now_1h` for `1h`.
 pub fn table_name(window: &str) -> String {
@@ -113,10 +113,10 @@ pub fn gold_batch(rows: &[GoldRow]) -> Result<RecordBatch, ArrowError> {
 }
 
 /// Every row of a gold data file, in rank order.
-pub fn read_gold(path: &Path) -> Result<Vec<GoldRow>> {
+pub fn read_gold(file: &DataFile) -> Result<Vec<GoldRow>> {
     use deltalake::arrow::datatypes::TimestampMicrosecondType as Ts;
     let mut rows = Vec::new();
-    for b in read_batches(path, &[])? {
+    for b in read_batches(file, &[])? {
         let col = |name: &str| b.column_by_name(name).ok_or_else(|| Error::Arrow(format!("column {name} missing")));
         let (start, end) = (col("window_start")?.as_primitive::<Ts>(), col("window_end")?.as_primitive::<Ts>());
         let item = col("item_id")?.as_string::<i32>();
@@ -146,31 +146,33 @@ pub fn read_gold(path: &Path) -> Result<Vec<GoldRow>> {
 /// A gold table: which file holds each window, and replacement of windows.
 #[derive(Debug)]
 pub struct GoldTable {
-    dir: PathBuf,
+    lake: Lake,
+    /// Lake-relative key of the table (`gold/trending_now_1h`).
+    key: String,
     inner: Inner,
     /// Window start → the data file holding its rows.
-    windows: BTreeMap<i64, PathBuf>,
+    windows: BTreeMap<i64, DataFile>,
 }
 
 #[derive(Debug)]
 enum Inner {
     Delta { table: Box<DeltaTable>, version: i64, sizes: HashMap<String, i64> },
-    Parquet { listing: BTreeMap<String, (u64, Option<std::time::SystemTime>)> },
+    Parquet { dir: PathBuf, listing: BTreeMap<String, (u64, Option<std::time::SystemTime>)> },
 }
 
 impl GoldTable {
     /// Opens the table `name` under `<lake>/gold`, creating it on first use.
     pub async fn open(lake: &Lake, name: &str) -> Result<GoldTable> {
-        let dir = lake.root.join("gold").join(name);
-        let shown = dir.display().to_string();
+        let key = format!("gold/{name}");
+        let shown = lake.table_url(&key).to_string();
         let old_table = || Error::OldGoldTable {
             table: shown.clone(),
-            gold_dir: lake.root.join("gold").display().to_string(),
-            checkpoints: lake.root.join("_checkpoints").join("gold").display().to_string(),
+            gold_dir: lake.table_url("gold").to_string(),
+            checkpoints: lake.table_url("_checkpoints/gold").to_string(),
         };
         let inner = match lake.format {
             Format::Delta => {
-                let table = match open_or_create(&dir, gold_schema(), &[]).await {
+                let table = match open_or_create(lake, &key, gold_schema(), &[]).await {
                     Err(Error::SchemaMismatch { details, .. })
                         if details.rsplit_once("found ").is_some_and(|(_, found)| !found.contains("\"complete\"")) =>
                     {
@@ -181,14 +183,17 @@ impl GoldTable {
                 Inner::Delta { table: Box::new(table), version: -1, sizes: HashMap::new() }
             }
             Format::Parquet => {
+                let root = lake.local_root().ok_or_else(|| Error::ParquetOnObjectStore { location: lake.display() })?;
+                let dir = root.join(&key);
                 std::fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
-                Inner::Parquet { listing: BTreeMap::new() }
+                Inner::Parquet { dir, listing: BTreeMap::new() }
             }
         };
-        let mut t = GoldTable { dir, inner, windows: BTreeMap::new() };
+        let mut t = GoldTable { lake: lake.clone(), key, inner, windows: BTreeMap::new() };
         t.refresh().await?;
-        if let (Format::Parquet, Some(path)) = (lake.format, t.windows.values().next()) {
-            let file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
+        if let (Format::Parquet, Some(file)) = (lake.format, t.windows.values().next()) {
+            let path = PathBuf::from(&file.key);
+            let file = std::fs::File::open(&path).map_err(|e| Error::io(&path, e))?;
             let reader = deltalake::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(file)?;
             if reader.schema().field_with_name("complete").is_err() {
                 return Err(old_table());
@@ -199,16 +204,16 @@ impl GoldTable {
 
     /// Opens the table if a writer created it already; readers (the API) never create tables.
     pub async fn open_existing(lake: &Lake, name: &str) -> Result<Option<GoldTable>> {
-        let dir = lake.root.join("gold").join(name);
-        let exists = match lake.format {
-            Format::Delta => dir.join("_delta_log").is_dir(),
-            Format::Parquet => dir.is_dir(),
+        let key = format!("gold/{name}");
+        let exists = match (lake.format, lake.local_root()) {
+            (Format::Parquet, Some(root)) => root.join(&key).is_dir(),
+            _ => crate::exists(lake, &format!("{key}/_delta_log")).await?,
         };
         if exists { GoldTable::open(lake, name).await.map(Some) } else { Ok(None) }
     }
 
     /// Window start → data file, as of the last refresh or replace.
-    pub fn windows(&self) -> &BTreeMap<i64, PathBuf> {
+    pub fn windows(&self) -> &BTreeMap<i64, DataFile> {
         &self.windows
     }
 
@@ -226,7 +231,7 @@ impl GoldTable {
     pub async fn refresh(&mut self) -> Result<bool> {
         match &mut self.inner {
             Inner::Delta { table, version, sizes } => {
-                let name = self.dir.display().to_string();
+                let name = table.table_url().to_string();
                 let err = |source| Error::Delta { table: name.clone(), source: Box::new(source) };
                 table.update_state().await.map_err(err)?;
                 let latest = table.version().map_or(-1, |v| v as i64);
@@ -239,7 +244,7 @@ impl GoldTable {
                 let snapshot = table.snapshot().map_err(err)?;
                 for file in snapshot.log_data().iter() {
                     let rel = file.path().to_string();
-                    let path = self.dir.join(&rel);
+                    let path = self.lake.data_file(&format!("{}/{rel}", self.key));
                     let start = match file.stats().as_deref().and_then(stats_window_start) {
                         Some(s) => s,
                         None => match read_gold(&path)?.first() {
@@ -253,9 +258,9 @@ impl GoldTable {
                 *version = latest;
                 Ok(true)
             }
-            Inner::Parquet { listing } => {
+            Inner::Parquet { dir, listing } => {
                 let mut now = BTreeMap::new();
-                let entries = std::fs::read_dir(&self.dir).map_err(|e| Error::io(&self.dir, e))?;
+                let entries = std::fs::read_dir(&*dir).map_err(|e| Error::io(dir, e))?;
                 for entry in entries.flatten() {
                     let name = entry.file_name().to_string_lossy().into_owned();
                     if name.starts_with('.') || !name.ends_with(".parquet") {
@@ -267,8 +272,10 @@ impl GoldTable {
                 if &now == listing {
                     return Ok(false);
                 }
-                self.windows =
-                    now.keys().filter_map(|name| Some((parse_file_name(name)?, self.dir.join(name)))).collect();
+                self.windows = now
+                    .keys()
+                    .filter_map(|name| Some((parse_file_name(name)?, DataFile::local(dir.join(name), None))))
+                    .collect();
                 *listing = now;
                 Ok(true)
             }
@@ -285,7 +292,7 @@ impl GoldTable {
         gone.retain(|s| !windows.iter().any(|w| w.start_us == *s));
         match &mut self.inner {
             Inner::Delta { table, version, sizes } => {
-                let name = self.dir.display().to_string();
+                let name = table.table_url().to_string();
                 let err = |source| Error::Delta { table: name.clone(), source: Box::new(source) };
                 let mut actions = Vec::new();
                 let mut added = Vec::new();
@@ -304,8 +311,8 @@ impl GoldTable {
                 let replaced = windows.iter().map(|w| w.start_us).chain(gone.iter().copied());
                 let deletion_timestamp = Some(Utc::now().timestamp_millis());
                 for start in replaced {
-                    let Some(path) = self.windows.get(&start) else { continue };
-                    let rel = relative(&self.dir, path);
+                    let Some(file) = self.windows.get(&start) else { continue };
+                    let rel = relative(&self.key, file);
                     actions.push(Action::Remove(Remove {
                         size: sizes.get(&rel).copied(),
                         path: rel,
@@ -337,47 +344,56 @@ impl GoldTable {
                 let committed = done.version() as i64;
                 table.update_state().await.map_err(err)?;
                 for start in &gone {
-                    if let Some(p) = self.windows.remove(start) {
-                        sizes.remove(&relative(&self.dir, &p));
+                    if let Some(f) = self.windows.remove(start) {
+                        sizes.remove(&relative(&self.key, &f));
                     }
                 }
                 for (start, rel, size) in added {
-                    if let Some(old) = self.windows.insert(start, self.dir.join(&rel)) {
-                        sizes.remove(&relative(&self.dir, &old));
+                    let file = self.lake.data_file(&format!("{}/{rel}", self.key));
+                    if let Some(old) = self.windows.insert(start, file) {
+                        sizes.remove(&relative(&self.key, &old));
                     }
                     sizes.insert(rel, size);
                 }
                 *version = table.version().map_or(committed, |v| v as i64);
                 Ok(())
             }
-            Inner::Parquet { .. } => {
+            Inner::Parquet { dir, .. } => {
                 for w in &windows {
                     if w.rows.is_empty() {
                         gone.push(w.start_us);
                         continue;
                     }
-                    let path = self.dir.join(file_name(w.start_us));
-                    let tmp = self.dir.join(format!(".tmp-{}.parquet", uuid::Uuid::now_v7()));
+                    let path = dir.join(file_name(w.start_us));
+                    let tmp = dir.join(format!(".tmp-{}.parquet", uuid::Uuid::now_v7()));
                     let mut written = Vec::new();
                     crate::parquet_log::write_parquet_to(&tmp, &gold_batch(&w.rows)?, &mut written)?;
                     std::fs::rename(&tmp, &path).map_err(|e| Error::io(&path, e))?;
-                    self.windows.insert(w.start_us, path);
+                    self.windows.insert(w.start_us, DataFile::local(path, None));
                 }
                 for start in gone {
-                    if let Some(path) = self.windows.remove(&start) {
+                    if let Some(file) = self.windows.remove(&start) {
+                        let path = PathBuf::from(&file.key);
                         std::fs::remove_file(&path).map_err(|e| Error::io(&path, e))?;
                     }
                 }
-                crate::parquet_log::sync_dir(&self.dir);
+                crate::parquet_log::sync_dir(dir);
                 Ok(())
             }
         }
     }
 }
 
-/// A data file's path relative to its table folder, as Delta actions name it.
-fn relative(dir: &Path, path: &Path) -> String {
-    path.strip_prefix(dir).unwrap_or(path).to_string_lossy().into_owned()
+/// A data file's path relative to its table, as Delta actions name it.
+fn relative(table_key: &str, file: &DataFile) -> String {
+    let path = match file.local_path() {
+        Some(local) => local.to_string_lossy().into_owned(),
+        None => file.key.clone(),
+    };
+    match path.split_once(&format!("{table_key}/")) {
+        Some((_, rel)) => rel.to_owned(),
+        None => path,
+    }
 }
 
 /// `window_start` of a file from its Delta statistics (`minValues`, an RFC 3339 string).

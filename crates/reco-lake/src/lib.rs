@@ -19,12 +19,18 @@ pub mod gold;
 mod parquet_log;
 pub mod read;
 pub mod schema;
+pub mod store;
 
 use std::{
     collections::{BTreeMap, HashMap},
     path::{Path, PathBuf},
+    sync::Arc,
 };
 
+use object_store::{ObjectStore, ObjectStoreExt};
+use url::Url;
+
+pub use bytes;
 pub use compact::{COMPACT_APP_ID, CompactPolicy, CompactStats, Compactor};
 pub use deltalake;
 pub use error::{Error, Result};
@@ -40,37 +46,171 @@ pub enum Format {
     Parquet,
 }
 
-/// A lakehouse root folder and its table format.
-#[derive(Clone, Debug)]
+/// A lakehouse location (a local folder or an object store URL) and its table format.
+#[derive(Clone)]
 pub struct Lake {
-    pub root: PathBuf,
+    /// The lake's URL, ending in `/` (`file:///srv/lake/`, `s3://bucket/lake/`).
+    url: Url,
+    /// The folder of a local lake.
+    local: Option<PathBuf>,
     pub format: Format,
+    /// The store rooted at the lake: keys are relative to the lake location.
+    store: Arc<dyn ObjectStore>,
+}
+
+impl std::fmt::Debug for Lake {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Lake").field("location", &self.display()).field("format", &self.format).finish()
+    }
+}
+
+/// Lake-relative keys of the tables.
+pub fn silver_key(topic: &str) -> String {
+    format!("silver/{topic}")
+}
+
+pub fn deadletter_key(topic: &str) -> String {
+    format!("silver/_deadletter/{topic}")
 }
 
 impl Lake {
+    /// A lake in a local folder, created if missing.
     pub fn new(root: impl Into<PathBuf>, format: Format) -> Result<Lake> {
         let root = root.into();
         check_local(&root)?;
         std::fs::create_dir_all(&root).map_err(|e| Error::io(&root, e))?;
         let root = root.canonicalize().map_err(|e| Error::io(&root, e))?;
-        Ok(Lake { root, format })
+        let url = Url::from_directory_path(&root).map_err(|()| Error::Io {
+            path: root.display().to_string(),
+            source: std::io::Error::other("not an absolute path"),
+        })?;
+        let store = store::lake_store(&url, Some(&root))?;
+        Ok(Lake { url, local: Some(root), format, store })
+    }
+
+    /// A lake at `location`: a folder (`./data`, `file:///srv/lake`) or an object store URL
+    /// (`s3://bucket/prefix`, `gs://…`, `az://…`). Any other URL is refused, as is the Parquet
+    /// format on object storage (its batch log commits by hard link; see
+    /// docs/ARCHITECTURE.md, "The lake on object storage").
+    pub fn open(location: &str, format: Format) -> Result<Lake> {
+        match store::local_folder(location)? {
+            Some(folder) => Lake::new(folder, format),
+            None => {
+                if format == Format::Parquet {
+                    return Err(Error::ParquetOnObjectStore { location: location.to_owned() });
+                }
+                store::register();
+                let text = if location.ends_with('/') { location.to_owned() } else { format!("{location}/") };
+                let url = Url::parse(&text).map_err(|e| Error::Store {
+                    location: location.to_owned(),
+                    source: Box::new(object_store::Error::Generic { store: "url", source: Box::new(e) }),
+                })?;
+                let store = store::lake_store(&url, None)?;
+                Ok(Lake { url, local: None, format, store })
+            }
+        }
+    }
+
+    /// The folder of a local lake; `None` on object storage.
+    pub fn local_root(&self) -> Option<&Path> {
+        self.local.as_deref()
+    }
+
+    /// The lake's URL, ending in `/`.
+    pub fn url(&self) -> &Url {
+        &self.url
+    }
+
+    /// The lake as users wrote it: a folder path, or the URL.
+    pub fn display(&self) -> String {
+        match &self.local {
+            Some(root) => root.display().to_string(),
+            None => self.url.as_str().trim_end_matches('/').to_owned(),
+        }
+    }
+
+    /// The store rooted at the lake (keys relative to the lake location).
+    pub fn store(&self) -> &Arc<dyn ObjectStore> {
+        &self.store
+    }
+
+    /// The URL of the table (or folder) at lake-relative `key`, ending in `/`.
+    pub fn table_url(&self, key: &str) -> Url {
+        self.url.join(&format!("{}/", key.trim_matches('/'))).unwrap_or_else(|_| self.url.clone())
+    }
+
+    /// A data file at lake-relative `key`; its `event_date` is read from the key.
+    pub fn data_file(&self, key: &str) -> DataFile {
+        let event_date = read::partition_date(Path::new(key));
+        match &self.local {
+            Some(root) => DataFile::local(root.join(key), event_date),
+            None => DataFile { key: key.to_owned(), event_date, source: Source::Store(self.store.clone()) },
+        }
+    }
+
+    /// Fails unless the lake can be listed and, with `write`, written: a missing bucket or
+    /// credentials that do not work stop a service at start, naming the variables to check.
+    pub async fn check(&self, write: bool) -> Result<()> {
+        if self.local.is_some() {
+            return Ok(());
+        }
+        let store = self.store.clone();
+        let probe = object_store::path::Path::from(format!("_reco/write-check-{}", uuid::Uuid::now_v7()));
+        let result = store::io(async move {
+            use futures::TryStreamExt;
+            store.list(Some(&object_store::path::Path::from("_reco"))).try_next().await?;
+            if write {
+                store.put(&probe, bytes::Bytes::from_static(b"reco").into()).await?;
+                store.delete(&probe).await?;
+            }
+            Ok::<_, object_store::Error>(())
+        })
+        .await;
+        result.map_err(|source| Error::StoreCheck {
+            location: self.display(),
+            variables: store::credential_variables(self.url.scheme()),
+            source: Box::new(source),
+        })
     }
 
     pub fn silver_path(&self, topic: &str) -> PathBuf {
-        self.root.join("silver").join(topic)
+        self.local_path(&silver_key(topic))
     }
 
     pub fn deadletter_path(&self, topic: &str) -> PathBuf {
-        self.root.join("silver").join("_deadletter").join(topic)
+        self.local_path(&deadletter_key(topic))
     }
 
     pub fn batch_log_path(&self, topic: &str) -> PathBuf {
-        self.root.join("_checkpoints").join("stream_kafka_to_silver").join(topic)
+        self.local_path(&format!("_checkpoints/stream_kafka_to_silver/{topic}"))
+    }
+
+    /// The local path of `key` (Parquet tables, which exist only in local lakes).
+    fn local_path(&self, key: &str) -> PathBuf {
+        match &self.local {
+            Some(root) => root.join(key),
+            None => PathBuf::from(key),
+        }
     }
 }
 
-/// Refuses a lake location that is a URL (`s3://bucket/lake`, `file:///data`): taken as a path
-/// it would become a local folder named `s3:` in the working directory, silently.
+/// Whether anything exists under the lake-relative folder `key` (a table's `_delta_log`).
+pub async fn exists(lake: &Lake, key: &str) -> Result<bool> {
+    if let Some(root) = lake.local_root() {
+        return Ok(root.join(key).is_dir());
+    }
+    let (store, prefix) = (lake.store.clone(), object_store::path::Path::from(key));
+    let found = store::io(async move {
+        use futures::TryStreamExt;
+        store.list(Some(&prefix)).try_next().await.map(|first| first.is_some())
+    })
+    .await;
+    found.map_err(|source| Error::Store { location: format!("{}/{key}", lake.display()), source: Box::new(source) })
+}
+
+/// Refuses a lake location that is a URL (`s3://bucket/lake`, `file:///data`) where a folder
+/// is needed (the embedded broker's data): taken as a path it would become a local folder named
+/// `s3:` in the working directory, silently.
 pub fn check_local(location: &Path) -> Result<()> {
     let text = location.to_string_lossy();
     if let Some((scheme, _)) = text.split_once("://")
@@ -140,10 +280,61 @@ pub struct StoredOffsets {
 }
 
 /// A data file of a table and its `event_date` partition, when partitioned.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug)]
 pub struct DataFile {
-    pub path: PathBuf,
+    /// The local path, or the key in the lake's object store.
+    pub key: String,
     pub event_date: Option<i32>,
+    source: Source,
+}
+
+#[derive(Clone)]
+enum Source {
+    Local(PathBuf),
+    Store(Arc<dyn ObjectStore>),
+}
+
+impl std::fmt::Debug for Source {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Source::Local(_) => f.write_str("Local"),
+            Source::Store(store) => write!(f, "Store({store})"),
+        }
+    }
+}
+
+impl PartialEq for DataFile {
+    fn eq(&self, other: &DataFile) -> bool {
+        self.key == other.key && self.event_date == other.event_date
+    }
+}
+
+impl Eq for DataFile {}
+
+impl DataFile {
+    /// A data file on the local file system.
+    pub fn local(path: PathBuf, event_date: Option<i32>) -> DataFile {
+        DataFile { key: path.to_string_lossy().into_owned(), event_date, source: Source::Local(path) }
+    }
+
+    /// The local path, for a file in a local lake.
+    pub fn local_path(&self) -> Option<&Path> {
+        match &self.source {
+            Source::Local(path) => Some(path),
+            Source::Store(_) => None,
+        }
+    }
+
+    /// The whole file from its object store (files of local lakes are read in place).
+    pub(crate) fn fetch(&self) -> Result<bytes::Bytes> {
+        let Source::Store(store) = &self.source else {
+            let path = PathBuf::from(&self.key);
+            return std::fs::read(&path).map(Into::into).map_err(|e| Error::io(&path, e));
+        };
+        let (store, key) = (store.clone(), object_store::path::Path::from(self.key.as_str()));
+        store::io_blocking(async move { store.get(&key).await?.bytes().await })
+            .map_err(|source| Error::Store { location: self.key.clone(), source: Box::new(source) })
+    }
 }
 
 /// The silver and dead-letter tables of one topic.

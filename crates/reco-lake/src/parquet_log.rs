@@ -66,8 +66,9 @@ pub struct ParquetTopic {
 
 impl ParquetTopic {
     pub fn open(lake: &Lake, topic: &str, with_rating: bool) -> Result<ParquetTopic> {
+        let root = lake.local_root().ok_or_else(|| Error::ParquetOnObjectStore { location: lake.display() })?;
         let mut t = ParquetTopic {
-            root: lake.root.clone(),
+            root: root.to_path_buf(),
             log_dir: lake.batch_log_path(topic),
             silver_dir: lake.silver_path(topic),
             deadletter_dir: lake.deadletter_path(topic),
@@ -206,7 +207,7 @@ impl ParquetTopic {
             .entries
             .iter()
             .flat_map(|e| if deadletter { &e.deadletter } else { &e.silver })
-            .map(|f| DataFile { path: self.root.join(&f.path), event_date: f.event_date })
+            .map(|f| DataFile::local(self.root.join(&f.path), f.event_date))
             .collect())
     }
 
@@ -252,8 +253,8 @@ pub(crate) fn entry_silver_files(lake: &Lake, topic: &str, version: i64) -> Resu
     };
     let entry: LogEntry = serde_json::from_str(&text)
         .map_err(|e| Error::BatchLog { path: path.display().to_string(), message: e.to_string() })?;
-    let files =
-        entry.silver.iter().map(|f| DataFile { path: lake.root.join(&f.path), event_date: f.event_date }).collect();
+    let root = lake.local_root().ok_or_else(|| Error::ParquetOnObjectStore { location: lake.display() })?;
+    let files = entry.silver.iter().map(|f| DataFile::local(root.join(&f.path), f.event_date)).collect();
     Ok(Some(EntryInfo { files, upstream: entry.upstream }))
 }
 

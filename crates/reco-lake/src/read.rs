@@ -32,10 +32,30 @@ pub fn partition_date(path: &Path) -> Option<i32> {
     })
 }
 
-/// Reads the named columns of a Parquet file (all of them when `columns` is empty).
-pub fn read_batches(path: &Path, columns: &[&str]) -> Result<Vec<RecordBatch>> {
+/// Reads the named columns of a data file (all of them when `columns` is empty): in place
+/// for a local file, fetched whole from an object store.
+pub fn read_batches(file: &DataFile, columns: &[&str]) -> Result<Vec<RecordBatch>> {
+    match file.local_path() {
+        Some(path) => read_parquet(path, columns),
+        None => read_parquet_bytes(file.fetch()?, columns),
+    }
+}
+
+/// Reads the named columns of a local Parquet file (all of them when `columns` is empty).
+pub fn read_parquet(path: &Path, columns: &[&str]) -> Result<Vec<RecordBatch>> {
     let file = File::open(path).map_err(|e| Error::io(path, e))?;
-    let builder = ParquetRecordBatchReaderBuilder::try_new(file)?;
+    decode(ParquetRecordBatchReaderBuilder::try_new(file)?, columns)
+}
+
+/// Reads the named columns of a Parquet file held in memory.
+pub fn read_parquet_bytes(bytes: bytes::Bytes, columns: &[&str]) -> Result<Vec<RecordBatch>> {
+    decode(ParquetRecordBatchReaderBuilder::try_new(bytes)?, columns)
+}
+
+fn decode<T: deltalake::parquet::file::reader::ChunkReader + 'static>(
+    builder: ParquetRecordBatchReaderBuilder<T>,
+    columns: &[&str],
+) -> Result<Vec<RecordBatch>> {
     let builder = if columns.is_empty() {
         builder
     } else {
@@ -61,7 +81,7 @@ fn opt_str(a: &dyn Array, i: usize) -> Option<String> {
 pub fn read_silver(files: &[DataFile]) -> Result<Vec<SilverRow>> {
     let mut rows = Vec::new();
     for f in files {
-        for b in read_batches(&f.path, &[])? {
+        for b in read_batches(f, &[])? {
             let (id, user, item) = (column(&b, "event_id")?, column(&b, "user_id")?, column(&b, "item_id")?);
             let time = column(&b, "event_time")?.as_primitive::<TimestampMicrosecondType>();
             let session = column(&b, "session_id")?;
@@ -91,7 +111,7 @@ pub fn read_silver(files: &[DataFile]) -> Result<Vec<SilverRow>> {
 pub fn read_deadletter(files: &[DataFile]) -> Result<Vec<DeadLetterRow>> {
     let mut rows = Vec::new();
     for f in files {
-        for b in read_batches(&f.path, &[])? {
+        for b in read_batches(f, &[])? {
             let topic = column(&b, "kafka_topic")?;
             let partition = column(&b, "kafka_partition")?.as_primitive::<Int32Type>();
             let offset = column(&b, "kafka_offset")?.as_primitive::<Int64Type>();
@@ -124,7 +144,7 @@ pub fn read_ids(files: &[DataFile], partition: i32) -> Result<StoredIds> {
     // The last row committed: the newest `ingested_at`, then the highest offset.
     let mut last: Option<(i64, i64, usize)> = None;
     for f in files {
-        for b in read_batches(&f.path, &["event_id", "event_time", "kafka_partition", "kafka_offset", "ingested_at"])? {
+        for b in read_batches(f, &["event_id", "event_time", "kafka_partition", "kafka_offset", "ingested_at"])? {
             let id = column(&b, "event_id")?.as_string::<i32>();
             let time = column(&b, "event_time")?.as_primitive::<TimestampMicrosecondType>();
             let p = column(&b, "kafka_partition")?.as_primitive::<Int32Type>();
@@ -160,7 +180,7 @@ pub struct StoredIds {
 pub fn read_events(files: &[DataFile]) -> Result<Vec<(String, i64, i32)>> {
     let mut out = Vec::new();
     for f in files {
-        for b in read_batches(&f.path, &["item_id", "event_time", "kafka_partition"])? {
+        for b in read_batches(f, &["item_id", "event_time", "kafka_partition"])? {
             let item = column(&b, "item_id")?.as_string::<i32>();
             let time = column(&b, "event_time")?.as_primitive::<TimestampMicrosecondType>();
             let partition = column(&b, "kafka_partition")?.as_primitive::<Int32Type>();

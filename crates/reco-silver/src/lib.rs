@@ -114,5 +114,6 @@ impl SilverConfig {
 
 /// Runs the job until `shutdown`, then commits what it has read and returns.
 pub async fn run(config: SilverConfig, telemetry: Arc<Telemetry>, shutdown: CancellationToken) -> Result<()> {
+    config.lake.check(true).await?;
     job::Job::new(config, telemetry).await?.run(shutdown).await
 }

@@ -238,7 +238,7 @@ fn compare_with_independent_reader(
     let run = || {
         std::process::Command::new(&python)
             .arg(script)
-            .arg(&lake.root)
+            .arg(lake.local_root().expect("a local lake"))
             .args([format_name, topic])
             .output()
             .unwrap_or_else(|e| panic!("cannot run {python} (run `make test`, which installs it): {e}"))

@@ -71,21 +71,17 @@ pub async fn published_with_state(lake: &Lake) -> (Windows, BTreeSet<(String, i6
     let mut out = Windows::new();
     let mut provisional = BTreeSet::new();
     for (name, _, _) in WINDOWS {
-        let dir = lake.root.join("gold").join(format!("trending_now_{name}"));
-        let files: Vec<std::path::PathBuf> = match lake.format {
+        let key = format!("gold/trending_now_{name}");
+        let files: Vec<reco_lake::DataFile> = match lake.format {
             Format::Delta => {
-                if !dir.join("_delta_log").exists() {
+                if !reco_lake::exists(lake, &format!("{key}/_delta_log")).await.expect("list the lake") {
                     continue;
                 }
-                let url = url_of(&dir);
-                let table = reco_lake::deltalake::open_table(url).await.expect("open gold");
-                table
-                    .get_file_uris()
-                    .expect("gold files")
-                    .map(|u| std::path::PathBuf::from(u.strip_prefix("file://").unwrap_or(&u)))
-                    .collect()
+                let table = reco_lake::deltalake::open_table(lake.table_url(&key)).await.expect("open gold");
+                let snapshot = table.snapshot().expect("gold snapshot");
+                snapshot.log_data().iter().map(|f| lake.data_file(&format!("{key}/{}", f.path()))).collect()
             }
-            Format::Parquet => std::fs::read_dir(&dir)
+            Format::Parquet => std::fs::read_dir(lake.local_root().expect("a local lake").join(&key))
                 .map(|d| {
                     d.flatten()
                         .map(|e| e.path())
@@ -93,6 +89,7 @@ pub async fn published_with_state(lake: &Lake) -> (Windows, BTreeSet<(String, i6
                             let n = p.file_name().unwrap().to_string_lossy();
                             n.ends_with(".parquet") && !n.starts_with('.')
                         })
+                        .map(|p| reco_lake::DataFile::local(p, None))
                         .collect()
                 })
                 .unwrap_or_default(),
@@ -117,10 +114,6 @@ pub async fn published_with_state(lake: &Lake) -> (Windows, BTreeSet<(String, i6
         }
     }
     (out, provisional)
-}
-
-fn url_of(dir: &std::path::Path) -> url::Url {
-    url::Url::from_directory_path(dir).expect("absolute path")
 }
 
 /// `(item, is_click, event_time_us)`, as [`SilverWriter`] commits it.

@@ -110,7 +110,7 @@ pub fn load(path: &Path, mapping: &Mapping) -> Result<Loaded, ReplayError> {
             }
         }
         "parquet" => {
-            let batches = reco_lake::read::read_batches(path, &[]).map_err(|e| err(e.to_string()))?;
+            let batches = reco_lake::read::read_parquet(path, &[]).map_err(|e| err(e.to_string()))?;
             let mut row = 0;
             for b in batches {
                 let schema = b.schema();

@@ -177,7 +177,7 @@ pub async fn measure(bin: &Path, seconds: f64, rate: f64, speedup: f64) -> Strin
         let table = lake.join("silver").join(topic);
         for (at, adds) in commits(&table) {
             for (path, _) in adds {
-                let batches = reco_lake::read::read_batches(&table.join(&path), &["event_time"]).expect("read silver");
+                let batches = reco_lake::read::read_parquet(&table.join(&path), &["event_time"]).expect("read silver");
                 for b in batches {
                     let times = b.column(0).as_primitive::<TimestampMicrosecondType>();
                     to_silver.extend(times.values().iter().map(|t| at as f64 - wall_ms(*t)));

@@ -76,6 +76,10 @@ pub struct UpArgs {
     /// across restarts) or `memory` (lost at exit).
     #[arg(long, env = "RECO_BROKER_STORAGE", value_enum, default_value_t = BrokerStorageKind::Sqlite)]
     pub broker_storage: BrokerStorageKind,
+    /// Folder of the embedded broker's SQLite log (in `_broker/`). Default: the lake folder,
+    /// or `./data` when the lake is in an object store.
+    #[arg(long, env = "RECO_BROKER_DATA")]
+    pub broker_data: Option<PathBuf>,
     #[command(flatten)]
     pub lake: LakeArgs,
     #[command(flatten)]
@@ -209,6 +213,10 @@ pub struct GoldOptions {
     /// Least time between state checkpoints, in seconds (a crash re-reads at most this much).
     #[arg(long, env = "RECO_GOLD_CHECKPOINT_INTERVAL_SECS", default_value_t = 30)]
     pub checkpoint_interval_secs: u64,
+    /// How long the lake's gold lease lasts without renewal, in seconds: one gold job writes
+    /// a lake; another waits, and takes over at most this long after the holder died.
+    #[arg(long, env = "RECO_GOLD_LEASE_TTL_SECS", default_value_t = 30)]
+    pub lease_ttl_secs: u64,
     /// Windows that ended this long before the watermark (event time) are removed from the
     /// gold tables, in hours; 0 keeps every window. At least the state horizon.
     #[arg(long, env = "RECO_GOLD_RETENTION_HOURS", default_value_t = 168)]
@@ -582,9 +590,11 @@ impl KafkaArgs {
 
 #[derive(Debug, Args)]
 pub struct LakeArgs {
-    /// Root folder of the lakehouse (silver and gold tables; the embedded broker's data).
+    /// The lakehouse (silver and gold tables): a folder, or an object store URL
+    /// (`s3://bucket/prefix`, `gs://…`, `az://…`; credentials from the standard variables,
+    /// e.g. AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_REGION, AWS_ENDPOINT_URL).
     #[arg(long, env = "LAKEHOUSE_PATH", default_value = "./data")]
-    pub lakehouse_path: PathBuf,
+    pub lakehouse_path: String,
     /// Table format of the silver and gold tables.
     #[arg(long, env = "STORAGE_FORMAT", value_enum, default_value_t = StorageFormat::Delta)]
     pub storage_format: StorageFormat,
@@ -596,8 +606,8 @@ impl LakeArgs {
             StorageFormat::Delta => reco_lake::Format::Delta,
             StorageFormat::Parquet => reco_lake::Format::Parquet,
         };
-        reco_lake::Lake::new(&self.lakehouse_path, format)
-            .map_err(|e| anyhow::anyhow!("lakehouse {}: {e}", self.lakehouse_path.display()))
+        reco_lake::Lake::open(&self.lakehouse_path, format)
+            .map_err(|e| anyhow::anyhow!("lakehouse {}: {e}", self.lakehouse_path))
     }
 }
 

@@ -57,6 +57,8 @@ impl GoldOptions {
         w.idle_timeout_us = self.idle_timeout_ms.saturating_mul(1_000);
         config.poll_interval = Duration::from_millis(self.poll_interval_ms.max(1));
         config.checkpoint_interval = Duration::from_secs(self.checkpoint_interval_secs);
+        anyhow::ensure!(self.lease_ttl_secs >= 3, "--lease-ttl-secs must be at least 3");
+        config.lease_ttl = Duration::from_secs(self.lease_ttl_secs);
         config.retention = (self.retention_hours > 0).then(|| Duration::from_secs(self.retention_hours * 3600));
         config.validate().map_err(|e| {
             anyhow::anyhow!("{e} (see --allowed-lateness-secs, --state-horizon-secs, --retention-hours)")

@@ -35,6 +35,9 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     let telemetry = Arc::new(Telemetry::new());
     let shutdown = shutdown::on_signal();
     let trending = trending_cache(&args.lake, args.top_n)?;
+    // A bucket that does not exist or credentials that do not work stop the service now, not
+    // at the first GET /trending.
+    trending.lake().check(false).await?;
     let api = Api::bind(&args.http, &args.kafka.kafka_bootstrap_servers, telemetry, Some(trending)).await?;
     info!(addr = %api.listener.local_addr()?, kafka = %args.kafka.kafka_bootstrap_servers, "reco serve listening");
     api.run(shutdown).await?;

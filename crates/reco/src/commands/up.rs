@@ -23,12 +23,20 @@ use crate::{
 pub async fn run(args: UpArgs, started: Instant) -> anyhow::Result<ExitCode> {
     let shutdown = shutdown::on_signal();
     let telemetry = Arc::new(Telemetry::new());
-    let lake = &args.lake.lakehouse_path;
-    reco_lake::check_local(lake)?;
-    std::fs::create_dir_all(lake).with_context(|| format!("cannot create the lake folder {}", lake.display()))?;
+    let lake = args.lake.lake()?;
+    lake.check(true).await?;
+    // The broker's SQLite log lives in the lake folder, or in ./data when the lake is remote.
+    let broker_data = match (&args.broker_data, lake.local_root()) {
+        (Some(dir), _) => dir.clone(),
+        (None, Some(root)) => root.to_path_buf(),
+        (None, None) => std::path::PathBuf::from("./data"),
+    };
+    reco_lake::check_local(&broker_data)?;
+    std::fs::create_dir_all(&broker_data)
+        .with_context(|| format!("cannot create the broker's data folder {}", broker_data.display()))?;
 
     let (broker, storage_note) =
-        start_with_topics(args.broker_addr, None, args.broker_storage, lake, &args.topics).await?;
+        start_with_topics(args.broker_addr, None, args.broker_storage, &broker_data, &args.topics).await?;
     let bootstrap = broker.bootstrap();
     let trending = trending_cache(&args.lake, args.gold.top_n)?;
     let api = Api::bind(&args.http, &bootstrap, telemetry.clone(), Some(trending)).await?;

@@ -140,7 +140,7 @@ pub async fn silver_ids(lake: &Lake) -> HashMap<String, u32> {
         let Ok(mut tables) = TopicTables::open(lake, topic, rating).await else { continue };
         let Ok(files) = tables.silver_files().await else { continue };
         for f in files {
-            for b in read_batches(&f.path, &["event_id"]).expect("read silver") {
+            for b in read_batches(&f, &["event_id"]).expect("read silver") {
                 let column = b.column(0).as_any().downcast_ref::<reco_lake::deltalake::arrow::array::StringArray>();
                 for id in column.expect("event_id is a string column").iter().flatten() {
                     *ids.entry(id.to_owned()).or_insert(0) += 1;
