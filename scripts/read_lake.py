@@ -5,7 +5,7 @@ Reads a silver table and its dead-letter table with code reco did not write: the
 `deltalake` package for Delta tables, and pyarrow following the batch log for the Parquet
 mode. Prints one JSON object: {"silver": [...], "deadletter": [...]}, rows sorted.
 
-usage: read_lake.py LAKE FORMAT TOPIC
+usage: read_lake.py LAKE FORMAT TOPIC   (LAKE: a folder, or s3://bucket/prefix with the AWS_* variables)
 """
 import glob
 import json
@@ -19,7 +19,18 @@ import pyarrow.parquet as pq
 def delta_table(path):
     from deltalake import DeltaTable
 
-    return DeltaTable(path).to_pyarrow_table()
+    options = None
+    if "://" in path:
+        # An object store lake: the standard AWS variables, as reco reads them.
+        keys = ["AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_REGION", "AWS_ENDPOINT_URL", "AWS_ALLOW_HTTP"]
+        options = {k: os.environ[k] for k in keys if k in os.environ}
+    return DeltaTable(path, storage_options=options).to_pyarrow_table()
+
+
+def join(lake, *parts):
+    if "://" in lake:
+        return "/".join([lake.rstrip("/"), *parts])
+    return os.path.join(lake, *parts)
 
 
 def parquet_tables(lake, topic):
@@ -51,8 +62,8 @@ def rows(table, columns):
 def main():
     lake, fmt, topic = sys.argv[1:4]
     if fmt == "delta":
-        silver = delta_table(os.path.join(lake, "silver", topic))
-        deadletter = delta_table(os.path.join(lake, "silver", "_deadletter", topic))
+        silver = delta_table(join(lake, "silver", topic))
+        deadletter = delta_table(join(lake, "silver", "_deadletter", topic))
     else:
         silver, deadletter = parquet_tables(lake, topic)
     silver_cols = ["event_id", "user_id", "item_id", "event_time", "session_id", "kafka_partition", "kafka_offset"]

@@ -105,6 +105,7 @@ impl Job {
         let open = self.trending.take_provisional();
         if !open.is_empty() {
             self.lease.renew().await?;
+            self.tables.values_mut().for_each(|t| t.fence(self.lease.seq()));
             publish(&mut self.tables, open, None, &self.telemetry).await?;
         }
         if self.unsaved {
@@ -171,6 +172,7 @@ impl Job {
             // Reading a long backlog can take a while: renew (or learn the lease is lost)
             // right before writing.
             self.lease.renew().await?;
+            self.tables.values_mut().for_each(|t| t.fence(self.lease.seq()));
             publish(&mut self.tables, due, expire_before, &self.telemetry).await?;
             self.unsaved = true;
             crash_point("gold_crash_after_publish");

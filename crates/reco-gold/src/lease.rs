@@ -164,6 +164,11 @@ impl Lease {
         Ok(())
     }
 
+    /// The lease number this job holds now (it grows with every renewal).
+    pub fn seq(&self) -> i64 {
+        self.record.seq as i64
+    }
+
     /// Gives the lease up so a waiting job takes over at once.
     pub async fn release(mut self) {
         let mut next = self.record.clone();

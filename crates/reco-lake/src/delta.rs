@@ -279,7 +279,7 @@ pub(crate) async fn open_or_create(
     let url = lake.table_url(key);
     let shown = url.to_string();
     let expected: StructType = schema.as_ref().try_into_kernel().map_err(|e| Error::delta(&shown, e.into()))?;
-    match deltalake::open_table(url.clone()).await {
+    match lake.open_delta(url.clone()).await {
         Ok(table) => {
             let actual = table.snapshot().map_err(|e| Error::delta(&shown, e))?.schema();
             if actual.as_ref() != &expected {
@@ -293,6 +293,7 @@ pub(crate) async fn open_or_create(
         Err(DeltaTableError::NotATable(_)) | Err(DeltaTableError::InvalidTableLocation(_)) => {
             let created = deltalake::operations::create::CreateBuilder::new()
                 .with_location(url.as_str())
+                .with_storage_options(lake.options().clone())
                 .with_columns(expected.fields().cloned())
                 .with_partition_columns(partition_by.iter().map(|s| s.to_string()))
                 .with_save_mode(SaveMode::Ignore)
@@ -300,7 +301,7 @@ pub(crate) async fn open_or_create(
             match created {
                 Ok(table) => Ok(table),
                 // Another worker created it a moment earlier.
-                Err(_) => deltalake::open_table(url).await.map_err(|e| Error::delta(&shown, e)),
+                Err(_) => lake.open_delta(url).await.map_err(|e| Error::delta(&shown, e)),
             }
         }
         Err(e) => Err(Error::delta(&shown, e)),

@@ -99,7 +99,7 @@ impl SilverFeed {
                 return Ok(None);
             }
             let url = self.lake.table_url(&key);
-            match deltalake::open_table(url.clone()).await {
+            match self.lake.open_delta(url.clone()).await {
                 Ok(t) => self.delta = Some(t),
                 Err(DeltaTableError::NotATable(_)) => return Ok(None),
                 Err(e) => return Err(Error::delta(url, e)),

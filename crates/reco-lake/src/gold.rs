@@ -26,12 +26,18 @@ use deltalake::{
         datatypes::{DataType, Field, Float64Type, Int32Type, Int64Type, Schema, SchemaRef, TimeUnit},
         error::ArrowError,
     },
-    kernel::{Action, Remove, transaction::CommitBuilder},
+    kernel::{
+        Action, Remove, Transaction,
+        transaction::{CommitBuilder, CommitProperties},
+    },
     protocol::{DeltaOperation, SaveMode},
     writer::{DeltaWriter, RecordBatchWriter},
 };
 
 use crate::{DataFile, Error, Format, Lake, Result, delta::open_or_create, read::read_batches};
+
+/// The Delta app id of the gold writer's lease number on gold commits.
+pub const FENCE_APP_ID: &str = "reco-gold-lease";
 
 /// The gold table of a window length, e.g. `trending_now_1h` for `1h`.
 pub fn table_name(window: &str) -> String {
@@ -152,6 +158,8 @@ pub struct GoldTable {
     inner: Inner,
     /// Window start → the data file holding its rows.
     windows: BTreeMap<i64, DataFile>,
+    /// The writer's lease number, stamped on every commit (see [`GoldTable::fence`]).
+    fence: Option<i64>,
 }
 
 #[derive(Debug)]
@@ -189,7 +197,7 @@ impl GoldTable {
                 Inner::Parquet { dir, listing: BTreeMap::new() }
             }
         };
-        let mut t = GoldTable { lake: lake.clone(), key, inner, windows: BTreeMap::new() };
+        let mut t = GoldTable { lake: lake.clone(), key, inner, windows: BTreeMap::new(), fence: None };
         t.refresh().await?;
         if let (Format::Parquet, Some(file)) = (lake.format, t.windows.values().next()) {
             let path = PathBuf::from(&file.key);
@@ -210,6 +218,14 @@ impl GoldTable {
             _ => crate::exists(lake, &format!("{key}/_delta_log")).await?,
         };
         if exists { GoldTable::open(lake, name).await.map(Some) } else { Ok(None) }
+    }
+
+    /// Stamps every later commit with the writer's lease number `seq` (a Delta `txn` action of
+    /// app id [`FENCE_APP_ID`]). Delta refuses a commit whose app id a concurrent or newer
+    /// commit also carries, so a writer that lost its lease while paused cannot write after
+    /// its successor did: the successor's commits carry the same app id.
+    pub fn fence(&mut self, seq: i64) {
+        self.fence = Some(seq);
     }
 
     /// Window start → data file, as of the last refresh or replace.
@@ -336,7 +352,8 @@ impl GoldTable {
                     predicate: Some(format!("window_start IN ({})", starts.join(", "))),
                 };
                 let snapshot = table.snapshot().map_err(err)?;
-                let done = CommitBuilder::default()
+                let txns = self.fence.map(|seq| Transaction::new(FENCE_APP_ID, seq)).into_iter().collect();
+                let done = CommitBuilder::from(CommitProperties::default().with_application_transactions(txns))
                     .with_actions(actions)
                     .build(Some(snapshot), table.log_store(), operation)
                     .await

@@ -56,6 +56,8 @@ pub struct Lake {
     pub format: Format,
     /// The store rooted at the lake: keys are relative to the lake location.
     store: Arc<dyn ObjectStore>,
+    /// Storage options given besides the environment (tests; see [`Lake::open_with`]).
+    options: HashMap<String, String>,
 }
 
 impl std::fmt::Debug for Lake {
@@ -84,8 +86,8 @@ impl Lake {
             path: root.display().to_string(),
             source: std::io::Error::other("not an absolute path"),
         })?;
-        let store = store::lake_store(&url, Some(&root))?;
-        Ok(Lake { url, local: Some(root), format, store })
+        let store = store::lake_store(&url, Some(&root), &HashMap::new())?;
+        Ok(Lake { url, local: Some(root), format, store, options: HashMap::new() })
     }
 
     /// A lake at `location`: a folder (`./data`, `file:///srv/lake`) or an object store URL
@@ -93,6 +95,12 @@ impl Lake {
     /// format on object storage (its batch log commits by hard link; see
     /// docs/ARCHITECTURE.md, "The lake on object storage").
     pub fn open(location: &str, format: Format) -> Result<Lake> {
+        Lake::open_with(location, format, HashMap::new())
+    }
+
+    /// [`Lake::open`] with object store options on top of the environment's (the keys of
+    /// object_store and delta-rs storage options: `aws_endpoint`, `aws_access_key_id`, …).
+    pub fn open_with(location: &str, format: Format, options: HashMap<String, String>) -> Result<Lake> {
         match store::local_folder(location)? {
             Some(folder) => Lake::new(folder, format),
             None => {
@@ -105,8 +113,8 @@ impl Lake {
                     location: location.to_owned(),
                     source: Box::new(object_store::Error::Generic { store: "url", source: Box::new(e) }),
                 })?;
-                let store = store::lake_store(&url, None)?;
-                Ok(Lake { url, local: None, format, store })
+                let store = store::lake_store(&url, None, &options)?;
+                Ok(Lake { url, local: None, format, store, options })
             }
         }
     }
@@ -127,6 +135,15 @@ impl Lake {
             Some(root) => root.display().to_string(),
             None => self.url.as_str().trim_end_matches('/').to_owned(),
         }
+    }
+
+    /// Opens the Delta table at `url` with the lake's storage options.
+    pub async fn open_delta(&self, url: Url) -> std::result::Result<deltalake::DeltaTable, deltalake::DeltaTableError> {
+        deltalake::open_table_with_storage_options(url, self.options.clone()).await
+    }
+
+    pub(crate) fn options(&self) -> &HashMap<String, String> {
+        &self.options
     }
 
     /// The store rooted at the lake (keys relative to the lake location).

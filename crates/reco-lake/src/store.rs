@@ -18,6 +18,7 @@
 //! de-duplication state, gold's input) can wait on it from any thread.
 
 use std::{
+    collections::HashMap,
     future::Future,
     path::{Path, PathBuf},
     sync::{Arc, OnceLock},
@@ -47,27 +48,56 @@ pub fn credential_variables(scheme: &str) -> &'static str {
     }
 }
 
-/// The store at the root of `url`'s bucket or container, configured from the environment.
-fn bucket_store(url: &Url) -> Result<Arc<dyn ObjectStore>> {
+/// The store at the root of `url`'s bucket or container, configured from the environment and
+/// then `options` (object_store's keys, as delta-rs takes storage options: `aws_endpoint`,
+/// `aws_access_key_id`, …; keys a store does not know are left to delta-rs).
+fn bucket_store(url: &Url, options: &HashMap<String, String>) -> Result<Arc<dyn ObjectStore>> {
     let err = |source: object_store::Error| Error::Store { location: url.to_string(), source: Box::new(source) };
+    let known = |k: &String| k.to_ascii_lowercase();
     Ok(match url.scheme() {
-        "s3" | "s3a" => Arc::new(AmazonS3Builder::from_env().with_url(url.as_str()).build().map_err(err)?),
-        "gs" => Arc::new(GoogleCloudStorageBuilder::from_env().with_url(url.as_str()).build().map_err(err)?),
+        "s3" | "s3a" => {
+            let mut b = AmazonS3Builder::from_env().with_url(url.as_str());
+            for (k, v) in options {
+                if let Ok(key) = known(k).parse() {
+                    b = b.with_config(key, v);
+                }
+            }
+            Arc::new(b.build().map_err(err)?)
+        }
+        "gs" => {
+            let mut b = GoogleCloudStorageBuilder::from_env().with_url(url.as_str());
+            for (k, v) in options {
+                if let Ok(key) = known(k).parse() {
+                    b = b.with_config(key, v);
+                }
+            }
+            Arc::new(b.build().map_err(err)?)
+        }
         "az" | "abfs" | "abfss" => {
-            Arc::new(MicrosoftAzureBuilder::from_env().with_url(url.as_str()).build().map_err(err)?)
+            let mut b = MicrosoftAzureBuilder::from_env().with_url(url.as_str());
+            for (k, v) in options {
+                if let Ok(key) = known(k).parse() {
+                    b = b.with_config(key, v);
+                }
+            }
+            Arc::new(b.build().map_err(err)?)
         }
         scheme => return Err(Error::UnsupportedLocation { location: url.to_string(), scheme: scheme.to_owned() }),
     })
 }
 
 /// The store rooted at the lake: keys are relative to the lake location.
-pub(crate) fn lake_store(url: &Url, local: Option<&Path>) -> Result<Arc<dyn ObjectStore>> {
+pub(crate) fn lake_store(
+    url: &Url,
+    local: Option<&Path>,
+    options: &HashMap<String, String>,
+) -> Result<Arc<dyn ObjectStore>> {
     match local {
         Some(root) => Ok(Arc::new(
             LocalFileSystem::new_with_prefix(root)
                 .map_err(|e| Error::Store { location: root.display().to_string(), source: Box::new(e) })?,
         )),
-        None => Ok(Arc::new(PrefixStore::new(bucket_store(url)?, ObjectPath::from(url.path())))),
+        None => Ok(Arc::new(PrefixStore::new(bucket_store(url, options)?, ObjectPath::from(url.path())))),
     }
 }
 
@@ -78,9 +108,9 @@ impl ObjectStoreFactory for Stores {
     fn parse_url_opts(
         &self,
         url: &Url,
-        _config: &StorageConfig,
+        config: &StorageConfig,
     ) -> deltalake::DeltaResult<(ObjectStoreRef, ObjectPath)> {
-        let store = bucket_store(url).map_err(|e| deltalake::DeltaTableError::Generic(e.to_string()))?;
+        let store = bucket_store(url, &config.raw).map_err(|e| deltalake::DeltaTableError::Generic(e.to_string()))?;
         Ok((store, ObjectPath::from(url.path())))
     }
 }

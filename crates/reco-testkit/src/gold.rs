@@ -77,7 +77,7 @@ pub async fn published_with_state(lake: &Lake) -> (Windows, BTreeSet<(String, i6
                 if !reco_lake::exists(lake, &format!("{key}/_delta_log")).await.expect("list the lake") {
                     continue;
                 }
-                let table = reco_lake::deltalake::open_table(lake.table_url(&key)).await.expect("open gold");
+                let table = lake.open_delta(lake.table_url(&key)).await.expect("open gold");
                 let snapshot = table.snapshot().expect("gold snapshot");
                 snapshot.log_data().iter().map(|f| lake.data_file(&format!("{key}/{}", f.path()))).collect()
             }

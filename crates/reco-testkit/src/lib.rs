@@ -7,6 +7,7 @@ pub mod gold;
 pub mod http;
 mod metrics;
 pub mod proc;
+pub mod s3;
 pub mod up;
 
 use std::{net::SocketAddr, time::Duration};
