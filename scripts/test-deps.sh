@@ -2,8 +2,9 @@
 # Installs what the test suite needs beyond the Rust toolchain. Idempotent and quiet when
 # everything is present:
 #   - a Python venv with `deltalake` and `pyarrow`: the independent reader the silver tests
-#     compare our tables against (scripts/read_lake.py); and `pyyaml`, the YAML parser the
-#     deploy test reads the compose file with;
+#     compare our tables against (scripts/read_lake.py); `pyyaml`, the YAML parser the
+#     deploy test reads the compose file with; and `moto[server]`, the S3-compatible server
+#     the object-storage tests run as a separate process on loopback;
 #   - Prometheus and promtool (Debian package `prometheus`): the monitoring test runs the
 #     shipped config, alerts and dashboards' queries against a real Prometheus;
 #   - wrk (Debian package): the load generator of the API benchmark, whose script the test
@@ -30,6 +31,10 @@ if ! "$VENV/bin/python" -c 'import deltalake, pyarrow, yaml' 2>/dev/null; then
     rm -rf "$VENV"
     python3 -m venv "$VENV"
     "$VENV/bin/pip" install --quiet --disable-pip-version-check 'deltalake>=1.0,<2' 'pyarrow>=15' 'pyyaml>=6'
+fi
+if [ ! -x "$VENV/bin/moto_server" ]; then
+    echo "test-deps: installing moto[server] (the S3 server of the object-storage tests) into $VENV"
+    "$VENV/bin/pip" install --quiet --disable-pip-version-check 'moto[server]>=5.1,<6'
 fi
 
 MISSING=""

@@ -235,7 +235,7 @@ impl GoldTable {
 
     /// The rows of the window starting at `start_us`, if published.
     pub fn read_window(&self, start_us: i64) -> Result<Option<Vec<GoldRow>>> {
-        self.windows.get(&start_us).map(|p| read_gold(p)).transpose()
+        self.windows.get(&start_us).map(read_gold).transpose()
     }
 
     /// Every row of every window (tests, audits).

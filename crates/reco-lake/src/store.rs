@@ -200,24 +200,6 @@ pub(crate) fn local_folder(location: &str) -> Result<Option<PathBuf>> {
     Ok(Some(PathBuf::from(location)))
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn locations_are_folders_object_stores_or_refused() {
-        assert_eq!(local_folder("./data").unwrap(), Some(PathBuf::from("./data")));
-        assert_eq!(local_folder("/srv/lake").unwrap(), Some(PathBuf::from("/srv/lake")));
-        assert_eq!(local_folder("file:///srv/lake").unwrap(), Some(PathBuf::from("/srv/lake")));
-        assert_eq!(local_folder("s3://bucket/lake").unwrap(), None);
-        assert_eq!(local_folder("gs://bucket").unwrap(), None);
-        for refused in ["hdfs://nn/lake", "http://host/lake", "ftp://x/y"] {
-            let e = local_folder(refused).unwrap_err().to_string();
-            assert!(e.contains(refused) && e.contains("LAKEHOUSE_PATH"), "{e}");
-        }
-    }
-}
-
 /// Small objects of reco's own in the lake (gold checkpoints, the gold lease), read and written
 /// the same way in a folder and in an object store. Keys are relative to the lake.
 impl crate::Lake {
@@ -282,5 +264,23 @@ impl crate::Lake {
 
     fn store_error(&self, key: &str, source: object_store::Error) -> Error {
         Error::Store { location: format!("{}/{key}", self.display()), source: Box::new(source) }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn locations_are_folders_object_stores_or_refused() {
+        assert_eq!(local_folder("./data").unwrap(), Some(PathBuf::from("./data")));
+        assert_eq!(local_folder("/srv/lake").unwrap(), Some(PathBuf::from("/srv/lake")));
+        assert_eq!(local_folder("file:///srv/lake").unwrap(), Some(PathBuf::from("/srv/lake")));
+        assert_eq!(local_folder("s3://bucket/lake").unwrap(), None);
+        assert_eq!(local_folder("gs://bucket").unwrap(), None);
+        for refused in ["hdfs://nn/lake", "http://host/lake", "ftp://x/y"] {
+            let e = local_folder(refused).unwrap_err().to_string();
+            assert!(e.contains(refused) && e.contains("LAKEHOUSE_PATH"), "{e}");
+        }
     }
 }

@@ -4,7 +4,6 @@
 //! tables equal a brute-force recount of silver, with one row set per window.
 
 use std::{
-    path::Path,
     process::{Child, Command, Stdio},
     time::{Duration, SystemTime},
 };
@@ -25,17 +24,24 @@ fn pseudo_random(max_ms: u64) -> u64 {
     nanos.wrapping_mul(6364136223846793005).rotate_left(17) % max_ms
 }
 
-fn spawn_gold(lake: &Path, format: &str) -> Child {
+/// Where the lake of a kill loop lives: `LAKEHOUSE_PATH` and the environment it needs.
+struct Place {
+    location: String,
+    env: Vec<(String, String)>,
+}
+
+fn spawn_gold(lake: &Place, format: &str) -> Child {
     spawn_with(lake, format, None)
 }
 
-fn spawn_with(lake: &Path, format: &str, fault: Option<&str>) -> Child {
+fn spawn_with(lake: &Place, format: &str, fault: Option<&str>) -> Child {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_reco"));
+    cmd.envs(lake.env.iter().map(|(k, v)| (k, v)));
     if let Some(f) = fault {
         cmd.env("RECO_FAULT", f);
     }
     cmd.args(["gold", "--metrics-addr", "127.0.0.1:0"])
-        .env("LAKEHOUSE_PATH", lake)
+        .env("LAKEHOUSE_PATH", &lake.location)
         .env("STORAGE_FORMAT", format)
         .env("RECO_GOLD_POLL_INTERVAL_MS", "50")
         .env("RECO_GOLD_IDLE_TIMEOUT_MS", "1500")
@@ -51,8 +57,13 @@ fn spawn_with(lake: &Path, format: &str, fault: Option<&str>) -> Child {
 async fn kill_loop(format: Format, name: &str) {
     let dir = tempfile::tempdir().unwrap();
     let lake = Lake::new(dir.path(), format).unwrap();
-    let mut silver = SilverWriter::open(&lake).await;
-    let mut child = spawn_gold(dir.path(), name);
+    let place = Place { location: dir.path().display().to_string(), env: Vec::new() };
+    kill_loop_on(&lake, &place, name).await;
+}
+
+async fn kill_loop_on(lake: &Lake, place: &Place, name: &str) {
+    let mut silver = SilverWriter::open(lake).await;
+    let mut child = spawn_gold(place, name);
     // Twelve hours of history arriving in 48 commits, with kills in between.
     let mut chunks = Vec::new();
     for (i, seed) in [5u64, 6].into_iter().enumerate() {
@@ -66,7 +77,7 @@ async fn kill_loop(format: Format, name: &str) {
             // Deliberately between "windows written" and "checkpoint".
             child.kill().unwrap();
             child.wait().unwrap();
-            let mut faulty = spawn_with(dir.path(), name, Some("gold_crash_after_publish"));
+            let mut faulty = spawn_with(place, name, Some("gold_crash_after_publish"));
             let aborted = wait_until(Duration::from_secs(30), || {
                 let exited = faulty.try_wait().unwrap().is_some();
                 async move { exited }
@@ -78,17 +89,17 @@ async fn kill_loop(format: Format, name: &str) {
             let status = faulty.wait().unwrap();
             assert!(aborted, "the job with the fault hook never published");
             assert!(!status.success(), "the fault hook aborts the job: {status:?}");
-            child = spawn_gold(dir.path(), name);
+            child = spawn_gold(place, name);
         }
         if i % per_kill == per_kill - 1 {
             tokio::time::sleep(Duration::from_millis(pseudo_random(600))).await;
             child.kill().unwrap();
             child.wait().unwrap();
-            child = spawn_gold(dir.path(), name);
+            child = spawn_gold(place, name);
         }
     }
-    let expected = recount(&silver_events(&lake).await, 10);
-    let settled = wait_until(Duration::from_secs(60), || async { published(&lake).await == expected }).await;
+    let expected = recount(&silver_events(lake).await, 10);
+    let settled = wait_until(Duration::from_secs(60), || async { published(lake).await == expected }).await;
     Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
     assert!(child.wait().unwrap().success(), "clean stop on SIGTERM");
     assert!(settled, "after {KILLS} kills the gold tables differ from the recount of silver");
@@ -103,4 +114,12 @@ async fn gold_survives_sigkill_delta() {
 #[tokio::test(flavor = "multi_thread")]
 async fn gold_survives_sigkill_parquet() {
     kill_loop(Format::Parquet, "parquet").await;
+}
+
+/// The same on an S3 lake (a real S3 server): checkpoints, lease and tables in the bucket.
+#[tokio::test(flavor = "multi_thread")]
+async fn gold_survives_sigkill_on_s3() {
+    let s3 = reco_testkit::s3::S3Server::start().await;
+    let place = Place { location: s3.lake_url("gold-kills"), env: s3.env() };
+    kill_loop_on(&s3.lake("gold-kills"), &place, "delta").await;
 }

@@ -9,7 +9,6 @@
 
 use std::{
     collections::HashSet,
-    path::Path,
     process::{Child, Command, Stdio},
     time::{Duration, Instant, SystemTime},
 };
@@ -26,14 +25,22 @@ fn pseudo_random(max_ms: u64) -> u64 {
     nanos.wrapping_mul(6364136223846793005).rotate_left(17) % max_ms
 }
 
-/// `instance`: static group membership id; `None` for dynamic membership.
-fn spawn_worker(bootstrap: &str, lake: &Path, format: &str, fault: Option<&str>, instance: Option<&str>) -> Child {
-    spawn_on(bootstrap, lake, format, fault, instance, "127.0.0.1:0", &[])
+/// The lake of a crash loop: `LAKEHOUSE_PATH` and the environment it needs (S3 credentials).
+struct Place {
+    location: String,
+    env: Vec<(String, String)>,
 }
 
+impl Place {
+    fn env(&self) -> Vec<(&str, &str)> {
+        self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect()
+    }
+}
+
+/// `instance`: static group membership id; `None` for dynamic membership.
 fn spawn_on(
     bootstrap: &str,
-    lake: &Path,
+    lake: impl AsRef<std::ffi::OsStr>,
     format: &str,
     fault: Option<&str>,
     instance: Option<&str>,
@@ -139,26 +146,33 @@ async fn rows_written(metrics_addr: &str) -> f64 {
 }
 
 async fn crash_case(format: Format, format_name: &str) {
+    let dir = tempfile::tempdir().unwrap();
+    let place = Place { location: dir.path().display().to_string(), env: Vec::new() };
+    crash_case_on(&Lake::new(dir.path(), format).unwrap(), &place, format_name).await;
+}
+
+async fn crash_case_on(lake: &Lake, place: &Place, format_name: &str) {
     let broker = reco_testkit::broker_with_topics().await;
     let bootstrap = broker.bootstrap();
-    let dir = tempfile::tempdir().unwrap();
     let producing = tokio::spawn(produce(bootstrap.clone(), EVENTS));
+    let worker = |fault| {
+        let env = place.env();
+        spawn_on(&bootstrap, &place.location, format_name, fault, Some("crash-test-worker"), "127.0.0.1:0", &env)
+    };
 
     let started = Instant::now();
     for kill in 0..KILLS {
-        let mut child = spawn_worker(&bootstrap, dir.path(), format_name, None, Some("crash-test-worker"));
+        let mut child = worker(None);
         tokio::time::sleep(Duration::from_millis(400 + pseudo_random(1600))).await;
         child.kill().unwrap();
         child.wait().unwrap();
         eprintln!("SIGKILL {kill} at {:?}", started.elapsed());
     }
     // Deliberately between "files written" and "commit".
-    let mut child =
-        spawn_worker(&bootstrap, dir.path(), format_name, Some("crash_before_commit"), Some("crash-test-worker"));
+    let mut child = worker(Some("crash_before_commit"));
     assert!(!child.wait().unwrap().success(), "the fault hook aborts the process");
 
     let bad = producing.await.unwrap();
-    let lake = Lake::new(dir.path(), format).unwrap();
     // The replacement joins a consumer group of its own. Silver resumes from the offsets in the
     // lake, never the group's, so that changes nothing this test is about (the lake's exactly
     // once). In the group of the eleven killed members, the embedded broker (tansu 0.6) sometimes
@@ -166,9 +180,10 @@ async fn crash_case(format: Format, format_name: &str) {
     // joining within a second of the crash or 12 s after; with dynamic membership 12 s after, once
     // in three full test runs on 2026-11-29 ("partitions assigned" never logged, 240 s of silence). Real
     // Kafka assigns a rejoining member at once, and the rebalance tests cover group handover.
-    let recovery = [("RECO_SILVER_GROUP_ID", "reco-silver-recovery")];
-    let clean = spawn_on(&bootstrap, dir.path(), format_name, None, None, "127.0.0.1:0", &recovery);
-    assert_exactly_once(&lake, EVENTS, bad).await;
+    let mut recovery = place.env();
+    recovery.push(("RECO_SILVER_GROUP_ID", "reco-silver-recovery"));
+    let clean = spawn_on(&bootstrap, &place.location, format_name, None, None, "127.0.0.1:0", &recovery);
+    assert_exactly_once(lake, EVENTS, bad).await;
     stop(clean);
     broker.stop().await;
 }
@@ -181,6 +196,14 @@ async fn sigkill_loop_delta() {
 #[tokio::test(flavor = "multi_thread")]
 async fn sigkill_loop_parquet() {
     crash_case(Format::Parquet, "parquet").await;
+}
+
+/// The same on an S3 lake (a real S3 server): commits by conditional put, files in the bucket.
+#[tokio::test(flavor = "multi_thread")]
+async fn sigkill_loop_on_s3() {
+    let s3 = reco_testkit::s3::S3Server::start().await;
+    let place = Place { location: s3.lake_url("silver-kills"), env: s3.env() };
+    crash_case_on(&s3.lake("silver-kills"), &place, "delta").await;
 }
 
 /// Two workers split the group; B is SIGKILLed mid-stream, and its replacement C joins (as a
