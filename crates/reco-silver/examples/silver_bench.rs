@@ -1,8 +1,9 @@
 //! Silver benchmark: the job's rate against a bare rdkafka consumer over the same topics, in
 //! the same run (the ratio is what we steer by; absolute numbers depend on the machine).
 //!
-//! `cargo run --release -p reco-silver --example silver_bench -- [EVENTS] [delta|parquet]`
-//! (`make bench` runs it with 1,000,000 events.)
+//! `cargo run --release -p reco-silver --example silver_bench -- [EVENTS] [delta|parquet] [s3]`
+//! (`make bench` runs it with 1,000,000 events and `s3`: the job also runs on a local S3
+//! server, moto, in the same run, so the cost of object storage is a ratio.)
 
 use std::{
     sync::Arc,
@@ -102,9 +103,62 @@ async fn main() {
     // 3. The silver job, from start to the commit of the last record.
     let dir = tempfile::tempdir().unwrap();
     let lake = Lake::new(dir.path(), format).unwrap();
-    let mut config = reco_silver::SilverConfig::new(&bootstrap, lake);
+    let (silver_secs, fs_p50, fs_p95) = run_silver(&bootstrap, lake, events, "bench-silver").await;
+    // 4. The same on a local S3 server (a separate process speaking S3 over loopback HTTP).
+    let s3_run = if args.get(3).is_some_and(|a| a == "s3") {
+        let server = reco_testkit::s3::S3Server::start().await;
+        Some(run_silver(&bootstrap, server.lake("bench"), events, "bench-silver-s3").await)
+    } else {
+        None
+    };
+    broker.stop().await;
+
+    let rate = |secs: f64| events as f64 / secs;
+    println!(
+        "silver benchmark: {events} events, format {format:?}, {} cores",
+        std::thread::available_parallelism().map_or(0, |n| n.get())
+    );
+    println!("| measure | events/s | seconds |");
+    println!("|---|---:|---:|");
+    println!("| produce (embedded broker, for reference) | {:.0} | {produce_secs:.1} |", rate(produce_secs));
+    println!("| raw rdkafka consume (baseline) | {:.0} | {raw_secs:.1} |", rate(raw_secs));
+    println!("| silver job, start to last commit | {:.0} | {silver_secs:.1} |", rate(silver_secs));
+    println!("| ratio silver / raw | {:.2} | |", raw_secs / silver_secs);
+    println!("| commit latency p50 / p95, local folder | {:.0} / {:.0} ms | |", fs_p50 * 1e3, fs_p95 * 1e3);
+    if let Some((s3_secs, p50, p95)) = s3_run {
+        println!("| silver job on S3 (moto on loopback) | {:.0} | {s3_secs:.1} |", rate(s3_secs));
+        println!("| ratio S3 / local folder | {:.2} | |", silver_secs / s3_secs);
+        println!("| commit latency p50 / p95, S3 | {:.0} / {:.0} ms | |", p50 * 1e3, p95 * 1e3);
+        let part = format!("silver on S3 ({events} events)");
+        let (s3, fs) =
+            (format!("{:.0} ev/s", rate(s3_secs)), format!("{:.0} ev/s on a local folder", rate(silver_secs)));
+        reco_testkit::bench::report(
+            &part,
+            "job rate, S3 (moto) vs local folder",
+            &s3,
+            &fs,
+            Some(silver_secs / s3_secs),
+        );
+        let latency = format!("p50 {:.0} ms, p95 {:.0} ms", p50 * 1e3, p95 * 1e3);
+        let local = format!("p50 {:.0} ms, p95 {:.0} ms on a local folder", fs_p50 * 1e3, fs_p95 * 1e3);
+        reco_testkit::bench::report(&part, "commit latency (batch write + commit)", &latency, &local, None);
+    }
+    println!("| peak RSS of the process (broker + consumers + job) | {:.0} MiB | |", peak_rss_mib());
+    let part = format!("silver ({format:?}, {events} events)");
+    let (job, raw) = (rate(silver_secs), rate(raw_secs));
+    let (job_s, raw_s) = (format!("{job:.0} ev/s"), format!("{raw:.0} ev/s raw rdkafka consume"));
+    reco_testkit::bench::report(&part, "job rate, start to last commit", &job_s, &raw_s, Some(job / raw));
+    let rss = format!("{:.0} MiB", peak_rss_mib());
+    reco_testkit::bench::report(&part, "peak RSS, broker + consumers + job", &rss, "", None);
+}
+
+/// Runs the silver job on `lake` until it has committed `events` rows: seconds, and the p50 and
+/// p95 of its batch flush time (write + commit), interpolated in the histogram's buckets as
+/// Prometheus' `histogram_quantile` does.
+async fn run_silver(bootstrap: &str, lake: Lake, events: usize, group: &str) -> (f64, f64, f64) {
+    let mut config = reco_silver::SilverConfig::new(bootstrap, lake);
     config.topics = TOPICS.map(String::from).to_vec();
-    config.group_id = "bench-silver".into();
+    config.group_id = group.into();
     let telemetry = Arc::new(Telemetry::new());
     let shutdown = tokio_util::sync::CancellationToken::new();
     let started = Instant::now();
@@ -121,27 +175,31 @@ async fn main() {
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    let silver_secs = started.elapsed().as_secs_f64();
+    let secs = started.elapsed().as_secs_f64();
+    let text = telemetry.render();
     shutdown.cancel();
     job.await.unwrap().unwrap();
-    broker.stop().await;
-
-    let rate = |secs: f64| events as f64 / secs;
-    println!(
-        "silver benchmark: {events} events, format {format:?}, {} cores",
-        std::thread::available_parallelism().map_or(0, |n| n.get())
-    );
-    println!("| measure | events/s | seconds |");
-    println!("|---|---:|---:|");
-    println!("| produce (embedded broker, for reference) | {:.0} | {produce_secs:.1} |", rate(produce_secs));
-    println!("| raw rdkafka consume (baseline) | {:.0} | {raw_secs:.1} |", rate(raw_secs));
-    println!("| silver job, start to last commit | {:.0} | {silver_secs:.1} |", rate(silver_secs));
-    println!("| ratio silver / raw | {:.2} | |", raw_secs / silver_secs);
-    println!("| peak RSS of the process (broker + consumers + job) | {:.0} MiB | |", peak_rss_mib());
-    let part = format!("silver ({format:?}, {events} events)");
-    let (job, raw) = (rate(silver_secs), rate(raw_secs));
-    let (job_s, raw_s) = (format!("{job:.0} ev/s"), format!("{raw:.0} ev/s raw rdkafka consume"));
-    reco_testkit::bench::report(&part, "job rate, start to last commit", &job_s, &raw_s, Some(job / raw));
-    let rss = format!("{:.0} MiB", peak_rss_mib());
-    reco_testkit::bench::report(&part, "peak RSS, broker + consumers + job", &rss, "", None);
+    let samples = reco_testkit::Samples::parse(&text);
+    let mut buckets: Vec<(f64, f64)> = samples
+        .matching("reco_silver_batch_flush_duration_seconds_bucket", &[])
+        .filter_map(|s| Some((s.labels.get("le")?.parse::<f64>().ok()?, s.value)))
+        .collect();
+    buckets.sort_by(|a, b| a.0.total_cmp(&b.0));
+    let quantile = |q: f64| {
+        let total = buckets.last().map_or(0.0, |b| b.1);
+        let rank = q * total;
+        let mut previous = (0.0, 0.0);
+        for &(le, count) in &buckets {
+            if count >= rank {
+                if le.is_infinite() {
+                    return previous.0;
+                }
+                let within = if count > previous.1 { (rank - previous.1) / (count - previous.1) } else { 0.0 };
+                return previous.0 + (le - previous.0) * within;
+            }
+            previous = (le, count);
+        }
+        previous.0
+    };
+    (secs, quantile(0.5), quantile(0.95))
 }
