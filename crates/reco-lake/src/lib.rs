@@ -230,10 +230,7 @@ pub async fn exists(lake: &Lake, key: &str) -> Result<bool> {
 /// `s3:` in the working directory, silently.
 pub fn check_local(location: &Path) -> Result<()> {
     let text = location.to_string_lossy();
-    if let Some((scheme, _)) = text.split_once("://")
-        && !scheme.is_empty()
-        && scheme.chars().all(|c| c.is_ascii_alphanumeric() || "+-.".contains(c))
-    {
+    if let Some(scheme) = store::url_scheme(&text) {
         return Err(Error::UnsupportedLocation { location: text.to_string(), scheme: scheme.to_owned() });
     }
     Ok(())

@@ -182,11 +182,14 @@ where
 }
 
 /// A local lake location as an absolute folder; `None` for object store URLs.
+/// The scheme of `location` if it is a URL (`s3` of `s3://bucket`), not a path.
+pub(crate) fn url_scheme(location: &str) -> Option<&str> {
+    let (scheme, _) = location.split_once("://")?;
+    (!scheme.is_empty() && scheme.chars().all(|c| c.is_ascii_alphanumeric() || "+-.".contains(c))).then_some(scheme)
+}
+
 pub(crate) fn local_folder(location: &str) -> Result<Option<PathBuf>> {
-    if let Some((scheme, _)) = location.split_once("://")
-        && !scheme.is_empty()
-        && scheme.chars().all(|c| c.is_ascii_alphanumeric() || "+-.".contains(c))
-    {
+    if let Some(scheme) = url_scheme(location) {
         return match scheme {
             "file" => Url::parse(location)
                 .ok()
