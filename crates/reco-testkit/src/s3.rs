@@ -19,7 +19,9 @@ pub struct S3Server {
     pub bucket: String,
 }
 
-fn venv_bin(name: &str) -> String {
+/// A program of the test venv that `make test` installs (`$RECO_VENV`, default
+/// `~/.cache/reco-venv`): `python`, `moto_server`.
+pub fn venv_bin(name: &str) -> String {
     let venv = std::env::var("RECO_VENV")
         .unwrap_or_else(|_| format!("{}/.cache/reco-venv", std::env::var("HOME").unwrap_or_default()));
     format!("{venv}/bin/{name}")

@@ -87,8 +87,7 @@ fn events(n: usize) -> Vec<Value> {
 /// `(item_id, event_time_us)` of every view and click row, read by the independent reader
 /// (scripts/read_lake.py: the Python `deltalake` package) straight from the bucket.
 fn independent_rows(s3: &S3Server, lake_url: &str) -> Vec<(String, i64)> {
-    let python = std::env::var("RECO_PYTHON")
-        .unwrap_or_else(|_| format!("{}/.cache/reco-venv/bin/python", std::env::var("HOME").unwrap_or_default()));
+    let python = std::env::var("RECO_PYTHON").unwrap_or_else(|_| reco_testkit::s3::venv_bin("python"));
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../../scripts/read_lake.py");
     let mut rows = Vec::new();
     for topic in ["events_views", "events_clicks"] {
