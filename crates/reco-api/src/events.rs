@@ -78,7 +78,7 @@ pub(crate) async fn post_events(
         state.telemetry.ingest.rejected(reason);
         error
     };
-    check_content_type(&headers).map_err(|e| refuse("unsupported_media_type", e))?;
+    check_content_type(&headers, config.text_plain).map_err(|e| refuse("unsupported_media_type", e))?;
     let too_large = || {
         state.telemetry.ingest.rejected("body_too_large");
         ApiError::new(
@@ -123,18 +123,19 @@ pub(crate) async fn post_events(
     deliver(&state, &events).await
 }
 
-fn check_content_type(headers: &HeaderMap) -> Result<(), ApiError> {
+/// JSON bodies, and with `text_plain` (beacons) `text/plain` bodies, which are parsed as JSON.
+fn check_content_type(headers: &HeaderMap, text_plain: bool) -> Result<(), ApiError> {
     let content_type = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
     let essence = content_type.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
-    if essence == "application/json" || essence.ends_with("+json") {
-        Ok(())
-    } else {
-        Err(ApiError::new(
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            "unsupported_media_type",
-            format!("Content-Type must be application/json, got {content_type:?}"),
-        ))
+    if essence == "application/json" || essence.ends_with("+json") || (text_plain && essence == "text/plain") {
+        return Ok(());
     }
+    let expected = if text_plain { "application/json or text/plain" } else { "application/json" };
+    Err(ApiError::new(
+        StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        "unsupported_media_type",
+        format!("Content-Type must be {expected}, got {content_type:?}"),
+    ))
 }
 
 fn validate_all(state: &AppState, items: &[Value], batch: bool) -> Result<Vec<Event>, ApiError> {

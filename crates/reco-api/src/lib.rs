@@ -3,10 +3,16 @@
 //!
 //! [`app`] builds the whole router from an [`AppState`], so tests drive it with
 //! `tower::ServiceExt::oneshot` and no socket; [`serve`] runs it with graceful shutdown.
+//!
+//! Exposure controls, all off by default and all set in [`ApiConfig`]: bearer tokens
+//! ([`auth`]), a per-caller rate limit ([`limit`]), CORS for browser pages, `text/plain`
+//! beacons, and `/metrics` moved off the public router.
 
+pub mod auth;
 mod error;
 mod events;
 mod health;
+pub mod limit;
 mod openapi;
 mod trending;
 
@@ -15,7 +21,7 @@ use std::{sync::Arc, time::Duration};
 use axum::{
     Router,
     extract::{Request, State},
-    http::{StatusCode, header},
+    http::{HeaderValue, Method, StatusCode, header},
     middleware::{Next, from_fn_with_state},
     response::{IntoResponse, Response},
     routing::{get, post},
@@ -25,8 +31,11 @@ use reco_kafka::EventProducer;
 use reco_telemetry::{Telemetry, track_http};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
+use tower_http::cors::{AllowOrigin, CorsLayer};
 
+pub use auth::{Caller, TokenFileError, Tokens};
 pub use error::ApiError;
+pub use limit::RateLimit;
 pub use openapi::ApiDoc;
 pub use trending::{ServedWindow, TrendingCache};
 
@@ -42,6 +51,20 @@ pub struct ApiConfig {
     pub request_timeout: Duration,
     /// Validation limits (DESIGN §3).
     pub rules: Rules,
+    /// Bearer tokens `POST /events` requires; `None` accepts every request.
+    pub tokens: Option<Arc<Tokens>>,
+    /// With `tokens`, `GET /trending` requires one too.
+    pub tokens_for_trending: bool,
+    /// Origins allowed to call the API from a browser (CORS); empty: no CORS headers, so
+    /// browsers refuse cross-origin calls. `*` allows every origin.
+    pub cors_origins: Vec<String>,
+    /// Accept `text/plain` bodies holding JSON (what `navigator.sendBeacon` sends with a
+    /// string, and which needs no CORS pre-flight), and the `access_token` query parameter.
+    pub text_plain: bool,
+    /// Requests per second per caller (token name, else client IP); `None`: no limit.
+    pub rate_limit: Option<RateLimit>,
+    /// Serve `/metrics` on this router. Off when the metrics have their own listener.
+    pub metrics_on_api: bool,
 }
 
 impl Default for ApiConfig {
@@ -51,6 +74,12 @@ impl Default for ApiConfig {
             max_batch_events: 1000,
             request_timeout: Duration::from_secs(10),
             rules: Rules::default(),
+            tokens: None,
+            tokens_for_trending: false,
+            cors_origins: Vec::new(),
+            text_plain: false,
+            rate_limit: None,
+            metrics_on_api: true,
         }
     }
 }
@@ -68,26 +97,81 @@ pub struct AppState {
 /// The complete router.
 pub fn app(state: AppState) -> Router {
     let telemetry = state.telemetry.clone();
-    let timeout = state.config.request_timeout;
-    Router::new()
-        .route("/events", post(events::post_events))
-        .route("/trending", get(trending::get_trending))
+    let config = state.config.clone();
+    let kinds: Vec<&'static str> = reco_core::ErrorKind::ALL.iter().map(|k| k.as_str()).collect();
+    let token_names = config.tokens.as_ref().map(|t| t.names()).unwrap_or_default();
+    telemetry.ingest.known(&kinds, &token_names);
+
+    let guard = |guarded| from_fn_with_state((state.clone(), guarded), auth::require_token);
+    let mut events = post(events::post_events);
+    if let Some(limit) = config.rate_limit {
+        let limiter = Arc::new(limit::Limiter::new(limit));
+        events = events.route_layer(from_fn_with_state((state.clone(), limiter), limit::rate_limit));
+    }
+    let mut trending = get(trending::get_trending);
+    if config.tokens_for_trending {
+        trending = trending.route_layer(guard(auth::Guarded::Read));
+    }
+    let mut router = Router::new()
+        .route("/events", events.route_layer(guard(auth::Guarded::Ingest)))
+        .route("/trending", trending)
         .route("/health/live", get(health::live))
         .route("/health/ready", get(health::ready))
-        .route("/metrics", get(metrics))
-        .route("/openapi.json", get(openapi::openapi_json))
+        .route("/openapi.json", get(openapi::openapi_json));
+    if config.metrics_on_api {
+        router = router.route("/metrics", get(metrics));
+    }
+    let mut router = router
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
-        .layer(from_fn_with_state(timeout, request_timeout))
-        // Outermost, so it sees the final status of every request, timeouts included.
-        .layer(from_fn_with_state(telemetry, track_http))
-        .with_state(state)
+        .layer(from_fn_with_state(config.request_timeout, request_timeout));
+    if let Some(cors) = cors_layer(&config.cors_origins) {
+        // Outside the token check: a browser's pre-flight carries no credentials.
+        router = router.layer(cors);
+    }
+    // Outermost, so it sees the final status of every request, timeouts included.
+    router.layer(from_fn_with_state(telemetry, track_http)).with_state(state)
+}
+
+/// CORS for the allowed origins (checked when the configuration is read), or `None`.
+fn cors_layer(origins: &[String]) -> Option<CorsLayer> {
+    if origins.is_empty() {
+        return None;
+    }
+    let allow = if origins.iter().any(|o| o == "*") {
+        AllowOrigin::any()
+    } else {
+        AllowOrigin::list(origins.iter().filter_map(|o| HeaderValue::from_str(o).ok()))
+    };
+    Some(
+        CorsLayer::new()
+            .allow_origin(allow)
+            .allow_methods([Method::GET, Method::POST])
+            .allow_headers([header::CONTENT_TYPE, header::AUTHORIZATION])
+            .expose_headers([header::RETRY_AFTER])
+            .max_age(Duration::from_secs(600)),
+    )
+}
+
+/// Checks a CORS origin as a browser sends it: `scheme://host[:port]`, no path, or `*`.
+pub fn check_origin(origin: &str) -> Result<(), String> {
+    if origin == "*" {
+        return Ok(());
+    }
+    let (scheme, rest) = origin.split_once("://").ok_or_else(|| format!("{origin:?} is not scheme://host[:port]"))?;
+    let host_ok = !rest.is_empty() && !rest.contains(['/', '?', '#', ' ']) && HeaderValue::from_str(origin).is_ok();
+    if !matches!(scheme, "http" | "https") || !host_ok {
+        return Err(format!("{origin:?} is not an origin (http(s)://host[:port], no path or trailing slash)"));
+    }
+    Ok(())
 }
 
 /// Serves `app(state)` on `listener` until `shutdown` fires, then stops accepting and waits
 /// for in-flight requests to finish.
 pub async fn serve(listener: TcpListener, state: AppState, shutdown: CancellationToken) -> std::io::Result<()> {
-    axum::serve(listener, app(state)).with_graceful_shutdown(shutdown.cancelled_owned()).await
+    // The peer address keys the rate limit of unauthenticated callers.
+    let service = app(state).into_make_service_with_connect_info::<std::net::SocketAddr>();
+    axum::serve(listener, service).with_graceful_shutdown(shutdown.cancelled_owned()).await
 }
 
 async fn metrics(State(state): State<AppState>) -> Response {

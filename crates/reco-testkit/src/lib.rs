@@ -32,7 +32,14 @@ pub fn free_addr() -> SocketAddr {
 
 /// Starts an in-memory embedded broker on a free port with the platform's topics created.
 pub async fn broker_with_topics() -> EmbeddedBroker {
-    let broker = EmbeddedBroker::start(free_addr(), BrokerStorage::Memory).await.expect("broker starts");
+    broker_with_topics_on(BrokerStorage::Memory).await
+}
+
+/// The same on the given storage. The SQLite log reports exact watermarks for batches of
+/// concurrently produced records, which the memory log does not (its high watermark counts
+/// one batch as one record), so counts of concurrent produces read it from SQLite.
+pub async fn broker_with_topics_on(storage: BrokerStorage) -> EmbeddedBroker {
+    let broker = EmbeddedBroker::start(free_addr(), storage).await.expect("broker starts");
     let mut specs = topics::default_topics();
     specs.iter_mut().for_each(|s| s.replication_factor = Some(1));
     topics::ensure_topics(&broker.bootstrap(), &specs, false).await.expect("topics created");

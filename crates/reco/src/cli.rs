@@ -2,12 +2,13 @@
 //! the original platform's names (`KAFKA_BOOTSTRAP_SERVERS`, `LAKEHOUSE_PATH`,
 //! `STORAGE_FORMAT`) are kept. Defaults let `reco up` run from a checkout with no env at all.
 
-use std::{net::SocketAddr, path::PathBuf, time::Duration};
+use std::{net::SocketAddr, path::PathBuf};
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
-use reco_api::ApiConfig;
-use reco_core::Rules;
 use reco_kafka::topics::TopicSpec;
+
+mod http;
+pub use http::{HttpArgs, RulesArgs};
 
 #[derive(Debug, Parser)]
 #[command(name = "reco", version, about = "Real-time event pipeline and trending service")]
@@ -85,6 +86,8 @@ pub struct UpArgs {
     #[command(flatten)]
     pub http: HttpArgs,
     #[command(flatten)]
+    pub rules: RulesArgs,
+    #[command(flatten)]
     pub topics: TopicArgs,
     #[command(flatten)]
     pub silver: SilverOptions,
@@ -120,6 +123,8 @@ pub struct ServeArgs {
     pub lake: LakeArgs,
     #[command(flatten)]
     pub http: HttpArgs,
+    #[command(flatten)]
+    pub rules: RulesArgs,
     /// Items per window stored by the gold job: the largest GET /trending `limit`.
     #[arg(long, env = "RECO_GOLD_TOP_N", default_value_t = 100)]
     pub top_n: usize,
@@ -133,6 +138,8 @@ pub struct SilverArgs {
     pub lake: LakeArgs,
     #[command(flatten)]
     pub silver: SilverOptions,
+    #[command(flatten)]
+    pub rules: RulesArgs,
     /// Listen address of the job's /metrics and /health/live.
     #[arg(long, env = "RECO_METRICS_ADDR", default_value = "0.0.0.0:9101")]
     pub metrics_addr: SocketAddr,
@@ -608,66 +615,6 @@ impl LakeArgs {
         };
         reco_lake::Lake::open(&self.lakehouse_path, format)
             .map_err(|e| anyhow::anyhow!("lakehouse {}: {e}", self.lakehouse_path))
-    }
-}
-
-#[derive(Debug, Args)]
-pub struct HttpArgs {
-    /// Listen address of the HTTP API (and its /metrics).
-    #[arg(long, env = "RECO_HTTP_ADDR", default_value = "0.0.0.0:8000")]
-    pub http_addr: SocketAddr,
-    /// Largest request body in bytes; larger ones get 413.
-    #[arg(long, env = "RECO_BODY_LIMIT_BYTES", default_value_t = 1024 * 1024)]
-    pub body_limit_bytes: usize,
-    /// Most events in one POST /events batch.
-    #[arg(long, env = "RECO_MAX_BATCH_EVENTS", default_value_t = 1000)]
-    pub max_batch_events: usize,
-    /// Longest wait for the broker's acknowledgment before answering 503, in milliseconds.
-    #[arg(long, env = "RECO_ACK_TIMEOUT_MS", default_value_t = 5000)]
-    pub ack_timeout_ms: u64,
-    /// Longest a request may take before it is answered 503, in milliseconds.
-    #[arg(long, env = "RECO_REQUEST_TIMEOUT_MS", default_value_t = 10_000)]
-    pub request_timeout_ms: u64,
-    /// How far in the future an event timestamp may be, in seconds (client clock skew).
-    #[arg(long, env = "RECO_MAX_FUTURE_SECS", default_value_t = 900)]
-    pub max_future_secs: i64,
-    /// Lowest accepted rating.
-    #[arg(long, env = "RECO_RATING_MIN", default_value_t = 0.0, allow_negative_numbers = true)]
-    pub rating_min: f64,
-    /// Highest accepted rating.
-    #[arg(long, env = "RECO_RATING_MAX", default_value_t = 5.0)]
-    pub rating_max: f64,
-}
-
-impl HttpArgs {
-    pub fn api_config(&self) -> anyhow::Result<ApiConfig> {
-        anyhow::ensure!(
-            self.rating_min.is_finite() && self.rating_max.is_finite() && self.rating_min <= self.rating_max,
-            "--rating-min ({}) must not exceed --rating-max ({})",
-            self.rating_min,
-            self.rating_max
-        );
-        anyhow::ensure!(
-            self.request_timeout_ms > self.ack_timeout_ms,
-            "--request-timeout-ms ({}) must exceed --ack-timeout-ms ({}) so a slow broker gets a precise answer",
-            self.request_timeout_ms,
-            self.ack_timeout_ms
-        );
-        Ok(ApiConfig {
-            body_limit_bytes: self.body_limit_bytes,
-            max_batch_events: self.max_batch_events,
-            request_timeout: Duration::from_millis(self.request_timeout_ms),
-            rules: Rules {
-                max_future_us: self.max_future_secs.saturating_mul(1_000_000),
-                rating_min: self.rating_min,
-                rating_max: self.rating_max,
-                ..Rules::default()
-            },
-        })
-    }
-
-    pub fn ack_timeout(&self) -> Duration {
-        Duration::from_millis(self.ack_timeout_ms)
     }
 }
 

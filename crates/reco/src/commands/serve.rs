@@ -1,6 +1,11 @@
 //! `reco serve`: the HTTP API against a Kafka cluster.
 
-use std::{process::ExitCode, sync::Arc, time::Duration};
+use std::{
+    net::{Ipv4Addr, SocketAddr},
+    process::ExitCode,
+    sync::Arc,
+    time::Duration,
+};
 
 use anyhow::Context;
 use reco_api::{AppState, ServedWindow, TrendingCache};
@@ -11,9 +16,12 @@ use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
 use crate::{
-    cli::{HttpArgs, LakeArgs, ServeArgs},
+    cli::{HttpArgs, LakeArgs, RulesArgs, ServeArgs},
     shutdown,
 };
+
+/// `reco serve` is the edge service: every interface by default.
+pub const SERVE_ADDR: SocketAddr = SocketAddr::new(std::net::IpAddr::V4(Ipv4Addr::UNSPECIFIED), 8000);
 
 /// How often the API looks for newly published gold windows.
 const TRENDING_REFRESH: Duration = Duration::from_secs(1);
@@ -38,37 +46,70 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     // A bucket that does not exist or credentials that do not work stop the service now, not
     // at the first GET /trending.
     trending.lake().check(false).await?;
-    let api = Api::bind(&args.http, &args.kafka.kafka_bootstrap_servers, telemetry, Some(trending)).await?;
-    info!(addr = %api.listener.local_addr()?, kafka = %args.kafka.kafka_bootstrap_servers, "reco serve listening");
+    let bootstrap = &args.kafka.kafka_bootstrap_servers;
+    let api = Api::bind(&args.http, &args.rules, SERVE_ADDR, bootstrap, telemetry, Some(trending)).await?;
+    info!(addr = %api.listener.local_addr()?, kafka = %bootstrap, "reco serve listening");
     api.run(shutdown).await?;
     Ok(ExitCode::SUCCESS)
 }
 
-/// The API component, shared by `serve` and `up`: bound listener plus state.
+/// The API component, shared by `serve` and `up`: bound listeners plus state.
 pub struct Api {
     pub listener: TcpListener,
+    /// The separate /metrics listener (`--metrics-addr`), if any.
+    pub metrics: Option<TcpListener>,
     pub state: AppState,
 }
 
 impl Api {
     pub async fn bind(
         http: &HttpArgs,
+        rules: &RulesArgs,
+        default_addr: SocketAddr,
         bootstrap: &str,
         telemetry: Arc<Telemetry>,
         trending: Option<Arc<TrendingCache>>,
     ) -> anyhow::Result<Api> {
-        let config = http.api_config()?;
+        let config = http.api_config(rules.rules()?)?;
+        let addr = http.http_addr.unwrap_or(default_addr);
         let producer = EventProducer::new(ProducerSettings {
             bootstrap_servers: bootstrap.to_owned(),
             ack_timeout: http.ack_timeout(),
             ..ProducerSettings::default()
         })
         .context("cannot create the Kafka producer")?;
-        let listener = TcpListener::bind(http.http_addr)
+        let listener = TcpListener::bind(addr)
             .await
-            .with_context(|| format!("cannot listen on {} (set --http-addr / RECO_HTTP_ADDR)", http.http_addr))?;
+            .with_context(|| format!("cannot listen on {addr} (set --http-addr / RECO_HTTP_ADDR)"))?;
+        let metrics = match http.metrics_addr {
+            Some(addr) => Some(
+                TcpListener::bind(addr)
+                    .await
+                    .with_context(|| format!("cannot listen on {addr} (set --metrics-addr / RECO_METRICS_ADDR)"))?,
+            ),
+            None => None,
+        };
+        if config.tokens.is_none() && !addr.ip().is_loopback() {
+            warn!(
+                %addr,
+                "the API listens beyond this machine without tokens: anyone who reaches it can post events \
+                 (set RECO_API_TOKENS_FILE; see docs/OPERATIONS.md, \"Exposing the API\")"
+            );
+        }
+        if let Some(tokens) = &config.tokens {
+            info!(names = ?tokens.names(), "POST /events requires a bearer token");
+        }
         let state = AppState { producer, telemetry, config: Arc::new(config), trending };
-        Ok(Api { listener, state })
+        Ok(Api { listener, metrics, state })
+    }
+
+    /// Where /metrics is served.
+    pub fn metrics_url(&self) -> anyhow::Result<String> {
+        let addr = match &self.metrics {
+            Some(listener) => listener.local_addr()?,
+            None => self.listener.local_addr()?,
+        };
+        Ok(format!("http://{addr}/metrics"))
     }
 
     /// Serves until `shutdown`, drains in-flight requests, then flushes the producer.
@@ -78,14 +119,41 @@ impl Api {
             let shutdown = shutdown.clone();
             tokio::spawn(cache.run(TRENDING_REFRESH, shutdown))
         });
+        let reloader = self.state.config.tokens.clone().map(|tokens| tokio::spawn(reload_on_sighup(tokens)));
+        let metrics = self.metrics.map(|listener| {
+            let app = reco_api::metrics_app(self.state.telemetry.clone());
+            let shutdown = shutdown.clone();
+            tokio::spawn(
+                async move { axum::serve(listener, app).with_graceful_shutdown(shutdown.cancelled_owned()).await },
+            )
+        });
         reco_api::serve(self.listener, self.state, shutdown).await.context("HTTP server failed")?;
-        if let Some(task) = refresher {
+        for task in [refresher, reloader].into_iter().flatten() {
             task.abort();
+        }
+        if let Some(metrics) = metrics {
+            let _ = metrics.await;
         }
         if let Err(e) = producer.flush(FLUSH_TIMEOUT).await {
             warn!(error = %e, "some produced events may not have been delivered at shutdown");
         }
         info!("API stopped");
         Ok(())
+    }
+}
+
+/// Re-reads the token file at every SIGHUP; a file that does not parse leaves the previous
+/// tokens in force.
+async fn reload_on_sighup(tokens: Arc<reco_api::Tokens>) {
+    use tokio::signal::unix::{SignalKind, signal};
+    let Ok(mut hangup) = signal(SignalKind::hangup()) else {
+        warn!("cannot install the SIGHUP handler; the token file is read only at start");
+        return;
+    };
+    while hangup.recv().await.is_some() {
+        match tokens.reload() {
+            Ok(n) => info!(tokens = n, names = ?tokens.names(), "token file reloaded"),
+            Err(e) => warn!(error = %e, "token file not reloaded; the previous tokens stay in force"),
+        }
     }
 }

@@ -7,15 +7,22 @@ use reco_silver::{OnOffsetReset, SilverConfig};
 use crate::cli::{OnOffsetResetArg, SilverArgs, SilverOptions};
 
 pub async fn run(args: SilverArgs) -> anyhow::Result<ExitCode> {
-    let config = args.silver.config(&args.kafka.kafka_bootstrap_servers, &args.lake)?;
+    let config = args.silver.config(&args.kafka.kafka_bootstrap_servers, &args.lake, &args.rules)?;
     super::run_job("silver", args.metrics_addr, |telemetry, shutdown| reco_silver::run(config, telemetry, shutdown))
         .await
 }
 
 impl SilverOptions {
-    pub fn config(&self, bootstrap: &str, lake: &crate::cli::LakeArgs) -> anyhow::Result<SilverConfig> {
+    pub fn config(
+        &self,
+        bootstrap: &str,
+        lake: &crate::cli::LakeArgs,
+        rules: &crate::cli::RulesArgs,
+    ) -> anyhow::Result<SilverConfig> {
         let lake = lake.lake()?;
         let mut config = SilverConfig::new(bootstrap, lake);
+        // The API's rules: what it accepted, silver keeps.
+        config.rules = rules.rules()?;
         config.group_id = self.group_id.clone();
         config.instance_id = self.instance_id.clone();
         config.session_timeout = std::time::Duration::from_millis(self.session_timeout_ms);

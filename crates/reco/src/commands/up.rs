@@ -20,6 +20,10 @@ use crate::{
     shutdown,
 };
 
+/// `reco up` is for this machine: loopback unless --http-addr says otherwise.
+const LOCAL_ADDR: std::net::SocketAddr =
+    std::net::SocketAddr::new(std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST), 8000);
+
 pub async fn run(args: UpArgs, started: Instant) -> anyhow::Result<ExitCode> {
     let shutdown = shutdown::on_signal();
     let telemetry = Arc::new(Telemetry::new());
@@ -39,10 +43,11 @@ pub async fn run(args: UpArgs, started: Instant) -> anyhow::Result<ExitCode> {
         start_with_topics(args.broker_addr, None, args.broker_storage, &broker_data, &args.topics).await?;
     let bootstrap = broker.bootstrap();
     let trending = trending_cache(&args.lake, args.gold.top_n)?;
-    let api = Api::bind(&args.http, &bootstrap, telemetry.clone(), Some(trending)).await?;
+    let api = Api::bind(&args.http, &args.rules, LOCAL_ADDR, &bootstrap, telemetry.clone(), Some(trending)).await?;
     let http_addr = api.listener.local_addr()?;
+    let metrics_url = api.metrics_url()?;
 
-    let mut silver = args.silver.config(&bootstrap, &args.lake)?;
+    let mut silver = args.silver.config(&bootstrap, &args.lake, &args.rules)?;
     // One process, one worker: a restarted `reco up` takes its partitions straight back.
     silver.instance_id.get_or_insert_with(|| "reco-up".into());
     // A memory broker starts with empty topics at every start while the lake keeps its
@@ -73,7 +78,7 @@ pub async fn run(args: UpArgs, started: Instant) -> anyhow::Result<ExitCode> {
 
     println!("reco up: ready in {} ms", started.elapsed().as_millis());
     println!("  API        http://{http_addr}  (POST /events, GET /trending, GET /health/ready, GET /openapi.json)");
-    println!("  metrics    http://{http_addr}/metrics");
+    println!("  metrics    {metrics_url}");
     println!("  broker     {bootstrap}  (Kafka protocol; storage: {storage_note})");
     println!("  lakehouse  {}  (format: {:?}; silver and gold jobs running)", lake.display(), args.lake.storage_format);
     println!("Press Ctrl-C to stop.");
