@@ -27,13 +27,27 @@ impl HttpResponse {
 
 /// Sends one request to `addr` (`host:port`); `body` is sent as `application/json`.
 pub async fn request(addr: &str, method: &str, path: &str, body: Option<String>) -> std::io::Result<HttpResponse> {
+    request_with(addr, method, path, &[], body).await
+}
+
+/// [`request`] with extra headers (which override the JSON content type).
+pub async fn request_with(
+    addr: &str,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: Option<String>,
+) -> std::io::Result<HttpResponse> {
     let io_err = |e: hyper::Error| std::io::Error::other(e.to_string());
     let stream = TcpStream::connect(addr).await?;
     let (mut sender, connection) = http1::handshake(TokioIo::new(stream)).await.map_err(io_err)?;
     tokio::spawn(connection);
     let mut builder = Request::builder().method(method).uri(path).header("host", addr);
-    if body.is_some() {
+    if body.is_some() && !headers.iter().any(|(k, _)| k.eq_ignore_ascii_case("content-type")) {
         builder = builder.header("content-type", "application/json");
+    }
+    for (k, v) in headers {
+        builder = builder.header(*k, *v);
     }
     let request = builder
         .body(Full::new(Bytes::from(body.unwrap_or_default())))

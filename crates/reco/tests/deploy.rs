@@ -93,6 +93,10 @@ fn compose_services_run_real_reco_commands() {
     let env = |s: &str, k: &str| services[s]["environment"][k].as_str().unwrap().to_owned();
     let api_port = port_of(&env("reco-api", "RECO_HTTP_ADDR"));
     assert!(strings(&services["reco-api"]["ports"]).iter().any(|p| p.ends_with(&format!(":{api_port}"))));
+    // The API's metrics: their own port, inside the compose network only.
+    let api_metrics_port = port_of(&env("reco-api", "RECO_METRICS_ADDR"));
+    assert!(strings(&services["reco-api"]["expose"]).contains(&api_metrics_port.to_string()));
+    assert!(!strings(&services["reco-api"]["ports"]).iter().any(|p| p.ends_with(&format!(":{api_metrics_port}"))));
     let silver_port = port_of(&env("reco-silver", "RECO_METRICS_ADDR"));
     let gold_port = port_of(&env("reco-gold", "RECO_METRICS_ADDR"));
     assert!(strings(&services["reco-silver"]["expose"]).contains(&silver_port.to_string()));
@@ -103,13 +107,27 @@ fn compose_services_run_real_reco_commands() {
         .filter_map(|l| l.trim().strip_prefix("- targets: [\"")?.strip_suffix("\"]").map(str::to_owned))
         .collect();
     let expected: BTreeSet<String> =
-        [format!("reco-api:{api_port}"), format!("reco-silver:{silver_port}"), format!("reco-gold:{gold_port}")].into();
+        [format!("reco-api:{api_metrics_port}"), format!("reco-silver:{silver_port}"), format!("reco-gold:{gold_port}")].into();
     assert_eq!(targets, expected, "Prometheus scrapes the compose services on their ports");
     // The healthchecks probe the ports the services listen on.
     for (service, port) in [("reco-api", api_port), ("reco-silver", silver_port), ("reco-gold", gold_port)] {
         let probe = strings(&services[service]["healthcheck"]["test"]).join(" ");
         assert!(probe.contains(&format!("/127.0.0.1/{port} ")), "{service} probes its port {port}: {probe}");
     }
+
+    // No open doors: only the API is published beyond this host, and it requires tokens from
+    // a file compose refuses to start without; Kafka UI runs only on request, read-only.
+    for (name, service) in services {
+        for port in strings(&service["ports"]) {
+            let public = port.split(':').count() == 2;
+            assert!(!public || name == "reco-api", "{name} publishes {port} beyond 127.0.0.1");
+        }
+    }
+    assert_eq!(env("reco-api", "RECO_API_TOKENS_FILE"), "/run/secrets/api_tokens");
+    let tokens = compose["secrets"]["api_tokens"]["file"].as_str().unwrap();
+    assert!(tokens.starts_with("${") && tokens.contains(":?"), "required from the environment: {tokens}");
+    assert_eq!(strings(&services["kafka-ui"]["profiles"]), ["debug"]);
+    assert_eq!(env("kafka-ui", "KAFKA_CLUSTERS_0_READONLY"), "true");
 
     // Grafana: the password comes from the environment, never admin/admin.
     let password = env("grafana", "GF_SECURITY_ADMIN_PASSWORD");

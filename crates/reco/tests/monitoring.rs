@@ -1,7 +1,7 @@
 //! The shipped monitoring config, proven against a real Prometheus (the Debian package
 //! `prometheus`, which `make test` installs): `promtool` accepts the configs and rules;
-//! Prometheus started with `deploy/prometheus/prometheus.yml` (targets rewritten to a running
-//! `reco up`) scrapes every target; and every PromQL expression of every dashboard panel and
+//! Prometheus started with `deploy/prometheus/prometheus.yml` (targets rewritten to the metrics
+//! port of a running `reco up --metrics-addr …`) scrapes every target; and every PromQL expression of every dashboard panel and
 //! alert rule, read from the shipped files, parses and returns at least one series after real
 //! traffic (valid, invalid, straight-to-Kafka garbage, historic events for trending).
 
@@ -148,10 +148,13 @@ async fn dashboards_and_alerts_work_against_a_real_prometheus() {
     promtool_checks();
 
     let lake = tempfile::tempdir().unwrap();
+    // As deployed: /metrics on its own port, not on the API's.
+    let metrics = format!("127.0.0.1:{}", free_port());
     let up = RecoUp::start(
         env!("CARGO_BIN_EXE_reco"),
         lake.path(),
         &[
+            ("RECO_METRICS_ADDR", &metrics),
             ("RECO_SILVER_MAX_BATCH_AGE_MS", "300"),
             ("RECO_GOLD_POLL_INTERVAL_MS", "200"),
             ("RECO_GOLD_IDLE_TIMEOUT_MS", "2000"),
@@ -159,9 +162,10 @@ async fn dashboards_and_alerts_work_against_a_real_prometheus() {
     );
     let (api, broker) = (up.api(), up.broker());
     traffic(&api, &broker).await;
+    assert_eq!(http::get(&api, "/metrics").await.unwrap().status, 404);
 
     let dir = tempfile::tempdir().unwrap();
-    rewritten_config(dir.path(), &api);
+    rewritten_config(dir.path(), &metrics);
     let prom = format!("127.0.0.1:{}", free_port());
     let _prometheus = Killed(
         Command::new(tool("prometheus"))

@@ -1,0 +1,123 @@
+//! Exposing the API as an operator does it, with the real binary: a token file re-read on
+//! SIGHUP, /metrics on its own port, and a warning when the API is open to the network
+//! without tokens.
+
+use std::{
+    io::{BufRead, BufReader},
+    process::{Command, Stdio},
+    time::Duration,
+};
+
+use reco_testkit::{Samples, free_port, http, proc::Killed, up::RecoUp};
+use serde_json::json;
+
+const FIRST: &str = "first-0123456789abcdef";
+const SECOND: &str = "second-0123456789abcdef";
+
+async fn post_with(api: &str, token: Option<&str>) -> u16 {
+    let event = json!({"type": "view", "user_id": "u1", "item_id": "m1"});
+    let auth = token.map(|t| format!("Bearer {t}"));
+    let headers: Vec<(&str, &str)> = auth.iter().map(|a| ("authorization", a.as_str())).collect();
+    http::request_with(api, "POST", "/events", &headers, Some(event.to_string())).await.unwrap().status
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn reco_up_with_a_token_file_reloaded_on_sighup_and_metrics_on_their_own_port() {
+    let lake = tempfile::tempdir().unwrap();
+    let tokens = lake.path().join("tokens");
+    std::fs::write(&tokens, format!("# web shop\nweb:{FIRST}\n")).unwrap();
+    let metrics = format!("127.0.0.1:{}", free_port());
+    let up = RecoUp::start(
+        env!("CARGO_BIN_EXE_reco"),
+        lake.path(),
+        &[("RECO_API_TOKENS_FILE", tokens.to_str().unwrap()), ("RECO_METRICS_ADDR", &metrics)],
+    );
+    let api = up.api();
+
+    assert_eq!(http::get(&api, "/metrics").await.unwrap().status, 404, "/metrics left the API port");
+    assert_eq!(post_with(&api, None).await, 401);
+    assert_eq!(post_with(&api, Some(SECOND)).await, 401);
+    assert_eq!(post_with(&api, Some(FIRST)).await, 202);
+
+    // Rotate: the new file names a new token; SIGHUP makes it the only one.
+    std::fs::write(&tokens, format!("web:{SECOND}\n")).unwrap();
+    Command::new("kill").args(["-HUP", &up.pid().to_string()]).status().unwrap();
+    let rotated = reco_testkit::wait_until(Duration::from_secs(10), || async {
+        post_with(&api, Some(SECOND)).await == 202
+    })
+    .await;
+    assert!(rotated, "the new token works after SIGHUP");
+    assert_eq!(post_with(&api, Some(FIRST)).await, 401, "the old token is gone");
+
+    // A broken file is not half-applied: the process keeps the tokens it had.
+    std::fs::write(&tokens, "web:short\n").unwrap();
+    Command::new("kill").args(["-HUP", &up.pid().to_string()]).status().unwrap();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(post_with(&api, Some(SECOND)).await, 202);
+
+    let text = http::get(&metrics, "/metrics").await.unwrap().text();
+    let samples = Samples::parse(&text);
+    assert_eq!(samples.get("reco_api_authenticated_requests_total", &[("token", "web")]), Some(3.0));
+    assert_eq!(samples.get("reco_api_events_rejected_total", &[("reason", "unauthorized")]), Some(3.0));
+    assert!(text.contains("reco_silver_") && text.contains("reco_gold_"), "the jobs' metrics are there too");
+    assert!(!text.contains(FIRST) && !text.contains(SECOND), "no token in the metrics");
+    assert!(up.stop().success());
+}
+
+/// Starts `reco serve` and returns what it logged up to its listening line.
+fn serve_log(lake: &std::path::Path, env: &[(&str, &str)]) -> String {
+    let mut child = Killed(
+        Command::new(env!("CARGO_BIN_EXE_reco"))
+            .arg("serve")
+            .env("LAKEHOUSE_PATH", lake)
+            .env("KAFKA_BOOTSTRAP_SERVERS", format!("127.0.0.1:{}", free_port()))
+            .env("RUST_LOG", "info")
+            .env("NO_COLOR", "1")
+            .envs(env.iter().copied())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    let mut log = String::new();
+    for line in BufReader::new(child.0.stderr.take().unwrap()).lines().map_while(Result::ok) {
+        log.push_str(&line);
+        log.push('\n');
+        if line.contains("reco serve listening") {
+            break;
+        }
+    }
+    log
+}
+
+#[test]
+fn serve_warns_when_it_listens_beyond_loopback_without_tokens() {
+    let lake = tempfile::tempdir().unwrap();
+    let open = format!("0.0.0.0:{}", free_port());
+    let log = serve_log(lake.path(), &[("RECO_HTTP_ADDR", &open)]);
+    assert!(log.contains("without tokens") && log.contains("RECO_API_TOKENS_FILE"), "{log}");
+
+    let tokens = lake.path().join("tokens");
+    std::fs::write(&tokens, format!("web:{FIRST}\n")).unwrap();
+    let open = format!("0.0.0.0:{}", free_port());
+    let log = serve_log(lake.path(), &[("RECO_HTTP_ADDR", &open), ("RECO_API_TOKENS_FILE", tokens.to_str().unwrap())]);
+    assert!(log.contains("reco serve listening") && !log.contains("without tokens"), "{log}");
+    assert!(!log.contains(FIRST), "the token is never logged");
+
+    let local = format!("127.0.0.1:{}", free_port());
+    let log = serve_log(lake.path(), &[("RECO_HTTP_ADDR", &local)]);
+    assert!(log.contains("reco serve listening") && !log.contains("without tokens"), "{log}");
+
+    // A token file that cannot be used stops the service, naming the variable and the line.
+    std::fs::write(&tokens, "web:short\n").unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_reco"))
+        .arg("serve")
+        .env("LAKEHOUSE_PATH", lake.path())
+        .env("RECO_HTTP_ADDR", format!("127.0.0.1:{}", free_port()))
+        .env("RECO_API_TOKENS_FILE", &tokens)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(stderr.contains("RECO_API_TOKENS_FILE") && stderr.contains("line 1"), "{stderr}");
+}
