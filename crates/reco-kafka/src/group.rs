@@ -9,7 +9,7 @@ use rdkafka::{
 };
 use serde::Serialize;
 
-use crate::{Error, Result, client_config, topics::run_blocking};
+use crate::{Error, QuietContext, Result, client_config, topics::run_blocking};
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct GroupMember {
@@ -43,7 +43,8 @@ pub struct GroupStatus {
 pub async fn group_status(bootstrap: &str, group: &str, topics: &[String], timeout: Duration) -> Result<GroupStatus> {
     let (bootstrap, group, topics) = (bootstrap.to_owned(), group.to_owned(), topics.to_vec());
     run_blocking(move || {
-        let consumer: BaseConsumer = client_config(&bootstrap).set("group.id", &group).create()?;
+        let consumer: BaseConsumer<QuietContext> =
+            client_config(&bootstrap).set("group.id", &group).create_with_context(QuietContext)?;
         let metadata = consumer
             .fetch_metadata(None, timeout)
             .map_err(|e| Error::Unreachable { bootstrap: bootstrap.clone(), message: e.to_string() })?;

@@ -25,7 +25,7 @@ pub mod topics;
 
 use std::time::Duration;
 
-use rdkafka::ClientConfig;
+use rdkafka::{ClientConfig, ClientContext, config::RDKafkaLogLevel, consumer::ConsumerContext, error::KafkaError};
 
 pub use broker::{BrokerStorage, EmbeddedBroker};
 pub use error::{Error, Result};
@@ -56,3 +56,23 @@ pub fn client_config(bootstrap_servers: &str) -> ClientConfig {
     }
     config
 }
+
+/// The context of short-lived inspection clients (admin calls, metadata, group lag): what
+/// librdkafka reports on its own — a bootstrap connection replaced by the broker's advertised
+/// one ("AllBrokersDown: 0/1 brokers are down"), a connection the broker closes when the call
+/// is done — goes to debug logs. The call's own result says whether the broker answered, and
+/// the command reports that; a healthy `reco status` prints no error lines.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct QuietContext;
+
+impl ClientContext for QuietContext {
+    fn log(&self, level: RDKafkaLogLevel, fac: &str, log_message: &str) {
+        tracing::debug!(?level, fac, "librdkafka: {log_message}");
+    }
+
+    fn error(&self, error: KafkaError, reason: &str) {
+        tracing::debug!(%error, "librdkafka: {reason}");
+    }
+}
+
+impl ConsumerContext for QuietContext {}

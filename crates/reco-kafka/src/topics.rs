@@ -5,13 +5,12 @@ use std::collections::HashMap;
 
 use rdkafka::{
     admin::{AdminClient, AdminOptions, NewTopic, ResourceSpecifier, TopicReplication},
-    client::DefaultClientContext,
     consumer::{BaseConsumer, Consumer},
     types::RDKafkaErrorCode,
 };
 use serde::Serialize;
 
-use crate::{ADMIN_TIMEOUT, Error, Result, alter, client_config};
+use crate::{ADMIN_TIMEOUT, Error, QuietContext, Result, alter, client_config};
 
 pub const RETENTION_MS: &str = "retention.ms";
 /// Set to `delete` on every topic created: Kafka's default, but the embedded broker (tansu)
@@ -177,8 +176,8 @@ pub async fn ensure_topics(bootstrap: &str, specs: &[TopicSpec], fix: bool) -> R
     Ok(reports)
 }
 
-fn admin(bootstrap: &str) -> Result<AdminClient<DefaultClientContext>> {
-    Ok(client_config(bootstrap).create()?)
+fn admin(bootstrap: &str) -> Result<AdminClient<QuietContext>> {
+    Ok(client_config(bootstrap).create_with_context(QuietContext)?)
 }
 
 fn options() -> AdminOptions {
@@ -189,7 +188,7 @@ fn options() -> AdminOptions {
 pub async fn partition_counts(bootstrap: &str) -> Result<HashMap<String, i32>> {
     let bootstrap = bootstrap.to_owned();
     run_blocking(move || {
-        let consumer: BaseConsumer = client_config(&bootstrap).create()?;
+        let consumer: BaseConsumer<QuietContext> = client_config(&bootstrap).create_with_context(QuietContext)?;
         let metadata = consumer
             .fetch_metadata(None, ADMIN_TIMEOUT)
             .map_err(|e| Error::Unreachable { bootstrap: bootstrap.clone(), message: e.to_string() })?;

@@ -15,7 +15,7 @@ fn status(lake: &std::path::Path, http_port: u16, broker_port: u16, extra: &[&st
         .env("LAKEHOUSE_PATH", lake)
         .env("RECO_STATUS_API_URL", format!("http://127.0.0.1:{http_port}"))
         .env("RECO_STATUS_TIMEOUT_MS", "3000")
-        .env("RUST_LOG", "error")
+        .env_remove("RUST_LOG")
         .output()
         .expect("run reco status")
 }
@@ -27,6 +27,15 @@ async fn status_reports_healthy_degraded_and_down() {
     let (http_port, broker_port, api) = (up.http_port, up.broker_port, up.api());
     let event = json!({"type": "view", "user_id": "u", "item_id": "m1", "timestamp": "2019-03-01T10:00:00Z"});
     assert_eq!(http::post_json(&api, "/events", &event).await.unwrap().status, 202);
+
+    // A healthy platform: no librdkafka error or warning lines (they came with every short-lived
+    // client: the bootstrap connection replaced by the advertised one reads "AllBrokersDown").
+    for _ in 0..3 {
+        let out = status(lake.path(), http_port, broker_port, &["--all-in-one"]);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stdout));
+        assert!(!stderr.contains("ERROR") && !stderr.contains("WARN"), "reco status logged: {stderr}");
+    }
 
     let healthy = status(lake.path(), http_port, broker_port, &["--all-in-one", "--json"]);
     let report: Value = serde_json::from_slice(&healthy.stdout).expect("JSON report");
