@@ -186,7 +186,7 @@ pub async fn measure(bin: &Path, seconds: f64, rate: f64, speedup: f64) -> Strin
         }
     }
     // An event arrives once: more rows than acknowledged events means a rewrite (compaction)
-    // was taken for an arrival, as the session-7 full run did before `commits` skipped them.
+    // was taken for an arrival (`commits` skips adds with `dataChange: false` for that reason).
     assert!(to_silver.len() as u64 <= accepted, "{} silver arrivals for {accepted} events", to_silver.len());
     let mut to_gold: BTreeMap<&str, Vec<f64>> = BTreeMap::new();
     for (name, length_us) in [("1h", 3_600_000_000_i64), ("24h", 86_400_000_000)] {

@@ -5,12 +5,12 @@
 //! Arrow decoders) and Parquet writes, on whichever tokio worker or blocking-pool thread runs
 //! them. glibc's malloc keeps freed memory in per-thread arenas and returns only whole free pages
 //! at the top of a heap; capping it at two arenas and calling `malloc_trim(0)` every 10 s
-//! (sessions 4-6) left resident memory growing with a flat live heap: +22 % in the 30-minute
+//! left resident memory growing with a flat live heap: +22 % in the 30-minute
 //! soak, free pages pinned by a few live allocations each. jemalloc packs small allocations of
 //! one size class into their own slabs, so short-lived buffers do not pin pages of long-lived
 //! state, and its background threads return pages that stayed unused for 10 s
-//! (`dirty_decay_ms`) without any trim call. Measurements: docs/BENCHMARKS.md and
-//! docs/RELIABILITY.md.
+//! (`dirty_decay_ms`) without any trim call. Measurements: docs/RELIABILITY.md (the soak) and
+//! CHANGELOG.md (2026-11-27, how each allocator setting did).
 //!
 //! The allocator overrides `malloc` for the whole binary (`override_allocator_on_supported_platforms`),
 //! so librdkafka's and SQLite's allocations share it; `MALLOC_CONF` in the environment tunes it

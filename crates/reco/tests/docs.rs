@@ -1,0 +1,66 @@
+//! The docs describe the system as it is: README.md and docs/ carry results with their date
+//! and commit, never a numbered story of the attempts that led there (that belongs in
+//! CHANGELOG.md, by date, and in git history).
+
+use std::path::{Path, PathBuf};
+
+fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+/// `word` followed by a number, as in "session 6", "round 3", "attempt 2", "session-7".
+fn numbered(text: &str, word: &str) -> Vec<String> {
+    let lower = text.to_lowercase();
+    let mut found = Vec::new();
+    for (at, _) in lower.match_indices(word) {
+        let before = lower[..at].chars().next_back();
+        let rest = lower[at + word.len()..].trim_start_matches(['s', ' ', '-', '#']);
+        if before.is_none_or(|c| !c.is_alphanumeric()) && rest.starts_with(|c: char| c.is_ascii_digit()) {
+            let line = lower[..at].matches('\n').count() + 1;
+            found.push(format!("line {line}: {}", &text[at..(at + word.len() + 12).min(text.len())]));
+        }
+    }
+    found
+}
+
+#[test]
+fn readme_and_docs_carry_no_numbered_history() {
+    let mut files = vec![repo().join("README.md")];
+    for entry in std::fs::read_dir(repo().join("docs")).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_some_and(|e| e == "md") {
+            files.push(path);
+        }
+    }
+    assert!(files.len() >= 5, "README and the docs: {files:?}");
+    let mut offenders = Vec::new();
+    for file in &files {
+        let text = std::fs::read_to_string(file).unwrap();
+        for word in ["session", "round", "attempt", "iteration", "try"] {
+            for hit in numbered(&text, word) {
+                offenders.push(format!("{}: {hit}", file.display()));
+            }
+        }
+    }
+    assert!(offenders.is_empty(), "numbered history (move it to CHANGELOG.md by date):\n{}", offenders.join("\n"));
+
+    // Dated results name their commit.
+    let benchmarks = std::fs::read_to_string(repo().join("docs/BENCHMARKS.md")).unwrap();
+    let reliability = std::fs::read_to_string(repo().join("docs/RELIABILITY.md")).unwrap();
+    for (name, text) in [("BENCHMARKS", &benchmarks), ("RELIABILITY", &reliability)] {
+        assert!(text.contains("commit "), "docs/{name}.md names the commit its results come from");
+    }
+    // And the history has its place, by date.
+    let changelog = std::fs::read_to_string(repo().join("CHANGELOG.md")).unwrap();
+    assert!(changelog.lines().any(|l| l.starts_with("## 2026-")), "CHANGELOG.md has dated entries");
+}
+
+#[test]
+fn the_check_finds_numbered_history() {
+    assert_eq!(numbered("as session 6 found", "session").len(), 1);
+    assert_eq!(numbered("(sessions 4-6)", "session").len(), 1);
+    assert_eq!(numbered("the session-7 figures", "session").len(), 1);
+    assert!(numbered("session_id and the session timeout of 10 s", "session").is_empty());
+    assert!(numbered("19 repetitions, background rounds", "round").is_empty());
+    assert!(numbered("entry 3", "try").is_empty(), "a word ending in the keyword is not it");
+}
