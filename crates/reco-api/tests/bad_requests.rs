@@ -18,9 +18,16 @@ async fn every_bad_request_is_refused_with_its_field_and_nothing_is_produced() {
     let h = Harness::with(config, std::time::Duration::from_secs(5)).await;
     let cases = api_corpus();
     assert!(cases.len() >= 25);
+    let rejected = || -> f64 {
+        let text = h.state.telemetry.render();
+        reco_testkit::Samples::parse(&text).matching("reco_api_events_rejected_total", &[]).map(|s| s.value).sum()
+    };
     for case in &cases {
+        let before = rejected();
         let (got, json) = h.post_json(&case.1).await;
         check_refusal(case, got.as_u16(), &json).unwrap();
+        // Each case is one bad event or one bad body: counted once, with a reason.
+        assert_eq!(rejected() - before, 1.0, "{}: counted in reco_api_events_rejected_total", case.0);
     }
 
     // Requests that are wrong before the body is even read.

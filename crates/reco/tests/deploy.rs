@@ -106,8 +106,12 @@ fn compose_services_run_real_reco_commands() {
         .lines()
         .filter_map(|l| l.trim().strip_prefix("- targets: [\"")?.strip_suffix("\"]").map(str::to_owned))
         .collect();
-    let expected: BTreeSet<String> =
-        [format!("reco-api:{api_metrics_port}"), format!("reco-silver:{silver_port}"), format!("reco-gold:{gold_port}")].into();
+    let expected: BTreeSet<String> = [
+        format!("reco-api:{api_metrics_port}"),
+        format!("reco-silver:{silver_port}"),
+        format!("reco-gold:{gold_port}"),
+    ]
+    .into();
     assert_eq!(targets, expected, "Prometheus scrapes the compose services on their ports");
     // The healthchecks probe the ports the services listen on.
     for (service, port) in [("reco-api", api_port), ("reco-silver", silver_port), ("reco-gold", gold_port)] {

@@ -42,10 +42,9 @@ async fn reco_up_with_a_token_file_reloaded_on_sighup_and_metrics_on_their_own_p
     // Rotate: the new file names a new token; SIGHUP makes it the only one.
     std::fs::write(&tokens, format!("web:{SECOND}\n")).unwrap();
     Command::new("kill").args(["-HUP", &up.pid().to_string()]).status().unwrap();
-    let rotated = reco_testkit::wait_until(Duration::from_secs(10), || async {
-        post_with(&api, Some(SECOND)).await == 202
-    })
-    .await;
+    let rotated =
+        reco_testkit::wait_until(Duration::from_secs(10), || async { post_with(&api, Some(SECOND)).await == 202 })
+            .await;
     assert!(rotated, "the new token works after SIGHUP");
     assert_eq!(post_with(&api, Some(FIRST)).await, 401, "the old token is gone");
 
@@ -120,4 +119,58 @@ fn serve_warns_when_it_listens_beyond_loopback_without_tokens() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success());
     assert!(stderr.contains("RECO_API_TOKENS_FILE") && stderr.contains("line 1"), "{stderr}");
+}
+
+/// The rules an operator sets apply to the API and to silver alike: a rating the API accepted
+/// under a wider range is kept by silver (it was dead-lettered under silver's defaults), and
+/// what the rules refuse is dead-lettered when it reaches Kafka past the API.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_api_and_silver_share_the_rules_an_operator_sets() {
+    use rdkafka::producer::{FutureProducer, FutureRecord};
+    use reco_lake::{Lake, TopicTables, read};
+
+    let lake_dir = tempfile::tempdir().unwrap();
+    let up = RecoUp::start(
+        env!("CARGO_BIN_EXE_reco"),
+        lake_dir.path(),
+        &[("RECO_RATING_MAX", "10"), ("RECO_MIN_EVENT_TIME", "2019-01-01"), ("RECO_SILVER_MAX_BATCH_AGE_MS", "200")],
+    );
+    let api = up.api();
+    let rating = |id: &str, r: f64, t: &str| json!({"type": "rating", "event_id": id, "user_id": "u1", "item_id": "m1", "rating": r, "timestamp": t});
+    let accepted = http::post_json(&api, "/events", &rating("wide", 8.0, "2019-03-01T10:00:00Z")).await.unwrap();
+    assert_eq!(accepted.status, 202, "{}", accepted.text());
+    let early = http::post_json(&api, "/events", &rating("early", 3.0, "2018-06-01T10:00:00Z")).await.unwrap();
+    assert_eq!(early.status, 422);
+    assert!(early.text().contains("2019-01-01"), "names the configured earliest time: {}", early.text());
+
+    // Past the API, straight into Kafka: silver applies the same rules.
+    let producer: FutureProducer = reco_kafka::client_config(&up.broker()).create().unwrap();
+    for event in [rating("too-high", 11.0, "2019-03-01T10:00:00Z"), rating("too-early", 3.0, "2018-06-01T10:00:00Z")] {
+        let payload = event.to_string();
+        producer
+            .send(FutureRecord::to("events_ratings").key("u1").payload(&payload), Duration::from_secs(5))
+            .await
+            .unwrap();
+    }
+
+    let lake = Lake::new(lake_dir.path(), reco_lake::Format::Delta).unwrap();
+    let landed = reco_testkit::wait_until(Duration::from_secs(30), || async {
+        let Ok(mut tables) = TopicTables::open(&lake, "events_ratings", true).await else { return false };
+        let kept = read::read_silver(&tables.silver_files().await.unwrap()).unwrap();
+        let dead = read::read_deadletter(&tables.deadletter_files().await.unwrap()).unwrap();
+        kept.len() == 1 && dead.len() == 2
+    })
+    .await;
+    let mut tables = TopicTables::open(&lake, "events_ratings", true).await.unwrap();
+    let kept: Vec<String> =
+        read::read_silver(&tables.silver_files().await.unwrap()).unwrap().into_iter().map(|r| r.event_id).collect();
+    let dead: Vec<String> = read::read_deadletter(&tables.deadletter_files().await.unwrap())
+        .unwrap()
+        .into_iter()
+        .map(|r| String::from_utf8_lossy(&r.payload.unwrap_or_default()).into_owned())
+        .collect();
+    assert!(landed, "silver kept {kept:?}, dead-lettered {dead:?}");
+    assert_eq!(kept, ["wide"]);
+    assert!(dead.iter().any(|p| p.contains("too-high")) && dead.iter().any(|p| p.contains("too-early")), "{dead:?}");
+    assert!(up.stop().success());
 }
