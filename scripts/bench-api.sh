@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # API benchmark: wrk (a load generator that is not ours) against a release `reco up`, printing
 # one markdown table. Baseline in the same run: GET /health/live (HTTP + routing, no Kafka).
+# The ingest loads run twice: without authentication, then on a second `reco up` that requires
+# bearer tokens (RECO_API_TOKENS_FILE), so the cost of the token check is in the same run.
 #   scripts/bench-api.sh [SECONDS per load]   (make bench runs it)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -13,14 +15,23 @@ if ! command -v wrk >/dev/null || ! command -v curl >/dev/null; then
         || { $SUDO apt-get update -qq && $SUDO apt-get install -y --no-install-recommends wrk curl >/dev/null; }
 fi
 WORK="$(mktemp -d)"
-PORT=$((20000 + RANDOM % 20000)); BROKER=$((PORT + 1))
-"$BIN" up --http-addr "127.0.0.1:$PORT" --broker-addr "127.0.0.1:$BROKER" --broker-storage memory \
-    --lakehouse-path "$WORK/lake" >"$WORK/up.log" 2>&1 &
-UP=$!
+UP=""
 trap 'kill $UP 2>/dev/null; wait $UP 2>/dev/null; rm -rf "$WORK"' EXIT
-for _ in $(seq 100); do curl -sf "http://127.0.0.1:$PORT/health/ready" >/dev/null && break; sleep 0.1; done
-URL="http://127.0.0.1:$PORT"
+# start_up NAME [extra up flags...]: a fresh `reco up` (memory broker, own lake) → $UP, $URL.
+start_up() {
+    local name="$1"; shift
+    local port=$((20000 + RANDOM % 20000))
+    "$BIN" up --http-addr "127.0.0.1:$port" --broker-addr "127.0.0.1:$((port + 1))" --broker-storage memory \
+        --lakehouse-path "$WORK/$name" "$@" >"$WORK/$name.log" 2>&1 &
+    UP=$!
+    URL="http://127.0.0.1:$port"
+    for _ in $(seq 100); do curl -sf "$URL/health/ready" >/dev/null && break; sleep 0.1; done
+}
+start_up open
 
+TOKEN="bench-$(head -c 16 /dev/urandom | od -An -tx1 | tr -d ' \n')"
+printf 'bench:%s\n' "$TOKEN" >"$WORK/tokens"
+AUTH="wrk.headers[\"Authorization\"] = \"Bearer $TOKEN\""
 cat >"$WORK/single.lua" <<'LUA'
 wrk.method = "POST"
 wrk.headers["Content-Type"] = "application/json"
@@ -36,15 +47,24 @@ LUA
     done
     printf "]'\n"
 } >"$WORK/batch.lua"
-# A published window for GET /trending: a few hours of 2019, then the idle timeout... or the
-# watermark: events up to 05:00 close the windows up to 04:55.
+for f in single batch; do { cat "$WORK/$f.lua"; echo "$AUTH"; } >"$WORK/$f-auth.lua"; done
+# A published window for GET /trending: views and clicks from many users (so every partition of
+# both topics, each an input of gold's watermark, has data) over a few hours of 2019; events up
+# to 05:00 make the windows up to 04:55 complete.
 for h in 01 02 03 04 05; do
-    curl -sf -X POST "$URL/events" -H 'content-type: application/json' \
-        -d "[{\"type\":\"view\",\"user_id\":\"u\",\"item_id\":\"m$h\",\"timestamp\":\"2019-03-01T$h:00:00Z\"}]" >/dev/null
+    body=""
+    for u in $(seq 24); do
+        for t in view click; do
+            body="$body{\"type\":\"$t\",\"user_id\":\"u$u\",\"item_id\":\"m$((u % 5))\",\"timestamp\":\"2019-03-01T$h:00:00Z\"},"
+        done
+    done
+    curl -sf -X POST "$URL/events" -H 'content-type: application/json' -d "[${body%,}]" >/dev/null
 done
-for _ in $(seq 150); do curl -sf "$URL/trending" >/dev/null && break; sleep 0.2; done
+for _ in $(seq 150); do curl -sf "$URL/trending?window=1h" >/dev/null && break; sleep 0.2; done
+curl -sf "$URL/trending?window=1h" >/dev/null || { echo "no 1h window was published within 30 s" >&2; exit 1; }
 
-# wrk's report → "req/s p50 p99" (latencies in ms).
+# wrk's report → "req/s p50 p99" (latencies in ms). A load that got any answer outside 2xx
+# measured something else (401s, 503s): the script stops instead of printing it.
 run() {
     local threads=$(( $1 < 2 ? $1 : 2 ))
     wrk -t"$threads" -c"$1" -d"${DUR}s" --latency ${3:+-s "$3"} "$URL$2" | awk '
@@ -54,7 +74,11 @@ run() {
         $1 == "99.000%" { p99 = ms($2) }
         $1 == "50%" { p50 = ms($2) }
         $1 == "99%" { p99 = ms($2) }
-        END { printf "%.0f %.2f %.2f\n", rps, p50, p99 }'
+        /Non-2xx or 3xx responses/ { bad = $NF }
+        END {
+            if (bad > 0) { printf "%d answers outside 2xx\n", bad > "/dev/stderr"; exit 1 }
+            printf "%.0f %.2f %.2f\n", rps, p50, p99
+        }'
 }
 read -r BASE B50 B99 < <(run 32 /health/live)
 echo "API benchmark: wrk, ${DUR}s per load, $(nproc) cores, $BIN; baseline GET /health/live at 32 connections = $BASE req/s"
@@ -64,6 +88,7 @@ echo "|---|---:|---:|---:|---:|---:|---:|"
 echo "| GET /health/live (baseline) | 32 | $BASE | | $B50 | $B99 | 1.00 |"
 # One table row, and its summary row for make bench: row LOAD CONNECTIONS REQ/S EV/S P50 P99.
 row() {
+    [ -n "$3" ] || { echo "the load \"$1\" at $2 connections failed" >&2; exit 1; }
     local ratio; ratio=$(awk "BEGIN{printf \"%.2f\", $3/$BASE}")
     echo "| $1 | $2 | $3 | $4 | $5 | $6 | $ratio |"
     local events=""; [ -n "$4" ] && events=", $4 ev/s"
@@ -79,8 +104,25 @@ for c in 8 32; do
 done
 read -r R P50 P99 < <(run 32 "/trending?window=1h")
 row "GET /trending?window=1h" 32 "$R" "" "$P50" "$P99"
-echo
 PEAK="$(awk '/VmHWM/ {printf "%.0f MiB", $2/1024}' /proc/$UP/status)"
+
+# The same ingest loads with authentication on: every request carries a bearer token that the
+# API hashes and checks; a wrong one would get 401 (checked first, so the rows measure 202s).
+kill $UP; wait $UP 2>/dev/null || true
+start_up auth --api-tokens-file "$WORK/tokens"
+code=$(curl -s -o /dev/null -w '%{http_code}' -X POST "$URL/events" -H 'content-type: application/json' \
+    -d '{"type":"view","user_id":"u","item_id":"m"}')
+[ "$code" = 401 ] || { echo "auth run: a request without a token got $code, not 401" >&2; exit 1; }
+code=$(curl -s -o /dev/null -w '%{http_code}' -X POST "$URL/events" -H 'content-type: application/json' \
+    -H "Authorization: Bearer $TOKEN" -d '{"type":"view","user_id":"u","item_id":"m"}')
+[ "$code" = 202 ] || { echo "auth run: a request with the token got $code, not 202" >&2; exit 1; }
+for c in 1 32; do
+    read -r R P50 P99 < <(run "$c" /events "$WORK/single-auth.lua")
+    row "POST /events, 1 event, bearer token" "$c" "$R" "$R" "$P50" "$P99"
+done
+read -r R P50 P99 < <(run 32 /events "$WORK/batch-auth.lua")
+row "POST /events, 100-event batch, bearer token" 32 "$R" "$((R * 100))" "$P50" "$P99"
+echo
 echo "peak RSS of reco up: $PEAK"
 # Headline rows for make bench's summary table.
 if [ -n "${RECO_BENCH_REPORT:-}" ]; then
