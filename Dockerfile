@@ -19,7 +19,10 @@ COPY --from=build /usr/local/bin/reco /usr/local/bin/reco
 USER reco
 WORKDIR /lake
 ENV LAKEHOUSE_PATH=/lake
-# API, silver metrics, gold metrics.
-EXPOSE 8000 9101 9102
+# In a container the published port arrives on the container's interface, so `reco up` (whose
+# own default is loopback) listens on every interface here; it warns at start without tokens.
+ENV RECO_HTTP_ADDR=0.0.0.0:8000
+# API, API metrics (with --metrics-addr), silver metrics, gold metrics.
+EXPOSE 8000 9100 9101 9102
 ENTRYPOINT ["reco"]
 CMD ["up"]

@@ -15,8 +15,8 @@ if ! command -v wrk >/dev/null || ! command -v curl >/dev/null; then
         || { $SUDO apt-get update -qq && $SUDO apt-get install -y --no-install-recommends wrk curl >/dev/null; }
 fi
 WORK="$(mktemp -d)"
-UP=""
-trap 'kill $UP 2>/dev/null; wait $UP 2>/dev/null; rm -rf "$WORK"' EXIT
+UP=""; FAST=""
+trap 'kill $UP $FAST 2>/dev/null; wait $UP $FAST 2>/dev/null; rm -rf "$WORK"' EXIT
 # start_up NAME [extra up flags...]: a fresh `reco up` (memory broker, own lake) → $UP, $URL.
 start_up() {
     local name="$1"; shift
@@ -25,6 +25,7 @@ start_up() {
         --lakehouse-path "$WORK/$name" "$@" >"$WORK/$name.log" 2>&1 &
     UP=$!
     URL="http://127.0.0.1:$port"
+    BROKER="127.0.0.1:$((port + 1))"
     for _ in $(seq 100); do curl -sf "$URL/health/ready" >/dev/null && break; sleep 0.1; done
 }
 start_up open
@@ -94,17 +95,49 @@ row() {
     local events=""; [ -n "$4" ] && events=", $4 ev/s"
     echo "| API (wrk, $2 conn.) | $1 | $3 req/s$events, p50 $5 / p99 $6 ms | $BASE req/s GET /health/live | $ratio |" >>"$WORK/rows"
 }
+declare -A RECO
 for c in 1 8 32; do
     read -r R P50 P99 < <(run "$c" /events "$WORK/single.lua")
     row "POST /events, 1 event" "$c" "$R" "$R" "$P50" "$P99"
+    RECO[single$c]="$R"
 done
 for c in 8 32; do
     read -r R P50 P99 < <(run "$c" /events "$WORK/batch.lua")
     row "POST /events, 100-event batch" "$c" "$R" "$((R * 100))" "$P50" "$P99"
+    RECO[batch$c]="$R"
 done
 read -r R P50 P99 < <(run 32 "/trending?window=1h")
 row "GET /trending?window=1h" 32 "$R" "" "$P50" "$P99"
 PEAK="$(awk '/VmHWM/ {printf "%.0f MiB", $2/1024}' /proc/$UP/status)"
+
+# The seed's ingest, side by side: scripts/fastapi_baseline.py (FastAPI + pydantic +
+# prometheus_client + confluent-kafka, acks=all, idempotent, linger 2 ms, 202 after the
+# delivery report), 2 uvicorn workers with uvloop and httptools, producing to the same broker.
+VENV="${RECO_VENV:-$HOME/.cache/reco-venv}"
+[ -x "$VENV/bin/uvicorn" ] || { echo "no $VENV/bin/uvicorn: run scripts/test-deps.sh" >&2; exit 1; }
+FPORT=$((20000 + RANDOM % 20000))
+KAFKA_BOOTSTRAP_SERVERS="$BROKER" "$VENV/bin/uvicorn" --app-dir scripts fastapi_baseline:app --workers 2 \
+    --loop uvloop --http httptools --host 127.0.0.1 --port "$FPORT" --log-level warning >"$WORK/fastapi.log" 2>&1 &
+FAST=$!
+RECO_URL="$URL"; URL="http://127.0.0.1:$FPORT"
+for _ in $(seq 150); do curl -sf "$URL/health/live" >/dev/null && break; sleep 0.2; done
+code=$(curl -s -o /dev/null -w '%{http_code}' -X POST "$URL/events" -H 'content-type: application/json' \
+    -d '{"type":"view","user_id":"u","item_id":"m"}')
+[ "$code" = 202 ] || { echo "FastAPI baseline answered $code, not 202: $(cat "$WORK/fastapi.log")" >&2; exit 1; }
+versus() {
+    [ -n "$3" ] || { echo "the FastAPI load \"$1\" at $2 connections failed" >&2; exit 1; }
+    local ratio; ratio=$(awk "BEGIN{printf \"%.1f\", $4/$3}")
+    echo "| FastAPI (seed): $1 | $2 | $3 | | $5 | $6 | |"
+    echo "| API vs FastAPI (wrk, $2 conn.) | $1 | reco $4 req/s | FastAPI $3 req/s, p50 $5 / p99 $6 ms | $ratio |" >>"$WORK/rows"
+}
+for c in 1 32; do
+    read -r R P50 P99 < <(run "$c" /events "$WORK/single.lua")
+    versus "POST /events, 1 event" "$c" "$R" "${RECO[single$c]}" "$P50" "$P99"
+done
+read -r R P50 P99 < <(run 32 /events "$WORK/batch.lua")
+versus "POST /events, 100-event batch" 32 "$R" "${RECO[batch32]}" "$P50" "$P99"
+kill "$FAST"; wait "$FAST" 2>/dev/null || true; FAST=""
+URL="$RECO_URL"
 
 # The same ingest loads with authentication on: every request carries a bearer token that the
 # API hashes and checks; a wrong one would get 401 (checked first, so the rows measure 202s).

@@ -4,7 +4,9 @@
 #   - a Python venv with `deltalake` and `pyarrow`: the independent reader the silver tests
 #     compare our tables against (scripts/read_lake.py); `pyyaml`, the YAML parser the
 #     deploy test reads the compose file with; and `moto[server]`, the S3-compatible server
-#     the object-storage tests run as a separate process on loopback;
+#     the object-storage tests run as a separate process on loopback; and FastAPI, uvicorn,
+#     confluent-kafka and prometheus_client: the seed's ingest stack, the API benchmark's
+#     side-by-side baseline (scripts/fastapi_baseline.py);
 #   - Prometheus and promtool (Debian package `prometheus`): the monitoring test runs the
 #     shipped config, alerts and dashboards' queries against a real Prometheus;
 #   - wrk (Debian package): the load generator of the API benchmark, whose script the test
@@ -31,6 +33,11 @@ if ! "$VENV/bin/python" -c 'import deltalake, pyarrow, yaml' 2>/dev/null; then
     rm -rf "$VENV"
     python3 -m venv "$VENV"
     "$VENV/bin/pip" install --quiet --disable-pip-version-check 'deltalake>=1.0,<2' 'pyarrow>=15' 'pyyaml>=6'
+fi
+if [ ! -x "$VENV/bin/uvicorn" ] || ! "$VENV/bin/python" -c 'import fastapi, confluent_kafka, prometheus_client, uvloop, httptools' 2>/dev/null; then
+    echo "test-deps: installing the seed's FastAPI stack (the API benchmark's baseline) into $VENV"
+    "$VENV/bin/pip" install --quiet --disable-pip-version-check 'fastapi>=0.115,<1' 'uvicorn[standard]>=0.30,<1' \
+        'confluent-kafka>=2.5,<3' 'prometheus-client>=0.20,<1'
 fi
 if [ ! -x "$VENV/bin/moto_server" ]; then
     echo "test-deps: installing moto[server] (the S3 server of the object-storage tests) into $VENV"

@@ -61,11 +61,15 @@ pub struct EventInput {
     responses(
         (status = 202, description = "Every event acknowledged by the broker", body = Accepted),
         (status = 400, description = "Body is not JSON", body = crate::error::ErrorBody),
+        (status = 401, description = "Tokens are configured and the request has no known bearer token; nothing was produced", body = crate::error::ErrorBody),
         (status = 413, description = "Body or batch too large", body = crate::error::ErrorBody),
-        (status = 415, description = "Content-Type is not application/json", body = crate::error::ErrorBody),
+        (status = 415, description = "Content-Type is not application/json (or text/plain, when beacons are enabled)", body = crate::error::ErrorBody),
         (status = 422, description = "Validation failed; nothing was produced", body = crate::error::ErrorBody),
+        (status = 429, description = "Over this caller's request rate; see Retry-After; nothing was produced", body = crate::error::ErrorBody),
         (status = 503, description = "Broker did not acknowledge in time; per-item status", body = crate::error::ErrorBody),
-    )
+    ),
+    // A bearer token when the server has a token file; none otherwise.
+    security(("bearer" = []), ())
 )]
 pub(crate) async fn post_events(
     State(state): State<AppState>,

@@ -1,7 +1,10 @@
 //! `GET /openapi.json`, generated from the handlers' annotations so it cannot drift.
 
 use axum::Json;
-use utoipa::OpenApi;
+use utoipa::{
+    Modify, OpenApi,
+    openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme},
+};
 
 #[derive(OpenApi, Debug)]
 #[openapi(
@@ -16,9 +19,24 @@ use utoipa::OpenApi;
         crate::error::ErrorDetail,
         reco_core::FieldError,
         reco_core::ErrorKind,
-    ))
+    )),
+    modifiers(&BearerScheme)
 )]
 pub struct ApiDoc;
+
+/// The `bearer` security scheme `POST /events` names (tokens from `RECO_API_TOKENS_FILE`).
+struct BearerScheme;
+
+impl Modify for BearerScheme {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        if let Some(components) = openapi.components.as_mut() {
+            let scheme = HttpBuilder::new().scheme(HttpAuthScheme::Bearer).description(Some(
+                "A token from the server's token file (RECO_API_TOKENS_FILE), when it has one",
+            ));
+            components.add_security_scheme("bearer", SecurityScheme::Http(scheme.build()));
+        }
+    }
+}
 
 pub(crate) async fn openapi_json() -> Json<utoipa::openapi::OpenApi> {
     Json(ApiDoc::openapi())

@@ -79,4 +79,8 @@ async fn health_and_openapi() {
         assert!(spec["paths"][path].is_object(), "{path} documented");
     }
     assert!(spec["components"]["schemas"]["EventInput"].is_object());
+    assert_eq!(spec["components"]["securitySchemes"]["bearer"]["scheme"], "bearer");
+    for status in ["401", "429"] {
+        assert!(spec["paths"]["/events"]["post"]["responses"][status].is_object(), "POST /events documents {status}");
+    }
 }

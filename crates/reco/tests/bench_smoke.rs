@@ -19,9 +19,10 @@ fn api_bench_script_prints_its_table() {
     let rows: Vec<&str> = stdout.lines().filter(|l| l.starts_with("| ") && !l.starts_with("| load")).collect();
     assert_eq!(
         rows.len(),
-        10,
-        "baseline, 3 single-event loads, 2 batch loads, GET /trending, 3 loads with a bearer token:\n{stdout}"
+        13,
+        "baseline, 3 single-event loads, 2 batch loads, GET /trending, 3 FastAPI loads, 3 loads with a bearer token:\n{stdout}"
     );
+    assert_eq!(rows.iter().filter(|r| r.contains("FastAPI (seed)")).count(), 3, "{stdout}");
     assert_eq!(rows.iter().filter(|r| r.contains("bearer token")).count(), 3, "{stdout}");
     for row in &rows {
         let rps: f64 = row.split('|').nth(3).unwrap().trim().parse().unwrap_or(0.0);
