@@ -30,9 +30,9 @@ struct BearerScheme;
 impl Modify for BearerScheme {
     fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
         if let Some(components) = openapi.components.as_mut() {
-            let scheme = HttpBuilder::new().scheme(HttpAuthScheme::Bearer).description(Some(
-                "A token from the server's token file (RECO_API_TOKENS_FILE), when it has one",
-            ));
+            let scheme = HttpBuilder::new()
+                .scheme(HttpAuthScheme::Bearer)
+                .description(Some("A token from the server's token file (RECO_API_TOKENS_FILE), when it has one"));
             components.add_security_scheme("bearer", SecurityScheme::Http(scheme.build()));
         }
     }
