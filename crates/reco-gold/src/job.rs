@@ -104,9 +104,7 @@ impl Job {
         // the job is down; the next run publishes those windows again as they complete.
         let open = self.trending.take_provisional();
         if !open.is_empty() {
-            self.lease.renew().await?;
-            self.tables.values_mut().for_each(|t| t.fence(self.lease.seq()));
-            publish(&mut self.tables, open, None, &self.telemetry).await?;
+            self.publish_fenced(open, None).await?;
         }
         if self.unsaved {
             self.checkpoint().await?;
@@ -114,6 +112,26 @@ impl Job {
         self.lease.release().await;
         info!("gold job stopped");
         Ok(())
+    }
+
+    /// Publishes under the lease: renewed (or found lost) right before writing, since reading a
+    /// long backlog can take a while, and every commit fenced with the lease number. A commit
+    /// the fence refused because another job took the lease meanwhile stops this job with that
+    /// reason rather than as a bare Delta conflict.
+    async fn publish_fenced(&mut self, windows: Vec<WindowResult>, expire_before: Option<i64>) -> Result<()> {
+        self.lease.renew().await?;
+        self.tables.values_mut().for_each(|t| t.fence(self.lease.seq()));
+        let result = publish(&mut self.tables, windows, expire_before, &self.telemetry).await;
+        if let Err(e) = &result
+            && let Some(by) = self.lease.taken_by().await
+        {
+            return Err(Error::Lease(format!(
+                "the lease of {} was taken by {by} while this job was paused; its commit was refused \
+                 ({e}); stopping without writing again",
+                self.config.lake.display()
+            )));
+        }
+        result
     }
 
     /// One round; true when silver has more versions waiting. Every table's new versions are
@@ -169,11 +187,7 @@ impl Job {
                 .retention
                 .zip(self.trending.watermark_us())
                 .map(|(r, watermark)| watermark.saturating_sub(r.as_micros() as i64));
-            // Reading a long backlog can take a while: renew (or learn the lease is lost)
-            // right before writing.
-            self.lease.renew().await?;
-            self.tables.values_mut().for_each(|t| t.fence(self.lease.seq()));
-            publish(&mut self.tables, due, expire_before, &self.telemetry).await?;
+            self.publish_fenced(due, expire_before).await?;
             self.unsaved = true;
             crash_point("gold_crash_after_publish");
         }

@@ -164,6 +164,18 @@ impl Lease {
         Ok(())
     }
 
+    /// After a failed write: the holder of a newer lease, if another job took this one over.
+    /// A paused job (a long GC stop, SIGSTOP, a frozen VM) can resume between its renewal and
+    /// its commit; the fence then refuses the commit, and this names why.
+    pub async fn taken_by(&self) -> Option<String> {
+        match newest(&self.lake).await {
+            Ok(Some(newest)) if newest.seq > self.record.seq && newest.holder != self.record.holder => {
+                Some(newest.holder)
+            }
+            _ => None,
+        }
+    }
+
     /// The lease number this job holds now (it grows with every renewal).
     pub fn seq(&self) -> i64 {
         self.record.seq as i64
