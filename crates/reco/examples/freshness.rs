@@ -222,12 +222,17 @@ pub async fn measure(bin: &Path, seconds: f64, rate: f64, speedup: f64) -> Strin
     let part = format!("freshness ({rate:.0} ev/s, 3 services)");
     writeln!(out, "| path | latency | reference (same run / config) |").unwrap();
     writeln!(out, "|---|---|---|").unwrap();
+    // The services inherit this process's environment: name the settings they ran with.
+    let setting = |var: &str, default: u64| std::env::var(var).ok().and_then(|v| v.parse().ok()).unwrap_or(default);
+    let batch_ms = setting("RECO_SILVER_MAX_BATCH_AGE_MS", 2000);
+    let poll_ms = setting("RECO_GOLD_POLL_INTERVAL_MS", 1000);
     let silver = percentiles(to_silver);
-    writeln!(out, "| sent → committed in silver | {silver} | silver batch age 2,000 ms (default) |").unwrap();
-    reco_testkit::bench::report(&part, "sent → committed in silver", &silver, "batch age 2,000 ms (config)", None);
+    let batch = format!("silver batch age {batch_ms} ms (config)");
+    writeln!(out, "| sent → committed in silver | {silver} | {batch} |").unwrap();
+    reco_testkit::bench::report(&part, "sent → committed in silver", &silver, &batch, None);
     for (name, v) in to_gold {
         let gold = percentiles(v);
-        let reference = "silver batch 2,000 ms + gold poll 1,000 ms";
+        let reference = format!("silver batch {batch_ms} ms + gold poll {poll_ms} ms");
         writeln!(out, "| window {name} closable (end + lateness) → published | {gold} | {reference} (config) |")
             .unwrap();
         let measure = format!("window {name} closable (end + lateness) → published");
