@@ -29,6 +29,11 @@ start_up() {
     for _ in $(seq 100); do curl -sf "$URL/health/ready" >/dev/null && break; sleep 0.1; done
 }
 start_up open
+# post_status [curl options...]: the status code of one POST /events of one event to $URL.
+post_status() {
+    curl -s -o /dev/null -w '%{http_code}' -X POST "$URL/events" -H 'content-type: application/json' "$@" \
+        -d '{"type":"view","user_id":"u","item_id":"m"}'
+}
 
 TOKEN="bench-$(head -c 16 /dev/urandom | od -An -tx1 | tr -d ' \n')"
 printf 'bench:%s\n' "$TOKEN" >"$WORK/tokens"
@@ -121,8 +126,7 @@ KAFKA_BOOTSTRAP_SERVERS="$BROKER" "$VENV/bin/uvicorn" --app-dir scripts fastapi_
 FAST=$!
 RECO_URL="$URL"; URL="http://127.0.0.1:$FPORT"
 for _ in $(seq 150); do curl -sf "$URL/health/live" >/dev/null && break; sleep 0.2; done
-code=$(curl -s -o /dev/null -w '%{http_code}' -X POST "$URL/events" -H 'content-type: application/json' \
-    -d '{"type":"view","user_id":"u","item_id":"m"}')
+code=$(post_status)
 [ "$code" = 202 ] || { echo "FastAPI baseline answered $code, not 202: $(cat "$WORK/fastapi.log")" >&2; exit 1; }
 versus() {
     [ -n "$3" ] || { echo "the FastAPI load \"$1\" at $2 connections failed" >&2; exit 1; }
@@ -143,11 +147,9 @@ URL="$RECO_URL"
 # API hashes and checks; a wrong one would get 401 (checked first, so the rows measure 202s).
 kill $UP; wait $UP 2>/dev/null || true
 start_up auth --api-tokens-file "$WORK/tokens"
-code=$(curl -s -o /dev/null -w '%{http_code}' -X POST "$URL/events" -H 'content-type: application/json' \
-    -d '{"type":"view","user_id":"u","item_id":"m"}')
+code=$(post_status)
 [ "$code" = 401 ] || { echo "auth run: a request without a token got $code, not 401" >&2; exit 1; }
-code=$(curl -s -o /dev/null -w '%{http_code}' -X POST "$URL/events" -H 'content-type: application/json' \
-    -H "Authorization: Bearer $TOKEN" -d '{"type":"view","user_id":"u","item_id":"m"}')
+code=$(post_status -H "Authorization: Bearer $TOKEN")
 [ "$code" = 202 ] || { echo "auth run: a request with the token got $code, not 202" >&2; exit 1; }
 for c in 1 32; do
     read -r R P50 P99 < <(run "$c" /events "$WORK/single-auth.lua")

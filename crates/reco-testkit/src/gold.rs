@@ -201,17 +201,11 @@ impl SilverWriter {
 /// 3000 events over six hours from `base`, mostly in order: items with different
 /// popularity, every fifth a click.
 pub fn history(base: i64, seed: u64) -> Vec<(String, bool, i64)> {
-    let mut x = seed;
-    let mut next = move || {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        x
-    };
+    let mut next = crate::xorshift(seed);
     let mut events: Vec<_> = (0..3000)
         .map(|_| {
             let item = format!("m{}", (next() % 40).min(next() % 40));
-            (item, next() % 5 == 0, base + (next() % (6 * 60 * MIN_US as u64)) as i64)
+            (item, next().is_multiple_of(5), base + (next() % (6 * 60 * MIN_US as u64)) as i64)
         })
         .collect();
     // Mostly in order with up to ~4 minutes of jitter (within the allowed lateness).

@@ -22,6 +22,17 @@ pub use metrics::{Sample, Samples};
 
 /// A port nobody listens on right now (the OS picks it; a race with another process is
 /// possible but rare enough for tests).
+/// A small deterministic generator (xorshift64) for test data: the same seed, the same events.
+pub fn xorshift(seed: u64) -> impl FnMut() -> u64 {
+    let mut x = seed;
+    move || {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        x
+    }
+}
+
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("no free port")
 }

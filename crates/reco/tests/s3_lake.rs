@@ -67,18 +67,12 @@ impl Drop for Logged {
 
 /// Historic events over three hours, bursty: batches of uneven size, views and clicks mixed.
 fn events(n: usize) -> Vec<Value> {
-    let mut x: u64 = 0x2545_F491_4F6C_DD1D;
-    let mut next = move || {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        x
-    };
+    let mut next = reco_testkit::xorshift(0x2545_F491_4F6C_DD1D);
     (0..n)
         .map(|i| {
             let item = format!("m{}", (next() % 40).min(next() % 40));
             let t = BASE_MS + (i as i64 * 3 * 60 * MIN_MS) / n as i64;
-            let kind = if next() % 4 == 0 { "click" } else { "view" };
+            let kind = if next().is_multiple_of(4) { "click" } else { "view" };
             json!({"type": kind, "user_id": format!("u{}", next() % 300), "item_id": item, "timestamp": t})
         })
         .collect()
@@ -171,35 +165,25 @@ async fn reco_up_on_s3_end_to_end() {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_bucket_that_does_not_exist_or_an_unknown_scheme_stops_the_service_naming_the_variable() {
     let s3 = S3Server::start().await;
-    let missing = Command::new(env!("CARGO_BIN_EXE_reco"))
-        .args(["gold", "--metrics-addr", "127.0.0.1:0"])
-        .env("LAKEHOUSE_PATH", "s3://no-such-bucket/lake")
-        .envs(s3.env())
-        .output()
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&missing.stderr);
-    assert!(!missing.status.success());
+    // `reco gold` with `env`: it must stop with an error; what it said.
+    let refused = |env: &[(String, String)]| {
+        let out = reco().args(["gold", "--metrics-addr", "127.0.0.1:0"]).envs(env.iter().cloned()).output().unwrap();
+        assert!(!out.status.success(), "{env:?} is refused");
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    };
+    let var = |k: &str, v: &str| (k.to_owned(), v.to_owned());
+    let with_s3 = |mut env: Vec<(String, String)>| {
+        env.extend(s3.env());
+        env
+    };
+    let stderr = refused(&with_s3(vec![var("LAKEHOUSE_PATH", "s3://no-such-bucket/lake")]));
     assert!(
         stderr.contains("LAKEHOUSE_PATH=s3://no-such-bucket/lake") && stderr.contains("AWS_ACCESS_KEY_ID"),
         "{stderr}"
     );
-    let unknown = reco()
-        .args(["gold", "--metrics-addr", "127.0.0.1:0"])
-        .env("LAKEHOUSE_PATH", "hdfs://nn/lake")
-        .output()
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&unknown.stderr);
-    assert!(!unknown.status.success());
+    let stderr = refused(&[var("LAKEHOUSE_PATH", "hdfs://nn/lake")]);
     assert!(stderr.contains("hdfs://") && stderr.contains("LAKEHOUSE_PATH"), "{stderr}");
-    let parquet = reco()
-        .args(["gold", "--metrics-addr", "127.0.0.1:0"])
-        .env("LAKEHOUSE_PATH", s3.lake_url("p"))
-        .env("STORAGE_FORMAT", "parquet")
-        .envs(s3.env())
-        .output()
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&parquet.stderr);
-    assert!(!parquet.status.success());
+    let stderr = refused(&with_s3(vec![var("LAKEHOUSE_PATH", &s3.lake_url("p")), var("STORAGE_FORMAT", "parquet")]));
     assert!(stderr.contains("STORAGE_FORMAT=parquet needs a local lakehouse folder"), "{stderr}");
 }
 

@@ -23,18 +23,12 @@ const EVENTS: usize = 4000;
 
 /// Zipf-ish items over five hours; every fourth event a click.
 fn events() -> Vec<Value> {
-    let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
-    let mut next = move || {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        x
-    };
+    let mut next = reco_testkit::xorshift(0x9E37_79B9_7F4A_7C15);
     (0..EVENTS)
         .map(|i| {
             let item = format!("m{}", (next() % 60).min(next() % 60).min(next() % 60));
             let t = BASE_MS + (i as i64 * 5 * 60 * MIN_MS) / EVENTS as i64;
-            let kind = if next() % 4 == 0 { "click" } else { "view" };
+            let kind = if next().is_multiple_of(4) { "click" } else { "view" };
             json!({"type": kind, "user_id": format!("u{}", next() % 500), "item_id": item, "timestamp": t})
         })
         .collect()

@@ -11,23 +11,13 @@ use reco_testkit::{
     gold::{Input, Windows, published_with_state, recount, silver_events},
     http,
     up::RecoUp,
-    wait_until,
+    wait_until, xorshift,
 };
 use serde_json::{Value, json};
 
 const MIN_MS: i64 = 60_000;
 /// 2019-03-01T00:00:00Z in milliseconds.
 const BASE_MS: i64 = 1_551_398_400_000;
-
-fn xorshift(seed: u64) -> impl FnMut() -> u64 {
-    let mut x = seed;
-    move || {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        x
-    }
-}
 
 async fn metrics(api: &str) -> Samples {
     Samples::parse(&http::get(api, "/metrics").await.unwrap().text())
