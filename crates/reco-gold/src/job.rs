@@ -28,6 +28,9 @@ fn crash_point(name: &str) {
     }
 }
 
+/// How long after silver's last new version the job keeps polling at the active interval.
+const ACTIVE_FOR: std::time::Duration = std::time::Duration::from_secs(10);
+
 pub(crate) fn now_us() -> i64 {
     chrono::Utc::now().timestamp_micros()
 }
@@ -43,6 +46,8 @@ pub(crate) struct Job {
     lease: Lease,
     /// Input counted since the last checkpoint.
     unsaved: bool,
+    /// When the job last found new silver versions.
+    last_read: Option<Instant>,
     last_checkpoint: Instant,
 }
 
@@ -79,6 +84,7 @@ impl Job {
             checkpoints,
             lease,
             unsaved: false,
+            last_read: None,
             last_checkpoint: Instant::now(),
         })
     }
@@ -94,9 +100,17 @@ impl Job {
                 self.checkpoint().await?;
             }
             if !more {
+                let notified = self.config.silver_committed.clone();
+                let silver_committed = async move {
+                    match notified {
+                        Some(n) => n.notified().await,
+                        None => std::future::pending().await,
+                    }
+                };
                 tokio::select! {
                     () = shutdown.cancelled() => {}
-                    () = tokio::time::sleep(self.config.poll_interval) => {}
+                    () = tokio::time::sleep(self.poll_wait()) => {}
+                    () = silver_committed => {}
                 }
             }
         }
@@ -112,6 +126,14 @@ impl Job {
         self.lease.release().await;
         info!("gold job stopped");
         Ok(())
+    }
+
+    /// How long to wait before looking at silver again: `active_poll_interval` while silver
+    /// committed recently, `poll_interval` once it has been quiet for [`ACTIVE_FOR`] (on an
+    /// object store every look lists each table's log).
+    fn poll_wait(&self) -> std::time::Duration {
+        let active = self.last_read.is_some_and(|at| at.elapsed() < ACTIVE_FOR);
+        if active { self.config.active_poll_interval.min(self.config.poll_interval) } else { self.config.poll_interval }
     }
 
     /// Publishes under the lease: renewed (or found lost) right before writing, since reading a
@@ -178,6 +200,7 @@ impl Job {
             self.telemetry.gold.silver_versions(&table, (upto - from) as u64, upto);
             self.versions.insert(topic, upto);
             self.unsaved = true;
+            self.last_read = Some(Instant::now());
         }
         self.wait_for_upstream(upstreams);
         let due = self.trending.advance(now_us());

@@ -69,8 +69,14 @@ pub struct GoldConfig {
     pub lake: Lake,
     /// Windows, panes, lateness, horizon, idle timeout, top N and score weights.
     pub window: window::Config,
-    /// How often silver is checked for new versions when there is nothing to catch up on.
+    /// How often silver is checked for new versions when it has committed nothing for a
+    /// while (10 s)...
     pub poll_interval: Duration,
+    /// ...and while it is committing.
+    pub active_poll_interval: Duration,
+    /// Wakes the job at once: a silver job in the same process (`reco up`) signals each flush.
+    /// Separate services poll.
+    pub silver_committed: Option<Arc<tokio::sync::Notify>>,
     /// Least time between state checkpoints (a crash re-reads at most this much silver).
     pub checkpoint_interval: Duration,
     /// Silver versions read per table per cycle while catching up (bounds memory).
@@ -91,6 +97,8 @@ impl GoldConfig {
             lake,
             window: window::Config::default(),
             poll_interval: Duration::from_secs(1),
+            active_poll_interval: Duration::from_millis(200),
+            silver_committed: None,
             checkpoint_interval: Duration::from_secs(30),
             max_versions_per_cycle: 100,
             retention: Some(Duration::from_secs(7 * 24 * 3600)),

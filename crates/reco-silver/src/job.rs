@@ -18,11 +18,13 @@ use rdkafka::{
 use reco_core::ErrorKind;
 use reco_lake::{CommitOutcome, StreamBatch, TopicTables, Upstream, read};
 use reco_telemetry::{Telemetry, TopicCounters};
+use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
 use crate::{
     Error, OnOffsetReset, Result, SilverConfig,
+    catchup::{self, CatchUp},
     compaction::Compaction,
     decode::{Decoded, RawRecord, dead_letter, decode},
     dedupe::Dedupe,
@@ -135,6 +137,7 @@ pub(crate) struct Job {
     pending_bytes: usize,
     oldest_pending: Option<Instant>,
     compaction: Compaction,
+    catchup: CatchUp,
 }
 
 impl Job {
@@ -193,6 +196,7 @@ impl Job {
         config.topics.iter().for_each(|t| telemetry.silver.known_reasons(t, &reasons));
         let counters = config.topics.iter().map(|t| (t.clone(), telemetry.silver.topic(t))).collect();
         let compaction = Compaction::new(config.compact, &config.lake, telemetry.clone());
+        let catchup = CatchUp::new(config.min_batch_age, config.max_batch_age);
         Ok(Job {
             config,
             telemetry,
@@ -205,6 +209,7 @@ impl Job {
             pending_bytes: 0,
             oldest_pending: None,
             compaction,
+            catchup,
         })
     }
 
@@ -214,23 +219,38 @@ impl Job {
         // take `&mut self` while the message is alive (no copy of the payload).
         let consumer = Arc::clone(&self.consumer);
         let mut short_logs = tokio::time::interval(SHORT_LOG_SETTLE);
+        let mut asking: Option<JoinHandle<Vec<catchup::Mark>>> = None;
         loop {
             let deadline = self.oldest_pending.map(|t| t + self.config.max_batch_age);
+            let ask_at = if asking.is_none() { self.catchup.ask_at(self.oldest_pending) } else { None };
             tokio::select! {
                 biased;
                 () = shutdown.cancelled() => break,
-                () = sleep_until(deadline) => self.flush().await?,
+                () = sleep_until(deadline) => self.flush(false).await?,
+                marks = answer(&mut asking) => {
+                    asking = None;
+                    if marks.is_some_and(|m| self.caught_up(m)) && !self.pending.is_empty() {
+                        self.flush(true).await?;
+                    }
+                }
+                () = sleep_until(ask_at) => asking = Some(self.ask_caught_up()),
                 _ = short_logs.tick() => self.check_short_logs().await?,
                 message = consumer.recv() => {
                     if consumer.context().revoked.swap(false, Ordering::SeqCst) {
                         self.forget_uncommitted();
+                        if let Some(asked) = asking.take() {
+                            asked.abort();
+                        }
                     }
-                    match message {
+                    let caught_up = match message {
                         Ok(m) => self.handle(&m).await?,
-                        Err(e) => warn!(error = %e, "consumer error"),
-                    }
-                    if self.pending_bytes >= self.config.max_batch_bytes {
-                        self.flush().await?;
+                        Err(e) => {
+                            warn!(error = %e, "consumer error");
+                            false
+                        }
+                    };
+                    if caught_up || self.pending_bytes >= self.config.max_batch_bytes {
+                        self.flush(caught_up).await?;
                     }
                 }
             }
@@ -240,7 +260,7 @@ impl Job {
         }
         // Graceful stop: commit what was read, so a restart re-reads nothing.
         if !self.consumer.context().revoked.load(Ordering::SeqCst) {
-            self.flush().await?;
+            self.flush(false).await?;
         }
         self.compaction.finish(Duration::from_secs(5)).await;
         info!("silver job stopped");
@@ -279,7 +299,7 @@ impl Job {
                     self.forget_uncommitted();
                 }
                 match message {
-                    Ok(m) => self.handle(&m).await?,
+                    Ok(m) => _ = self.handle(&m).await?,
                     Err(e) => warn!(error = %e, "consumer error"),
                 }
             }
@@ -294,9 +314,12 @@ impl Job {
         self.pending_bytes = 0;
         self.oldest_pending = None;
         self.partitions.values_mut().for_each(HashMap::clear);
+        self.catchup.forget();
     }
 
-    async fn handle(&mut self, m: &BorrowedMessage<'_>) -> Result<()> {
+    /// Buffers one record; true when it was the last one to read to be caught up (see
+    /// `catchup.rs`).
+    async fn handle(&mut self, m: &BorrowedMessage<'_>) -> Result<bool> {
         let topic = m.topic();
         let (partition, offset) = (m.partition(), m.offset());
         let loaded = self.partitions.get(topic).ok_or_else(|| Error::UnknownTopic(topic.to_owned()))?;
@@ -306,7 +329,7 @@ impl Job {
         }
         let (arrival, expected) = {
             let Some(state) = self.partitions.get_mut(topic).and_then(|p| p.get_mut(&partition)) else {
-                return Ok(());
+                return Ok(false);
             };
             (classify(state, offset, m.payload()), state.position.unwrap_or(0))
         };
@@ -319,22 +342,22 @@ impl Job {
                     self.state(topic, partition)?.last_seen = None;
                     let _ = self.consumer.seek(topic, partition, fetch_from(expected), Duration::ZERO);
                 }
-                return Ok(());
+                return Ok(false);
             }
-            Arrival::OtherLog(found) => return self.reset_partition(topic, partition, found),
+            Arrival::OtherLog(found) => return self.reset_partition(topic, partition, found).map(|()| false),
             Arrival::WentBack(found) => {
                 // Offsets going down is only a reset when the log ends before what was read;
                 // otherwise it is a re-read, skipped as any other.
                 if self.watermarks(topic, partition).await.is_some_and(|(_, high)| high < expected) {
-                    return self.reset_partition(topic, partition, found);
+                    return self.reset_partition(topic, partition, found).map(|()| false);
                 }
-                return Ok(());
+                return Ok(false);
             }
         }
         if offset > expected {
             self.count_skipped(topic, partition, expected, offset).await;
         }
-        let Some(state) = self.partitions.get_mut(topic).and_then(|p| p.get_mut(&partition)) else { return Ok(()) };
+        let Some(state) = self.partitions.get_mut(topic).and_then(|p| p.get_mut(&partition)) else { return Ok(false) };
         let counters = &self.counters[topic];
         counters.record_in();
         let now_us = chrono::Utc::now().timestamp_micros();
@@ -350,7 +373,7 @@ impl Job {
         if !self.pending.contains_key(topic) {
             self.pending.insert(topic.to_owned(), Pending::default());
         }
-        let Some(pending) = self.pending.get_mut(topic) else { return Ok(()) };
+        let Some(pending) = self.pending.get_mut(topic) else { return Ok(false) };
         match decode(&record, &self.config.rules, now_us) {
             Decoded::Valid(row) => {
                 if state.dedupe.insert(&row.event_id, row.event_time_us) {
@@ -374,7 +397,7 @@ impl Job {
         pending.bytes += size;
         self.pending_bytes += size;
         self.oldest_pending.get_or_insert_with(Instant::now);
-        Ok(())
+        Ok(self.catchup.read(topic, partition, offset + 1))
     }
 
     fn partition_map(&mut self, topic: &str) -> Result<&mut HashMap<i32, PartitionState>> {
@@ -464,14 +487,19 @@ impl Job {
         Ok(())
     }
 
-    /// Commits every pending batch, one commit per topic.
-    async fn flush(&mut self) -> Result<()> {
+    /// Commits every pending batch, one commit per topic. `caught_up`: every assigned
+    /// partition was just read to the high watermark the broker reported (none is behind).
+    async fn flush(&mut self, caught_up: bool) -> Result<()> {
         let mut upstream = Upstream::default();
         if !self.pending.is_empty() {
             upstream.partitions = self.topic_partitions.clone();
-            let asks = self.config.topics.iter().map(|topic| self.partitions_behind(topic, Scope::Assigned));
-            let behind = futures::future::join_all(asks).await;
-            upstream.behind = self.config.topics.iter().cloned().zip(behind).collect();
+            upstream.behind = if caught_up {
+                self.config.topics.iter().map(|t| (t.clone(), Vec::new())).collect()
+            } else {
+                let asks = self.config.topics.iter().map(|topic| self.partitions_behind(topic, Scope::Assigned));
+                let behind = futures::future::join_all(asks).await;
+                self.config.topics.iter().cloned().zip(behind).collect()
+            };
         }
         let pending = std::mem::take(&mut self.pending);
         self.pending_bytes = 0;
@@ -527,6 +555,9 @@ impl Job {
                     }
                 }
             }
+        }
+        if let Some(flushed) = &self.config.committed {
+            flushed.notify_one();
         }
         Ok(())
     }
@@ -614,6 +645,15 @@ impl Job {
     /// partition, on a blocking thread); when it does not answer, the partition counts as
     /// behind, which at worst holds gold's watermark for one more idle timeout.
     async fn partitions_behind(&self, topic: &str, scope: Scope) -> Vec<i32> {
+        let read = self.reads(topic, scope);
+        let asks = read.iter().map(|(p, _)| (topic.to_owned(), *p)).collect();
+        let marks = catchup::ask_watermarks(&self.consumer, asks).await;
+        let behind = |(_, p, mark): &catchup::Mark| read.get(p).is_none_or(|r| catchup::holds_more(*mark, *r));
+        marks.iter().filter(|m| behind(m)).map(|(_, p, _)| *p).collect()
+    }
+
+    /// The next offset this worker reads in each partition of `topic` in `scope`.
+    fn reads(&self, topic: &str, scope: Scope) -> HashMap<i32, i64> {
         let fetch = self.consumer.position().unwrap_or_default();
         let states = self.partitions.get(topic);
         let resume_at = self.consumer.context().resume_at.lock().unwrap_or_else(PoisonError::into_inner).clone();
@@ -621,7 +661,7 @@ impl Job {
             Scope::Assigned => fetch.elements_for_topic(topic).iter().map(|e| e.partition()).collect(),
             Scope::All => (0..self.topic_partitions.get(topic).copied().unwrap_or(0)).collect(),
         };
-        let read: Vec<(i32, i64)> = partitions
+        partitions
             .into_iter()
             .map(|p| {
                 let loaded = states.and_then(|s| s.get(&p));
@@ -638,17 +678,25 @@ impl Job {
                 };
                 (p, accepted.max(stored).max(fetched).unwrap_or(0))
             })
-            .collect();
-        // One ListOffsets round trip per partition, all at once: asked one after another they
-        // took 0.8 s per flush on the embedded broker, most of the latency from Kafka to silver.
-        let asks = read.into_iter().map(|(p, read)| {
-            let (consumer, topic) = (Arc::clone(&self.consumer), topic.to_owned());
-            tokio::task::spawn_blocking(move || match consumer.fetch_watermarks(&topic, p, Duration::from_secs(1)) {
-                Ok((low, high)) => (high > read.max(low)).then_some(p),
-                Err(_) => Some(p),
-            })
-        });
-        futures::future::join_all(asks).await.into_iter().filter_map(|r| r.ok().flatten()).collect()
+            .collect()
+    }
+
+    /// Starts asking the broker for every assigned partition's watermarks (see `catchup.rs`).
+    fn ask_caught_up(&mut self) -> JoinHandle<Vec<catchup::Mark>> {
+        self.catchup.asking();
+        let fetch = self.consumer.position().unwrap_or_default();
+        let asks = fetch.elements().iter().map(|e| (e.topic().to_owned(), e.partition())).collect();
+        let consumer = Arc::clone(&self.consumer);
+        tokio::spawn(async move { catchup::ask_watermarks(&consumer, asks).await })
+    }
+
+    /// The broker answered [`Job::ask_caught_up`]; true when every partition is read to the
+    /// offsets it named.
+    fn caught_up(&mut self, marks: Vec<catchup::Mark>) -> bool {
+        let reads: HashMap<String, HashMap<i32, i64>> =
+            self.config.topics.iter().map(|t| (t.clone(), self.reads(t, Scope::Assigned))).collect();
+        let read = |topic: &str, p: i32| reads.get(topic).and_then(|r| r.get(&p)).copied().unwrap_or(0);
+        self.catchup.answered(marks, read)
     }
 }
 
@@ -664,6 +712,14 @@ enum Scope {
 /// Whether this worker is assigned `partition` of `topic` right now.
 fn assigned(consumer: &StreamConsumer<Context>, topic: &str, partition: i32) -> bool {
     consumer.assignment().is_ok_and(|tpl| tpl.find_partition(topic, partition).is_some())
+}
+
+/// The broker's answer once `asking` has one; never while nothing is asked.
+async fn answer(asking: &mut Option<JoinHandle<Vec<catchup::Mark>>>) -> Option<Vec<catchup::Mark>> {
+    match asking {
+        Some(handle) => handle.await.ok(),
+        None => std::future::pending().await,
+    }
 }
 
 async fn sleep_until(deadline: Option<Instant>) {

@@ -6,6 +6,7 @@
 //! resumes from the offsets stored in the tables; Kafka group offsets are committed after,
 //! only so lag is visible. A bad record never stops the job: it becomes a dead-letter row.
 
+mod catchup;
 mod compaction;
 mod decode;
 mod dedupe;
@@ -78,8 +79,11 @@ pub struct SilverConfig {
     pub lake: Lake,
     /// Flush when the buffered records reach this many bytes...
     pub max_batch_bytes: usize,
-    /// ...or when the oldest buffered record is this old (the latency bound).
+    /// ...or when the oldest buffered record is this old (the latency bound)...
     pub max_batch_age: Duration,
+    /// ...or, once the oldest is this old, as soon as the job has read every assigned
+    /// partition up to where the broker said it ended (`catchup.rs`). Zero: never early.
+    pub min_batch_age: Duration,
     /// Duplicates by `event_id` are caught within this much event time.
     pub dedupe_horizon: Duration,
     pub rules: Rules,
@@ -90,6 +94,9 @@ pub struct SilverConfig {
     /// before the last commit. For a broker whose log dies with the process (`reco up
     /// --broker-storage memory`): what it acknowledged is then in silver, not lost.
     pub drain_on_stop: Option<Duration>,
+    /// Signalled after every flush, for a gold job in the same process (`reco up`) to read
+    /// the new versions at once instead of at its next poll.
+    pub committed: Option<Arc<tokio::sync::Notify>>,
 }
 
 impl SilverConfig {
@@ -103,11 +110,13 @@ impl SilverConfig {
             lake,
             max_batch_bytes: 32 * 1024 * 1024,
             max_batch_age: Duration::from_secs(2),
+            min_batch_age: Duration::from_millis(250),
             dedupe_horizon: Duration::from_secs(24 * 3600),
             rules: Rules::default(),
             compact: Some(CompactPolicy::default()),
             on_offset_reset: OnOffsetReset::Fail,
             drain_on_stop: None,
+            committed: None,
         }
     }
 }

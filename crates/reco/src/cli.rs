@@ -214,9 +214,14 @@ pub struct GoldOptions {
     /// the open windows are published as provisional (`complete = false`), in milliseconds.
     #[arg(long, env = "RECO_GOLD_IDLE_TIMEOUT_MS", default_value_t = 60_000)]
     pub idle_timeout_ms: i64,
-    /// How often silver is checked for new commits, in milliseconds.
+    /// How often silver is checked for new commits once it has committed nothing for 10 s,
+    /// in milliseconds (on an object store each check lists the silver tables' logs).
     #[arg(long, env = "RECO_GOLD_POLL_INTERVAL_MS", default_value_t = 1000)]
     pub poll_interval_ms: u64,
+    /// How often silver is checked while it is committing, in milliseconds (at most the
+    /// poll interval). In `reco up` gold also wakes at each silver flush.
+    #[arg(long, env = "RECO_GOLD_ACTIVE_POLL_INTERVAL_MS", default_value_t = 200)]
+    pub active_poll_interval_ms: u64,
     /// Least time between state checkpoints, in seconds (a crash re-reads at most this much).
     #[arg(long, env = "RECO_GOLD_CHECKPOINT_INTERVAL_SECS", default_value_t = 30)]
     pub checkpoint_interval_secs: u64,
@@ -248,6 +253,10 @@ pub struct SilverOptions {
     /// Flush a batch when its oldest record is this old, in milliseconds (the latency bound).
     #[arg(long, env = "RECO_SILVER_MAX_BATCH_AGE_MS", default_value_t = 2000)]
     pub max_batch_age_ms: u64,
+    /// Once a batch's oldest record is this old, flush as soon as every assigned partition is
+    /// read to where the broker last said it ended, in milliseconds (0: only by size or age).
+    #[arg(long, env = "RECO_SILVER_MIN_BATCH_AGE_MS", default_value_t = 250)]
+    pub min_batch_age_ms: u64,
     /// Catch duplicate event_ids within this much event time, in seconds.
     #[arg(long, env = "RECO_SILVER_DEDUPE_HORIZON_SECS", default_value_t = 24 * 3600)]
     pub dedupe_horizon_secs: u64,

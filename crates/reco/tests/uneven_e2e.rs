@@ -242,7 +242,11 @@ async fn a_lull_publishes_provisional_windows_and_changes_no_lateness() {
     // Traffic again, on time, and three genuinely late events (20 minutes behind) among it.
     live.run(5).await;
     let late_at = now_ms() - behind_ms - 20 * MIN_MS;
-    let late = (0..3).map(|k| live.event(late_at + k)).collect();
+    // One phone syncing what it recorded offline: one user, one kind, one request, so one
+    // partition and one silver commit; each window holding them is republished once.
+    let late = (0..3)
+        .map(|k| json!({"type": "view", "user_id": "offline", "item_id": format!("m{k}"), "timestamp": late_at + k}))
+        .collect();
     live.post(late).await;
     live.run(10).await;
     let m = metrics(&live.api).await;

@@ -56,6 +56,7 @@ impl GoldOptions {
         w.horizon_us = self.state_horizon_secs.saturating_mul(1_000_000);
         w.idle_timeout_us = self.idle_timeout_ms.saturating_mul(1_000);
         config.poll_interval = Duration::from_millis(self.poll_interval_ms.max(1));
+        config.active_poll_interval = Duration::from_millis(self.active_poll_interval_ms.max(1));
         config.checkpoint_interval = Duration::from_secs(self.checkpoint_interval_secs);
         anyhow::ensure!(self.lease_ttl_secs >= 3, "--lease-ttl-secs must be at least 3");
         config.lease_ttl = Duration::from_secs(self.lease_ttl_secs);

@@ -28,6 +28,7 @@ impl SilverOptions {
         config.session_timeout = std::time::Duration::from_millis(self.session_timeout_ms);
         config.max_batch_bytes = self.max_batch_bytes;
         config.max_batch_age = std::time::Duration::from_millis(self.max_batch_age_ms);
+        config.min_batch_age = std::time::Duration::from_millis(self.min_batch_age_ms.min(self.max_batch_age_ms));
         config.dedupe_horizon = std::time::Duration::from_secs(self.dedupe_horizon_secs);
         config.compact = (self.compact_min_files > 0).then(|| reco_lake::CompactPolicy {
             min_files: self.compact_min_files,

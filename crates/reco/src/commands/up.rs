@@ -60,7 +60,11 @@ pub async fn run(args: UpArgs, started: Instant) -> anyhow::Result<ExitCode> {
         silver.drain_on_stop = Some(std::time::Duration::from_secs(15));
     }
 
-    let gold = args.gold.config(&args.lake)?;
+    let mut gold = args.gold.config(&args.lake)?;
+    // One process: gold reads each silver flush as it lands rather than at its next poll.
+    let flushed = Arc::new(tokio::sync::Notify::new());
+    silver.committed = Some(flushed.clone());
+    gold.silver_committed = Some(flushed);
 
     let mut components = JoinSet::new();
     components.spawn({
