@@ -4,7 +4,7 @@
 //! steady traffic that wait is most of the time from "acknowledged" to "readable in silver",
 //! and a shorter fixed age would cut a backlog into many small commits. So, once the oldest
 //! buffered record is `min_batch_age` old, the job asks the broker for every assigned
-//! partition's high watermark (one ListOffsets each, all at once, off the consumer loop) and
+//! partition's high watermark (one ListOffsets request for all, off the consumer loop) and
 //! commits as soon as it has read up to those offsets: caught up with what was acknowledged
 //! when it asked. Reading a backlog, those offsets lie far ahead, so batches still fill to
 //! `max_batch_bytes` and the job asks again only when the answer is `max_batch_age` old.
@@ -15,26 +15,52 @@ use std::{
     time::{Duration, Instant},
 };
 
-use rdkafka::consumer::{Consumer, ConsumerContext, StreamConsumer};
+use rdkafka::{
+    Offset, TopicPartitionList,
+    consumer::{Consumer, ConsumerContext, StreamConsumer},
+};
 
 /// One partition's `(low, high)` watermarks as the broker answered, `None` when it did not.
 pub(crate) type Mark = (String, i32, Option<(i64, i64)>);
 
-/// Asks the broker for the watermarks of `partitions`, one request each, all at once on
-/// blocking threads: asked one after another they took 0.8 s per flush on the embedded broker.
+/// Asks the broker for the watermarks of `partitions`: two ListOffsets requests for all of them
+/// (earliest, latest), at once on blocking threads. librdkafka's per-partition watermark query sends
+/// two requests per partition; eighteen at once from a worker of three topics, answered late
+/// under load, timed out, and librdkafka closes a connection whose requests time out, the
+/// consumer's fetch with it.
 pub(crate) async fn ask_watermarks<C: ConsumerContext + 'static>(
     consumer: &Arc<StreamConsumer<C>>,
     partitions: Vec<(String, i32)>,
 ) -> Vec<Mark> {
-    let asks = partitions.into_iter().map(|(topic, p)| {
-        let consumer = Arc::clone(consumer);
+    if partitions.is_empty() {
+        return Vec::new();
+    }
+    // ListOffsets takes "timestamps": -2 asks for the log start, -1 for its end. Both at once.
+    let ask = |at: Offset| {
+        let (consumer, partitions) = (Arc::clone(consumer), partitions.clone());
         tokio::task::spawn_blocking(move || {
-            let marks = consumer.fetch_watermarks(&topic, p, Duration::from_secs(1)).ok();
-            (topic, p, marks)
+            let mut tpl = TopicPartitionList::new();
+            for (topic, p) in &partitions {
+                tpl.add_partition_offset(topic, *p, at).ok()?;
+            }
+            consumer.offsets_for_times(tpl, ASK_TIMEOUT).ok()
         })
-    });
-    futures::future::join_all(asks).await.into_iter().filter_map(Result::ok).collect()
+    };
+    let (lows, highs) = futures::future::join(ask(Offset::Beginning), ask(Offset::End)).await;
+    let (lows, highs) = (lows.ok().flatten(), highs.ok().flatten());
+    let offset = |answer: &Option<TopicPartitionList>, topic: &str, p: i32| {
+        let e = answer.as_ref()?.find_partition(topic, p)?;
+        match (e.error(), e.offset()) {
+            (Ok(()), Offset::Offset(o)) => Some(o),
+            _ => None,
+        }
+    };
+    partitions.iter().map(|(t, p)| (t.clone(), *p, offset(&lows, t, *p).zip(offset(&highs, t, *p)))).collect()
 }
+
+/// Longest wait for the broker's answer. Generous: the job keeps reading meanwhile (or, before
+/// a commit, would rather wait than disconnect from a busy broker).
+const ASK_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Whether `mark`'s partition holds records past `read` (the next offset this worker reads).
 pub(crate) fn holds_more(mark: Option<(i64, i64)>, read: i64) -> bool {

@@ -274,13 +274,11 @@ impl Job {
         let consumer = Arc::clone(&self.consumer);
         let (started, deadline) = (Instant::now(), Instant::now() + limit);
         loop {
-            let mut behind = Vec::new();
-            for topic in self.config.topics.clone() {
-                // All partitions, assigned or not yet: a worker stopped before its first
-                // assignment has read nothing, and that is not "caught up".
-                let partitions = self.partitions_behind(&topic, Scope::All).await;
-                behind.extend(partitions.into_iter().map(|p| (topic.clone(), p)));
-            }
+            // All partitions, assigned or not yet: a worker stopped before its first
+            // assignment has read nothing, and that is not "caught up".
+            let mut behind: Vec<(String, i32)> = (self.partitions_behind(Scope::All).await.into_iter())
+                .flat_map(|(topic, partitions)| partitions.into_iter().map(move |p| (topic.clone(), p)))
+                .collect();
             self.check_short_logs().await?;
             for (topic, states) in &self.partitions {
                 let unsettled = states.iter().filter(|(_, s)| s.short_log_since.is_some());
@@ -496,9 +494,7 @@ impl Job {
             upstream.behind = if caught_up {
                 self.config.topics.iter().map(|t| (t.clone(), Vec::new())).collect()
             } else {
-                let asks = self.config.topics.iter().map(|topic| self.partitions_behind(topic, Scope::Assigned));
-                let behind = futures::future::join_all(asks).await;
-                self.config.topics.iter().cloned().zip(behind).collect()
+                self.partitions_behind(Scope::Assigned).await
             };
         }
         let pending = std::mem::take(&mut self.pending);
@@ -637,19 +633,30 @@ impl Job {
         reset
     }
 
-    /// This worker's partitions of `topic` that Kafka holds more records of than it has read
+    /// Per topic, this worker's partitions that Kafka holds more records of than it has read
     /// (high watermark past both the next offset to accept and librdkafka's fetch position,
     /// which passes transaction markers). Written with the commit for the gold job: a partition
     /// that silver is still catching up on must not count as idle there, however long it is
-    /// since its last rows. The high watermarks come from the broker (one request per
-    /// partition, on a blocking thread); when it does not answer, the partition counts as
-    /// behind, which at worst holds gold's watermark for one more idle timeout.
-    async fn partitions_behind(&self, topic: &str, scope: Scope) -> Vec<i32> {
-        let read = self.reads(topic, scope);
-        let asks = read.iter().map(|(p, _)| (topic.to_owned(), *p)).collect();
+    /// since its last rows. The watermarks come from the broker (one request for all, on a
+    /// blocking thread); when it does not answer, the partition counts as behind, which at
+    /// worst holds gold's watermark for one more idle timeout.
+    async fn partitions_behind(&self, scope: Scope) -> BTreeMap<String, Vec<i32>> {
+        let reads: HashMap<&str, HashMap<i32, i64>> =
+            self.config.topics.iter().map(|t| (t.as_str(), self.reads(t, scope))).collect();
+        let asks = reads.iter().flat_map(|(t, r)| r.keys().map(|p| (t.to_string(), *p))).collect();
         let marks = catchup::ask_watermarks(&self.consumer, asks).await;
-        let behind = |(_, p, mark): &catchup::Mark| read.get(p).is_none_or(|r| catchup::holds_more(*mark, *r));
-        marks.iter().filter(|m| behind(m)).map(|(_, p, _)| *p).collect()
+        let mut behind: BTreeMap<String, Vec<i32>> =
+            self.config.topics.iter().map(|t| (t.clone(), Vec::new())).collect();
+        for (topic, p, mark) in marks {
+            let read = reads.get(topic.as_str()).and_then(|r| r.get(&p)).copied().unwrap_or(0);
+            if catchup::holds_more(mark, read)
+                && let Some(partitions) = behind.get_mut(&topic)
+            {
+                partitions.push(p);
+            }
+        }
+        behind.values_mut().for_each(|partitions| partitions.sort_unstable());
+        behind
     }
 
     /// The next offset this worker reads in each partition of `topic` in `scope`.
