@@ -2,8 +2,9 @@
 //!
 //! The embedded broker runs in this process; `reco serve`, `reco silver` and `reco gold` run as
 //! separate children of the release binary (default settings: silver flushes once caught up
-//! after 250 ms, at most 2 s; gold polls every 200 ms while silver commits). Synthetic traffic is posted at a steady rate with a historic clock running `SPEEDUP`
-//! times faster than the wall clock, so windows close every few seconds. Afterwards the Delta
+//! after 250 ms, at most 2 s; gold polls every 1 s). Synthetic traffic is posted at a steady
+//! rate with a historic clock running `SPEEDUP` times faster than the wall clock, so windows
+//! close every few seconds. Afterwards the Delta
 //! logs say when each silver row and each gold window became readable (the commit timestamp):
 //!   - sent → in silver: commit time − wall time the event was generated and sent (its event
 //!     time mapped back through the clock); an upper bound of "acknowledged → in silver";
@@ -249,7 +250,7 @@ pub async fn measure(bin: &Path, seconds: f64, rate: f64, speedup: f64) -> Strin
     let setting = |var: &str, default: u64| std::env::var(var).ok().and_then(|v| v.parse().ok()).unwrap_or(default);
     let batch_ms = setting("RECO_SILVER_MAX_BATCH_AGE_MS", 2000);
     let min_ms = setting("RECO_SILVER_MIN_BATCH_AGE_MS", 250).min(batch_ms);
-    let poll_ms = setting("RECO_GOLD_ACTIVE_POLL_INTERVAL_MS", 200).min(setting("RECO_GOLD_POLL_INTERVAL_MS", 1000));
+    let poll_ms = setting("RECO_GOLD_ACTIVE_POLL_INTERVAL_MS", 1000).min(setting("RECO_GOLD_POLL_INTERVAL_MS", 1000));
     let silver = percentiles(to_silver);
     let batch = format!("silver batch age {min_ms} ms once caught up, at most {batch_ms} ms (config)");
     writeln!(out, "| sent → committed in silver | {silver} | {batch} |").unwrap();

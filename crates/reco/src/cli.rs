@@ -219,8 +219,9 @@ pub struct GoldOptions {
     #[arg(long, env = "RECO_GOLD_POLL_INTERVAL_MS", default_value_t = 1000)]
     pub poll_interval_ms: u64,
     /// How often silver is checked while it is committing, in milliseconds (at most the
-    /// poll interval). In `reco up` gold also wakes at each silver flush.
-    #[arg(long, env = "RECO_GOLD_ACTIVE_POLL_INTERVAL_MS", default_value_t = 200)]
+    /// poll interval; 200 for sub-second windows from separate services, see
+    /// docs/OPERATIONS.md). In `reco up` gold also wakes at each silver flush.
+    #[arg(long, env = "RECO_GOLD_ACTIVE_POLL_INTERVAL_MS", default_value_t = 1000)]
     pub active_poll_interval_ms: u64,
     /// Least time between state checkpoints, in seconds (a crash re-reads at most this much).
     #[arg(long, env = "RECO_GOLD_CHECKPOINT_INTERVAL_SECS", default_value_t = 30)]
