@@ -498,6 +498,7 @@ impl Job {
             };
         }
         let pending = std::mem::take(&mut self.pending);
+        let flushed = !pending.is_empty();
         self.pending_bytes = 0;
         self.oldest_pending = None;
         for (topic, mut p) in pending {
@@ -552,8 +553,9 @@ impl Job {
                 }
             }
         }
-        if let Some(flushed) = &self.config.committed {
-            flushed.notify_one();
+        // Gold needs waking only when there is something new to read.
+        if let Some(committed) = self.config.committed.as_ref().filter(|_| flushed) {
+            committed.notify_one();
         }
         Ok(())
     }
