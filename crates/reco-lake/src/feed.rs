@@ -14,11 +14,20 @@ pub struct SilverFeed {
     parquet_latest: i64,
     /// What the writer of the newest commit read that says knew of Kafka.
     upstream: Option<Upstream>,
+    /// Delta: the newest version seen.
+    delta_latest: Option<i64>,
 }
 
 impl SilverFeed {
     pub fn new(lake: &Lake, topic: &str) -> SilverFeed {
-        SilverFeed { lake: lake.clone(), topic: topic.to_owned(), delta: None, parquet_latest: -1, upstream: None }
+        SilverFeed {
+            lake: lake.clone(),
+            topic: topic.to_owned(),
+            delta: None,
+            parquet_latest: -1,
+            upstream: None,
+            delta_latest: None,
+        }
     }
 
     pub fn topic(&self) -> &str {
@@ -35,10 +44,19 @@ impl SilverFeed {
     pub async fn latest(&mut self) -> Result<Option<i64>> {
         match self.lake.format {
             Format::Delta => {
+                // A listing of the log from the newest version known, no snapshot update: gold
+                // reads the commits themselves (`files_between`), never the table's file list.
+                let known = self.delta_latest;
                 let Some(table) = self.delta_table().await? else { return Ok(None) };
                 let name = table.table_url().to_string();
-                table.update_state().await.map_err(|e| Error::Delta { table: name, source: Box::new(e) })?;
-                Ok(table.version().map(|v| v as i64))
+                let start = known.or(table.version().map(|v| v as i64)).unwrap_or(0).max(0);
+                let latest = table
+                    .log_store()
+                    .get_latest_version(start as _)
+                    .await
+                    .map_err(|e| Error::Delta { table: name, source: Box::new(e) })?;
+                self.delta_latest = Some(latest as i64);
+                Ok(Some(latest as i64))
             }
             Format::Parquet => {
                 while parquet_log::entry_silver_files(&self.lake, &self.topic, self.parquet_latest + 1)?.is_some() {
@@ -80,10 +98,15 @@ impl SilverFeed {
         let latest = self.latest().await?;
         let files = match (self.lake.format, latest) {
             (_, None) => Vec::new(),
-            (Format::Delta, Some(_)) => {
+            (Format::Delta, Some(v)) => {
                 let (lake, key) = (self.lake.clone(), silver_key(&self.topic));
                 match self.delta_table().await? {
-                    Some(table) => delta::files(&lake, &key, table)?,
+                    Some(table) => {
+                        let name = table.table_url().to_string();
+                        let at = table.update_incremental(Some(v as _)).await;
+                        at.map_err(|e| Error::Delta { table: name, source: Box::new(e) })?;
+                        delta::files(&lake, &key, table)?
+                    }
                     None => Vec::new(),
                 }
             }
