@@ -97,8 +97,8 @@ impl GoldConfig {
             lake,
             window: window::Config::default(),
             poll_interval: Duration::from_secs(1),
-            // Not shorter by default: polling every 200 ms grew the live heap of `reco up` in
-            // the soak (+42 MiB in 12 min; flat at 1 s), cause not found yet.
+            // Not shorter by default until the 30-minute soak passes again (docs/BENCHMARKS.md,
+            // "Gold's poll and memory"); 200 ms publishes windows within a second.
             active_poll_interval: Duration::from_secs(1),
             silver_committed: None,
             checkpoint_interval: Duration::from_secs(30),
