@@ -345,7 +345,7 @@ async fn records_deleted_by_retention_before_silver_read_them_are_counted() {
     produce(&p, VIEWS, &old, Some(now_ms() - 24 * 3600 * 1000)).await;
     produce(&p, VIEWS, &fresh.iter().map(|id| view(id, now_ms())).collect::<Vec<_>>(), None).await;
     drop(p);
-    // The broker applies retention when it starts (then every ten minutes).
+    // The broker applies retention when it starts (then every 5 s).
     stop(broker);
     let broker = broker_process(dir.path(), &bootstrap, &retention).await;
     let expired = wait_until(Duration::from_secs(30), || async {
