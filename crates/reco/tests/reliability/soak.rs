@@ -23,6 +23,12 @@ async fn heap_allocated_kib(addr: &str) -> u64 {
     samples.get("reco_heap_allocated_bytes", &[]).map_or(0, |b| b as u64 / 1024)
 }
 
+/// The sum of every sample of `name` on the process's `/metrics` (0 when absent).
+async fn gauge_sum(addr: &str, name: &str) -> f64 {
+    let Ok(response) = reco_testkit::http::get(addr, "/metrics").await else { return 0.0 };
+    reco_testkit::Samples::parse(&response.text()).matching(name, &[]).map(|s| s.value).sum()
+}
+
 /// Medians of the samples just after the warm-up (the second tenth after the first fifth) and
 /// of the last tenth.
 fn after_warm_up_and_at_end(samples: &[u64]) -> (u64, u64) {
@@ -74,11 +80,23 @@ async fn soak() {
     let steady = load(&addr, 22, Some(rate), Some((rate * duration.as_secs_f64()) as u64), speedup);
     let (mut samples, mut heap) = (Vec::new(), Vec::new());
     let started = tokio::time::Instant::now();
+    // Once a minute, where the memory is, for whoever has to explain a failed verdict.
+    let mut series = Vec::new();
     while !steady.task.is_finished() {
         tokio::time::sleep(tick).await;
         samples.push(rss_of(pid).0);
         heap.push(heap_allocated_kib(&addr).await);
+        if samples.len() % 6 == 1 {
+            let gold_state = gauge_sum(&addr, "reco_gold_state_entries").await;
+            let minute = started.elapsed().as_secs() / 60;
+            series.push(format!(
+                "{minute}: RSS {} MiB, heap {} MiB, gold state {gold_state:.0}",
+                samples[samples.len() - 1] / 1024,
+                heap[heap.len() - 1] / 1024
+            ));
+        }
     }
+    println!("soak memory by minute:\n  {}", series.join("\n  "));
     let soaked = started.elapsed();
     let [sent, accepted, _, _, failed] = steady.tally.get();
     acked.extend(steady.tally.take_acked_ids());
