@@ -85,6 +85,15 @@ pub async fn topic_count(bootstrap: &str, topic: &str) -> i64 {
     .expect("watermark task")
 }
 
+/// The first offset each of partitions `0..partitions` of `topic` holds (-1 when it cannot be
+/// asked): where retention or compaction left each log's start.
+pub fn log_starts(bootstrap: &str, topic: &str, partitions: i32) -> Vec<i64> {
+    let consumer: BaseConsumer = client_config(bootstrap).create().expect("consumer");
+    (0..partitions)
+        .map(|p| consumer.fetch_watermarks(topic, p, Duration::from_secs(5)).map_or(-1, |(low, _)| low))
+        .collect()
+}
+
 /// Reads every record of `topic` from the beginning, without a consumer group, until the
 /// topic's current end. Order is by partition, then offset.
 pub async fn read_topic(bootstrap: &str, topic: &str) -> Vec<Record> {

@@ -13,11 +13,10 @@ use std::{collections::HashMap, time::Duration};
 use rdkafka::{
     admin::{AdminClient, AdminOptions, NewTopic, TopicReplication},
     client::DefaultClientContext,
-    consumer::{BaseConsumer, Consumer},
     producer::{FutureProducer, FutureRecord},
 };
 use reco_kafka::{BrokerStorage, EmbeddedBroker};
-use reco_testkit::{free_addr, read_topic, wait_until};
+use reco_testkit::{free_addr, log_starts, read_topic, wait_until};
 
 const TOPIC: &str = "retention_probe";
 const RETENTION_MS: i64 = 60_000;
@@ -77,12 +76,7 @@ async fn expired_records_leave_the_front_of_each_log_and_nothing_else_does() {
     // Each partition's log must come to start at its first fresh record.
     let expected_starts: Vec<i64> =
         (0..3).map(|p| feeds[&p].iter().position(|(_, ts)| *ts == now).unwrap() as i64).collect();
-    let starts = || {
-        let consumer: BaseConsumer = reco_kafka::client_config(&bootstrap).create().unwrap();
-        (0..3)
-            .map(|p| consumer.fetch_watermarks(TOPIC, p, Duration::from_secs(5)).map_or(-1, |(low, _)| low))
-            .collect::<Vec<i64>>()
-    };
+    let starts = || log_starts(&bootstrap, TOPIC, 3);
     let reached = wait_until(Duration::from_secs(60), || async { starts() == expected_starts }).await;
     assert!(reached, "log starts {:?}, expected {expected_starts:?}", starts());
 

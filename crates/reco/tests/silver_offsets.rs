@@ -16,7 +16,7 @@ use std::{
 use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
 use reco_kafka::topics;
 use reco_lake::{Format, Lake, TopicTables, read};
-use reco_testkit::{Samples, free_addr, http, proc::exit_within, wait_until};
+use reco_testkit::{Samples, free_addr, http, log_starts, proc::exit_within, wait_until};
 
 const VIEWS: &str = "events_views";
 
@@ -323,13 +323,6 @@ async fn broker_process(dir: &Path, addr: &str, env: &[(&str, &str)]) -> Child {
     child
 }
 
-/// The first offset each partition of `topic` holds.
-fn log_starts(bootstrap: &str, topic: &str) -> Vec<i64> {
-    use rdkafka::consumer::{BaseConsumer, Consumer};
-    let consumer: BaseConsumer = reco_kafka::client_config(bootstrap).create().expect("consumer");
-    (0..3).map(|p| consumer.fetch_watermarks(topic, p, Duration::from_secs(5)).map_or(-1, |(low, _)| low)).collect()
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn records_deleted_by_retention_before_silver_read_them_are_counted() {
     let dir = tempfile::tempdir().unwrap();
@@ -349,10 +342,10 @@ async fn records_deleted_by_retention_before_silver_read_them_are_counted() {
     stop(broker);
     let broker = broker_process(dir.path(), &bootstrap, &retention).await;
     let expired = wait_until(Duration::from_secs(30), || async {
-        log_starts(&bootstrap, VIEWS).iter().sum::<i64>() == old.len() as i64
+        log_starts(&bootstrap, VIEWS, 3).iter().sum::<i64>() == old.len() as i64
     })
     .await;
-    assert!(expired, "the broker deleted the expired records: log starts {:?}", log_starts(&bootstrap, VIEWS));
+    assert!(expired, "the broker deleted the expired records: log starts {:?}", log_starts(&bootstrap, VIEWS, 3));
 
     let (job, metrics) = silver(&bootstrap, dir.path(), &[], &[]);
     let ids = wait_for_ids(&lake, VIEWS, &fresh, Duration::from_secs(60)).await;
@@ -416,7 +409,7 @@ async fn gaps_left_by_compaction_are_read_past_at_once_and_counted() {
     drop(p);
     stop(broker);
     let broker = broker_process(dir.path(), &bootstrap, &[]).await;
-    assert_eq!(log_starts(&bootstrap, VIEWS), vec![0, 0, 0], "compaction kept each log's first record");
+    assert_eq!(log_starts(&bootstrap, VIEWS, 3), vec![0, 0, 0], "compaction kept each log's first record");
 
     let (job, metrics) = silver(&bootstrap, dir.path(), &[], &[]);
     let ids = wait_for_ids(&lake, VIEWS, &expected, Duration::from_secs(30)).await;

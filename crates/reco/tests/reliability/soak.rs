@@ -18,9 +18,7 @@ use crate::common::{audit_when_drained, full, lake_dir, load, rss_of, scale, ver
 
 /// `reco_heap_allocated_bytes` from the process's `/metrics`, in KiB (0 when absent).
 async fn heap_allocated_kib(addr: &str) -> u64 {
-    let Ok(response) = reco_testkit::http::get(addr, "/metrics").await else { return 0 };
-    let samples = reco_testkit::Samples::parse(&response.text());
-    samples.get("reco_heap_allocated_bytes", &[]).map_or(0, |b| b as u64 / 1024)
+    gauge_sum(addr, "reco_heap_allocated_bytes").await as u64 / 1024
 }
 
 /// The sum of every sample of `name` on the process's `/metrics` (0 when absent).
