@@ -41,7 +41,7 @@ fn post(auth: Option<&str>) -> Request<Body> {
     r.body(Body::from(view().to_string())).unwrap()
 }
 
-/// The API on an embedded broker with a SQLite log (exact counts of concurrent produces).
+/// The API on an embedded broker with a SQLite log.
 async fn harness(config: ApiConfig) -> Harness {
     let dir = tempfile::tempdir().unwrap().keep();
     let broker = reco_testkit::broker_with_topics_on(BrokerStorage::Sqlite(dir.join("tansu.db"))).await;

@@ -448,8 +448,9 @@ impl Job {
             && let Some((_, high)) = self.watermarks(topic, partition).await
             && high < stored
         {
-            // Not yet a verdict: the embedded broker's memory storage reports the newest
-            // batch's first offset as the end. The re-read settles it (see `check_short_logs`).
+            // Not yet a verdict on one answer (tansu's memory storage used to report the
+            // newest batch's first offset as the end): the re-read settles it
+            // (see `check_short_logs`).
             debug!(topic, partition, stored, high, "the broker reports the log ending before silver's offset");
             state.short_log_since = Some(Instant::now());
         }

@@ -19,8 +19,8 @@ pub(crate) struct PartitionState {
     /// `(offset, event_id)` of the row silver committed last, checked when the re-read after
     /// an assignment passes that offset: another record there means another log.
     pub(crate) last_committed: Option<(i64, String)>,
-    /// The broker reported the log's end before the position (a reset, or an embedded broker
-    /// reporting the newest batch's first offset as the end), at this time. A record at or
+    /// The broker reported the log's end before the position (a reset, or a broker that
+    /// reports its end short of what it holds), at this time. A record at or
     /// past the position's last offset clears it; the job resets the partition when the re-read
     /// has delivered all the broker reports and the log still ends early.
     pub(crate) short_log_since: Option<Instant>,

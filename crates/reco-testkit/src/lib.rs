@@ -46,9 +46,7 @@ pub async fn broker_with_topics() -> EmbeddedBroker {
     broker_with_topics_on(BrokerStorage::Memory).await
 }
 
-/// The same on the given storage. The SQLite log reports exact watermarks for batches of
-/// concurrently produced records, which the memory log does not (its high watermark counts
-/// one batch as one record), so counts of concurrent produces read it from SQLite.
+/// The same on the given storage (SQLite for tests that need the broker's log on disk).
 pub async fn broker_with_topics_on(storage: BrokerStorage) -> EmbeddedBroker {
     let broker = EmbeddedBroker::start(free_addr(), storage).await.expect("broker starts");
     let mut specs = topics::default_topics();

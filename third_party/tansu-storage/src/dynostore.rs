@@ -91,6 +91,8 @@ pub struct DynoStore {
     schemas: Option<Registry>,
     lake: Option<House>,
     watermarks: Arc<Mutex<BTreeMap<Topition, OptiCon<Watermark>>>>,
+    // reco patch: one produce at a time per partition (see `produce`).
+    produce_lanes: Arc<Mutex<BTreeMap<Topition, Arc<tokio::sync::Mutex<()>>>>>,
     meta: OptiCon<Meta>,
 
     object_store: Arc<DynObjectStore>,
@@ -354,6 +356,7 @@ impl DynoStore {
             lake: None,
 
             watermarks: Arc::new(Mutex::new(BTreeMap::new())),
+            produce_lanes: Arc::new(Mutex::new(BTreeMap::new())),
             meta: OptiCon::<Meta>::new(cluster),
             object_store: Arc::new(Cache::new(
                 Metron::new(object_store, cluster),
@@ -798,6 +801,18 @@ impl Storage for DynoStore {
 
             Ok(offset)
         } else {
+            // reco patch: the release assigned the offset (advancing the high watermark) and
+            // then wrote the batch, with produces to one partition running concurrently. A
+            // fetch or ListOffsets between two such writes saw a later batch without an earlier
+            // one: consumers skipped the missing offsets for good and the earliest offset came
+            // out wrong. Holding the partition's lane from assignment to the watermark update,
+            // and advancing the watermark only after the batch is stored, keeps every partition
+            // a contiguous log whose high watermark never runs ahead of what can be read.
+            let lane = self.produce_lanes.lock().map(|mut locked| {
+                locked.entry(topition.to_owned()).or_default().to_owned()
+            })?;
+            let _lane = lane.lock().await;
+
             if deflated.is_idempotent() {
                 self.meta
                 .with_mut(&self.object_store, |meta| {
@@ -872,25 +887,15 @@ impl Storage for DynoStore {
                     .to_owned()
             })?;
 
+            // reco patch: read here, advanced after the batch is stored (see the lane above).
             let offset = watermark
-                .with_mut(&self.object_store, |watermark| {
-                    debug!(?watermark);
-
-                    let offset = watermark.high.unwrap_or_default();
-                    watermark.high = watermark.high.map_or_else(
-                        || Some(deflated.last_offset_delta as i64 + 1i64),
-                        |high| Some(high + deflated.last_offset_delta as i64 + 1i64),
-                    );
-
-                    watermark.timestamps = None;
-
-                    debug!(?watermark);
-
-                    Ok(offset)
+                .with(&self.object_store, |watermark| {
+                    Ok(watermark.high.unwrap_or_default())
                 })
                 .await
                 .inspect(|offset| debug!(offset, transaction_id, ?topition))
                 .inspect_err(|err| error!(?err, transaction_id, ?topition))?;
+            let next = offset + deflated.last_offset_delta as i64 + 1i64;
 
             let attributes =
                 BatchAttribute::try_from(deflated.attributes).inspect_err(|err| debug!(?err))?;
@@ -979,6 +984,22 @@ impl Storage for DynoStore {
                 .inspect(|outcome| debug!(?outcome, transaction_id, ?topition))
                 .inspect_err(|error| error!(?error, transaction_id, ?topition))?;
 
+            if let Err(error) = watermark
+                .with_mut(&self.object_store, |watermark| {
+                    watermark.high = Some(next);
+                    watermark.timestamps = None;
+                    debug!(?watermark);
+                    Ok(())
+                })
+                .await
+            {
+                // The batch must not stay behind a watermark that does not cover it: the
+                // producer's retry writes it again at the same offset.
+                error!(?error, transaction_id, ?topition);
+                _ = self.object_store.delete(&location).await;
+                return Err(error);
+            }
+
             Ok(offset)
         }
     }
@@ -1036,7 +1057,11 @@ impl Storage for DynoStore {
 
         let mut bytes = max_bytes as u64;
 
-        for offset in offsets.split_off(&offset) {
+        // reco patch: from the batch that holds `offset` (the release started at the first
+        // batch at or after it, so a consumer resuming inside a batch lost the batch's rest).
+        let first = offsets.range(..=offset).next_back().copied().unwrap_or(offset);
+
+        for offset in offsets.split_off(&first) {
             debug!(?offset);
 
             let location = Path::from(format!(
@@ -1188,6 +1213,68 @@ impl Storage for DynoStore {
                 "clusters/{}/topics/{}/partitions/{:0>10}/records",
                 self.cluster, topition.topic, topition.partition,
             ));
+
+            // reco patch: the release answered Earliest with the least recently written batch
+            // and Latest with the first offset of the most recently written one, so a log
+            // of multi-record batches "ended" inside its last batch, and a batch written late
+            // moved the log start. Earliest is now the lowest stored offset (the high
+            // watermark when nothing is stored), Latest the high watermark (the last stable
+            // offset under read committed), as Kafka defines them.
+            match offset_request {
+                ListOffset::Earliest => {
+                    let lowest = self
+                        .object_store
+                        .list(Some(&location))
+                        .map_err(|error| {
+                            error!(?error);
+                            Error::Api(ErrorCode::UnknownServerError)
+                        })
+                        .try_fold(None::<i64>, |lowest, meta| async move {
+                            let offset = meta
+                                .location
+                                .parts()
+                                .next_back()
+                                .and_then(|name| name.as_ref().get(0..20).map(str::to_owned))
+                                .and_then(|digits| i64::from_str(&digits).ok());
+                            Ok(match (lowest, offset) {
+                                (Some(lowest), Some(offset)) => Some(lowest.min(offset)),
+                                (lowest, offset) => lowest.or(offset),
+                            })
+                        })
+                        .await?;
+                    let offset = match lowest {
+                        Some(offset) => offset,
+                        None => self.offset_stage(topition).await?.high_watermark,
+                    };
+                    responses.push((
+                        topition.to_owned(),
+                        ListOffsetResponse {
+                            error_code: ErrorCode::None,
+                            offset: Some(offset),
+                            ..Default::default()
+                        },
+                    ));
+                    continue;
+                }
+                ListOffset::Latest => {
+                    let stage = self.offset_stage(topition).await?;
+                    let offset = if isolation_level == IsolationLevel::ReadCommitted {
+                        stage.last_stable
+                    } else {
+                        stage.high_watermark
+                    };
+                    responses.push((
+                        topition.to_owned(),
+                        ListOffsetResponse {
+                            error_code: ErrorCode::None,
+                            offset: Some(offset),
+                            ..Default::default()
+                        },
+                    ));
+                    continue;
+                }
+                ListOffset::Timestamp(_) => {}
+            }
 
             let mut list_stream = self.object_store.list(Some(&location));
 
