@@ -97,8 +97,8 @@ impl GoldConfig {
             lake,
             window: window::Config::default(),
             poll_interval: Duration::from_secs(1),
-            // Not shorter by default until the 30-minute soak passes again (docs/BENCHMARKS.md,
-            // "Gold's poll and memory"); 200 ms publishes windows within a second.
+            // The library's default; `reco gold` sets 200 ms (windows published within a
+            // second of closing), `reco up` the poll interval (silver wakes gold there).
             active_poll_interval: Duration::from_secs(1),
             silver_committed: None,
             checkpoint_interval: Duration::from_secs(30),

@@ -246,11 +246,12 @@ pub async fn measure(bin: &Path, seconds: f64, rate: f64, speedup: f64) -> Strin
     let part = format!("freshness ({rate:.0} ev/s, 3 services)");
     writeln!(out, "| path | latency | reference (same run / config) |").unwrap();
     writeln!(out, "|---|---|---|").unwrap();
-    // The services inherit this process's environment: name the settings they ran with.
+    // The services inherit this process's environment: name the settings they ran with (200 ms
+    // is `reco gold`'s own default active poll, DEFAULT_ACTIVE_POLL_INTERVAL_MS).
     let setting = |var: &str, default: u64| std::env::var(var).ok().and_then(|v| v.parse().ok()).unwrap_or(default);
     let batch_ms = setting("RECO_SILVER_MAX_BATCH_AGE_MS", 2000);
     let min_ms = setting("RECO_SILVER_MIN_BATCH_AGE_MS", 250).min(batch_ms);
-    let poll_ms = setting("RECO_GOLD_ACTIVE_POLL_INTERVAL_MS", 1000).min(setting("RECO_GOLD_POLL_INTERVAL_MS", 1000));
+    let poll_ms = setting("RECO_GOLD_ACTIVE_POLL_INTERVAL_MS", 200).min(setting("RECO_GOLD_POLL_INTERVAL_MS", 1000));
     let silver = percentiles(to_silver);
     let batch = format!("silver batch age {min_ms} ms once caught up, at most {batch_ms} ms (config)");
     writeln!(out, "| sent → committed in silver | {silver} | {batch} |").unwrap();

@@ -219,10 +219,10 @@ pub struct GoldOptions {
     #[arg(long, env = "RECO_GOLD_POLL_INTERVAL_MS", default_value_t = 1000)]
     pub poll_interval_ms: u64,
     /// How often silver is checked while it is committing, in milliseconds (at most the
-    /// poll interval; 200 for sub-second windows from separate services, see
-    /// docs/OPERATIONS.md). In `reco up` gold also wakes at each silver flush.
-    #[arg(long, env = "RECO_GOLD_ACTIVE_POLL_INTERVAL_MS", default_value_t = 1000)]
-    pub active_poll_interval_ms: u64,
+    /// poll interval). Default: 200 for `reco gold` (windows published within a second of
+    /// closing); the poll interval in `reco up`, where silver wakes gold at each flush.
+    #[arg(long, env = "RECO_GOLD_ACTIVE_POLL_INTERVAL_MS")]
+    pub active_poll_interval_ms: Option<u64>,
     /// Least time between state checkpoints, in seconds (a crash re-reads at most this much).
     #[arg(long, env = "RECO_GOLD_CHECKPOINT_INTERVAL_SECS", default_value_t = 30)]
     pub checkpoint_interval_secs: u64,

@@ -40,6 +40,11 @@ async fn run_backfill(args: BackfillArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// `--active-poll-interval-ms` of a gold job on its own: polling is how it learns of silver's
+/// commits, and 200 ms keeps "window closable → published" under a second (docs/BENCHMARKS.md).
+/// Each look lists the two silver logs (docs/OPERATIONS.md on the request cost).
+pub const DEFAULT_ACTIVE_POLL_INTERVAL_MS: u64 = 200;
+
 impl GoldOptions {
     pub fn config(&self, lake: &LakeArgs) -> anyhow::Result<GoldConfig> {
         anyhow::ensure!(self.top_n > 0, "--top-n must be at least 1");
@@ -56,7 +61,8 @@ impl GoldOptions {
         w.horizon_us = self.state_horizon_secs.saturating_mul(1_000_000);
         w.idle_timeout_us = self.idle_timeout_ms.saturating_mul(1_000);
         config.poll_interval = Duration::from_millis(self.poll_interval_ms.max(1));
-        config.active_poll_interval = Duration::from_millis(self.active_poll_interval_ms.max(1));
+        let active = self.active_poll_interval_ms.unwrap_or(DEFAULT_ACTIVE_POLL_INTERVAL_MS);
+        config.active_poll_interval = Duration::from_millis(active.max(1));
         config.checkpoint_interval = Duration::from_secs(self.checkpoint_interval_secs);
         anyhow::ensure!(self.lease_ttl_secs >= 3, "--lease-ttl-secs must be at least 3");
         config.lease_ttl = Duration::from_secs(self.lease_ttl_secs);

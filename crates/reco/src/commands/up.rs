@@ -65,6 +65,11 @@ pub async fn run(args: UpArgs, started: Instant) -> anyhow::Result<ExitCode> {
     let flushed = Arc::new(tokio::sync::Notify::new());
     silver.committed = Some(flushed.clone());
     gold.silver_committed = Some(flushed);
+    // Woken at each flush, gold needs no faster poll here; each extra look is a log listing
+    // (and, in the soak, extra gold commits) for nothing.
+    if args.gold.active_poll_interval_ms.is_none() {
+        gold.active_poll_interval = gold.poll_interval;
+    }
 
     let mut components = JoinSet::new();
     components.spawn({
