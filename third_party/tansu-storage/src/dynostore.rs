@@ -993,8 +993,10 @@ impl Storage for DynoStore {
                 })
                 .await
             {
-                // The batch must not stay behind a watermark that does not cover it: the
-                // producer's retry writes it again at the same offset.
+                // The batch must not stay behind a watermark that does not cover it. (An
+                // idempotent producer's sequence has already moved, as in the release when a
+                // write fails: its retry is answered as a duplicate. The in-memory store reco
+                // uses does not fail writes.)
                 error!(?error, transaction_id, ?topition);
                 _ = self.object_store.delete(&location).await;
                 return Err(error);
