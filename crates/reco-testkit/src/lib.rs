@@ -14,6 +14,8 @@ use std::{net::SocketAddr, time::Duration};
 
 use rdkafka::{
     Message, Offset, TopicPartitionList,
+    admin::{AdminClient, AdminOptions, NewTopic},
+    client::DefaultClientContext,
     consumer::{BaseConsumer, Consumer},
 };
 use reco_kafka::{BrokerStorage, EmbeddedBroker, client_config, topics};
@@ -53,6 +55,17 @@ pub async fn broker_with_topics_on(storage: BrokerStorage) -> EmbeddedBroker {
     specs.iter_mut().for_each(|s| s.replication_factor = Some(1));
     topics::ensure_topics(&broker.bootstrap(), &specs, false).await.expect("topics created");
     broker
+}
+
+/// Creates `topic` through the admin API, retrying for up to 30 s (a broker just started may
+/// not answer yet); panics naming the topic when it cannot.
+pub async fn create_topic(bootstrap: &str, topic: &NewTopic<'_>) {
+    let admin: AdminClient<DefaultClientContext> = client_config(bootstrap).create().expect("admin client");
+    let created = wait_until(Duration::from_secs(30), || async {
+        admin.create_topics([topic], &AdminOptions::new()).await.is_ok_and(|r| r.iter().all(Result::is_ok))
+    })
+    .await;
+    assert!(created, "topic {} not created", topic.name);
 }
 
 /// A record read back from Kafka.

@@ -21,23 +21,16 @@ use std::{
 
 use rdkafka::{
     Message, Offset, TopicPartitionList,
-    admin::{AdminClient, AdminOptions, NewTopic, TopicReplication},
-    client::DefaultClientContext,
+    admin::{NewTopic, TopicReplication},
     consumer::{BaseConsumer, Consumer},
     producer::{FutureProducer, FutureRecord},
 };
 use reco_kafka::{BrokerStorage, EmbeddedBroker};
-use reco_testkit::{free_addr, wait_until, xorshift};
+use reco_testkit::{create_topic, free_addr, xorshift};
 
 async fn memory_broker_with_topic(topic: &str, partitions: i32) -> EmbeddedBroker {
     let broker = EmbeddedBroker::start(free_addr(), BrokerStorage::Memory).await.expect("broker starts");
-    let admin: AdminClient<DefaultClientContext> = reco_kafka::client_config(&broker.bootstrap()).create().unwrap();
-    let new = NewTopic::new(topic, partitions, TopicReplication::Fixed(1));
-    let created = wait_until(Duration::from_secs(30), || async {
-        admin.create_topics([&new], &AdminOptions::new()).await.is_ok_and(|r| r.iter().all(Result::is_ok))
-    })
-    .await;
-    assert!(created, "topic {topic} created");
+    create_topic(&broker.bootstrap(), &NewTopic::new(topic, partitions, TopicReplication::Fixed(1))).await;
     broker
 }
 

@@ -11,12 +11,11 @@
 use std::{collections::HashMap, time::Duration};
 
 use rdkafka::{
-    admin::{AdminClient, AdminOptions, NewTopic, TopicReplication},
-    client::DefaultClientContext,
+    admin::{NewTopic, TopicReplication},
     producer::{FutureProducer, FutureRecord},
 };
 use reco_kafka::{BrokerStorage, EmbeddedBroker};
-use reco_testkit::{free_addr, log_starts, read_topic, wait_until};
+use reco_testkit::{create_topic, free_addr, log_starts, read_topic, wait_until};
 
 const TOPIC: &str = "retention_probe";
 const RETENTION_MS: i64 = 60_000;
@@ -45,15 +44,10 @@ async fn expired_records_leave_the_front_of_each_log_and_nothing_else_does() {
         .expect("broker starts");
     let bootstrap = broker.bootstrap();
 
-    let admin: AdminClient<DefaultClientContext> = reco_kafka::client_config(&bootstrap).create().unwrap();
     let topic = NewTopic::new(TOPIC, 3, TopicReplication::Fixed(1))
         .set("retention.ms", "60000")
         .set("cleanup.policy", "delete");
-    let created = wait_until(Duration::from_secs(30), || async {
-        admin.create_topics([&topic], &AdminOptions::new()).await.is_ok_and(|r| r.iter().all(Result::is_ok))
-    })
-    .await;
-    assert!(created, "topic created");
+    create_topic(&bootstrap, &topic).await;
 
     // Uneven: partition 0 has more expired records than one pass deletes (10,000), partition 1
     // a few, partition 2 none. Everything is sent at once, as a backlog replay would be.

@@ -374,11 +374,7 @@ async fn gaps_left_by_compaction_are_read_past_at_once_and_counted() {
     admin.delete_topics(&[VIEWS], &options).await.unwrap();
     let compacted = rdkafka::admin::NewTopic::new(VIEWS, 3, rdkafka::admin::TopicReplication::Fixed(1))
         .set("cleanup.policy", "compact");
-    let created = wait_until(Duration::from_secs(30), || async {
-        admin.create_topics([&compacted], &options).await.is_ok_and(|r| r.iter().all(Result::is_ok))
-    })
-    .await;
-    assert!(created, "compacted topic created");
+    reco_testkit::create_topic(&bootstrap, &compacted).await;
 
     // Per partition: a first record of its own key (so the log start stays put), then bursts
     // where keys repeat unevenly; only each key's newest record survives compaction.
