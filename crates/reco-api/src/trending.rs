@@ -97,7 +97,7 @@ impl TrendingCache {
             // Newest first, until a complete one: the provisional windows above it are at most
             // one window length of slides (the open windows when the input went idle).
             let files: Vec<(i64, reco_lake::DataFile)> =
-                table.windows().iter().rev().map(|(s, p)| (*s, p.clone())).collect();
+                table.row_sets().iter().rev().map(|(s, p)| (*s, p.clone())).collect();
             let latest = tokio::task::spawn_blocking(move || -> Result<Latest, reco_lake::Error> {
                 let mut latest = Latest::default();
                 for (start, path) in files {
@@ -131,6 +131,12 @@ impl TrendingCache {
         }
     }
 
+    /// Start of the oldest window the table keeps (`None`: no window, or no table yet).
+    async fn oldest_start(&self, window: &ServedWindow) -> Option<i64> {
+        let tables = self.tables.lock().await;
+        tables.get(&table_name(&window.name))?.row_sets().keys().next().copied()
+    }
+
     fn latest(&self, window: &str, provisional: bool) -> Option<Window> {
         let latest = self.latest.read().unwrap_or_else(std::sync::PoisonError::into_inner);
         let l = latest.get(window)?;
@@ -142,7 +148,7 @@ impl TrendingCache {
         let files: Vec<(i64, reco_lake::DataFile)> = {
             let tables = self.tables.lock().await;
             let Some(table) = tables.get(&table_name(&window.name)) else { return Ok(None) };
-            let ended = table.windows().range(..=at_us.saturating_sub(window.length_us)).rev();
+            let ended = table.row_sets().range(..=at_us.saturating_sub(window.length_us)).rev();
             // A provisional window is followed (in time) by at most a window length of others.
             ended
                 .take(if provisional { 1 } else { 1 + (window.length_us / 60_000_000) as usize })
@@ -282,6 +288,24 @@ pub(crate) async fn get_trending(
         }
     };
     let Some((start_us, rows)) = found else {
+        // Before the oldest kept window, "not published by then" can be wrong: the gold job's
+        // retention removes windows that ended a week (by default) behind its watermark.
+        if let (Some(at), Some(oldest)) = (q.at.as_deref().and_then(parse_at), cache.oldest_start(window).await)
+            && at < oldest + window.length_us
+        {
+            return Err(ApiError::new(
+                StatusCode::NOT_FOUND,
+                "no_window",
+                format!(
+                    "no {} window that had ended by {} is kept: the oldest kept ends at {}; earlier windows held \
+                     no events, or the gold job removed them (RECO_GOLD_RETENTION_HOURS behind its watermark, a \
+                     week by default); `reco gold backfill --from … --to …` recomputes them from silver",
+                    window.name,
+                    ts(at).to_rfc3339(),
+                    ts(oldest + window.length_us).to_rfc3339()
+                ),
+            ));
+        }
         let when = if q.at.is_some() { " by that time" } else { " yet" };
         // Say so when only provisional windows exist (a short replay, a quiet first hour).
         let hint = if !provisional && q.at.is_none() && cache.latest(&window.name, true).is_some() {

@@ -120,6 +120,10 @@ async fn trending(format: Format) {
     assert_eq!(body["window_start"], "2019-03-01T00:00:00Z");
     let (status, _, body) = get(&state, "/trending?window=1h&at=2019-03-01T00:30:00Z", &[]).await;
     assert_eq!(status, StatusCode::NOT_FOUND, "{body}");
+    // Before the oldest kept window the answer says what may have happened, not "not yet".
+    let message = body["error"]["message"].as_str().unwrap();
+    assert!(message.contains("oldest kept ends at 2019-03-01T01:00:00"), "{message}");
+    assert!(message.contains("RECO_GOLD_RETENTION_HOURS") && message.contains("backfill"), "{message}");
 
     // A republished window (same start, new computed_at) replaces the cached one; the old
     // ETag no longer matches.

@@ -71,7 +71,7 @@ async fn main() {
         let mut feed = SilverFeed::new(&lake, topic);
         let latest = feed.latest().await.unwrap().unwrap();
         let files = feed.files_between(None, latest).await.unwrap();
-        read += reco_lake::read::read_events(&files).unwrap().len();
+        read += reco_lake::read::read_events(&files, false).unwrap().iter().map(|b| b.len()).sum::<usize>();
     }
     let read_secs = read_started.elapsed().as_secs_f64();
     let read_rate = read as f64 / read_secs;

@@ -55,7 +55,7 @@ async fn main() {
             }
             tokio::time::sleep(Duration::from_millis(5)).await;
         };
-        while !table.windows().contains_key(&window_start) {
+        while !table.row_sets().contains_key(&window_start) {
             tokio::time::sleep(Duration::from_millis(5)).await;
             table.refresh().await.unwrap();
         }

@@ -22,7 +22,7 @@ fn run(slide_min: i64, events: usize) -> (f64, f64, usize) {
     let mut t = Trending::new(config);
     // Wall-clock time for the core: far after these 1970 event times, so only they decide.
     let now = 1_800_000_000_000_000;
-    let input = t.input("events_views", 0, now);
+    let input = t.watermarks_mut().input("events_views", 0, now);
     let span = 48 * 60 * MIN;
     let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
     let items: Vec<String> = (0..10_000).map(|i| format!("m{i}")).collect();

@@ -1,23 +1,24 @@
-//! The gold job's loop: read what silver committed since last time, count it, publish the
-//! windows that became due, checkpoint now and then.
+//! The gold job's loop, the host of every aggregate (`aggregate.rs`): read what silver
+//! committed since last time, hand each row to the aggregates that read its table, publish
+//! what they say is due, checkpoint each now and then.
 
-use std::{collections::BTreeMap, sync::Arc, time::Instant};
+use std::{
+    collections::{BTreeMap, BTreeSet},
+    sync::Arc,
+    time::Instant,
+};
 
-use reco_lake::{GoldRow, GoldTable, GoldWindow, Lake, SilverFeed, Upstream, gold::table_name};
+use reco_lake::{GoldTable, SilverFeed, Upstream};
 use reco_telemetry::Telemetry;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
 use crate::{
     Error, GoldConfig, Result,
+    aggregate::{Aggregate, Mode, Publication, Recorded, Source, hosted},
     checkpoint::Checkpoints,
     lease::Lease,
-    watermark::InputId,
-    window::{Kind, Recorded, Trending, WindowResult},
 };
-
-/// The silver tables gold reads, and what their rows count as.
-pub(crate) const INPUTS: [(&str, Kind); 2] = [("events_views", Kind::View), ("events_clicks", Kind::Click)];
 
 /// Test-only fault injection: `RECO_FAULT=gold_crash_after_publish` aborts the process
 /// after windows were written and before the checkpoint that records them.
@@ -35,14 +36,31 @@ pub(crate) fn now_us() -> i64 {
     chrono::Utc::now().timestamp_micros()
 }
 
+/// An aggregate with its checkpoints and its position in each silver table.
+struct Hosted {
+    aggregate: Box<dyn Aggregate>,
+    checkpoints: Checkpoints,
+    /// Last silver version consumed per table (topic).
+    versions: BTreeMap<String, i64>,
+}
+
+impl Hosted {
+    fn reads(&self, source: Source) -> bool {
+        self.aggregate.sources().contains(&source)
+    }
+
+    fn version(&self, source: Source) -> i64 {
+        self.versions.get(source.topic()).copied().unwrap_or(-1)
+    }
+}
+
 pub(crate) struct Job {
     config: GoldConfig,
     telemetry: Arc<Telemetry>,
-    trending: Trending,
-    feeds: Vec<(SilverFeed, Kind)>,
-    versions: BTreeMap<String, i64>,
-    tables: BTreeMap<&'static str, GoldTable>,
-    checkpoints: Checkpoints,
+    hosted: Vec<Hosted>,
+    /// Every silver table some aggregate reads.
+    feeds: BTreeMap<Source, SilverFeed>,
+    tables: BTreeMap<String, GoldTable>,
     lease: Lease,
     /// Input counted since the last checkpoint.
     unsaved: bool,
@@ -52,36 +70,42 @@ pub(crate) struct Job {
 }
 
 impl Job {
-    /// A job holding the lake's gold `lease`: the checkpoint it resumes from is the newest.
+    /// A job holding the lake's gold `lease`: the checkpoints it resumes from are the newest.
     pub async fn new(config: GoldConfig, telemetry: Arc<Telemetry>, lease: Lease) -> Result<Job> {
         config.validate().map_err(Error::Config)?;
-        let (checkpoints, restored) = Checkpoints::open(&config.lake, &config.window).await?;
-        let (trending, versions) = match restored {
-            Some((manifest, panes)) => {
+        let mut aggregates = Vec::new();
+        for mut aggregate in hosted(&config, &telemetry, Mode::Job) {
+            let (dir, files) = (aggregate.checkpoint_dir(), aggregate.files());
+            let (checkpoints, restored) = Checkpoints::open(&config.lake, dir, files).await?;
+            let mut versions = BTreeMap::new();
+            if let Some(r) = restored {
                 info!(
-                    seq = manifest.seq,
-                    versions = ?manifest.silver_versions,
+                    aggregate = aggregate.name(),
+                    seq = r.seq,
+                    versions = ?r.silver_versions,
                     "gold job resuming from its checkpoint"
                 );
-                let t = Trending::restore(config.window.clone(), manifest.state, panes, now_us())
-                    .map_err(Error::Checkpoint)?;
-                (t, manifest.silver_versions)
+                aggregate.restore(r.saved, now_us()).map_err(|e| checkpoints.error(r.seq, e))?;
+                versions = r.silver_versions;
             }
-            None => (Trending::new(config.window.clone()), BTreeMap::new()),
-        };
-        let feeds = INPUTS.iter().map(|(topic, kind)| (SilverFeed::new(&config.lake, topic), *kind)).collect();
-        let tables = open_tables(&config.lake, &config.window).await?;
+            aggregates.push(Hosted { aggregate, checkpoints, versions });
+        }
+        let sources: BTreeSet<Source> = aggregates.iter().flat_map(|h| h.aggregate.sources().iter().copied()).collect();
+        let feeds = sources.iter().map(|s| (*s, SilverFeed::new(&config.lake, s.topic()))).collect();
+        let mut tables = BTreeMap::new();
+        for name in aggregates.iter().flat_map(|h| h.aggregate.tables()) {
+            let table = GoldTable::open(&config.lake, &name).await?;
+            tables.insert(name, table);
+        }
         let windows: Vec<&str> = config.window.windows.iter().map(|w| w.name).collect();
-        let inputs: Vec<String> = INPUTS.iter().map(|(topic, _)| format!("silver/{topic}")).collect();
+        let inputs: Vec<String> = sources.iter().map(|s| format!("silver/{}", s.topic())).collect();
         telemetry.gold.known(&windows, &inputs.iter().map(String::as_str).collect::<Vec<_>>());
         Ok(Job {
             config,
             telemetry,
-            trending,
+            hosted: aggregates,
             feeds,
-            versions,
             tables,
-            checkpoints,
             lease,
             unsaved: false,
             last_read: None,
@@ -114,11 +138,12 @@ impl Job {
                 }
             }
         }
-        // What the input holds beyond the watermark stays readable (`?provisional=true`) while
-        // the job is down; the next run publishes those windows again as they complete.
-        let open = self.trending.take_provisional();
-        if !open.is_empty() {
-            self.publish_fenced(open, None).await?;
+        let mut last = Vec::new();
+        for h in &mut self.hosted {
+            last.extend(h.aggregate.stopping()?);
+        }
+        if !last.is_empty() {
+            self.publish_fenced(last).await?;
         }
         if self.unsaved {
             self.checkpoint().await?;
@@ -140,10 +165,10 @@ impl Job {
     /// long backlog can take a while, and every commit fenced with the lease number. A commit
     /// the fence refused because another job took the lease meanwhile stops this job with that
     /// reason rather than as a bare Delta conflict.
-    async fn publish_fenced(&mut self, windows: Vec<WindowResult>, expire_before: Option<i64>) -> Result<()> {
+    async fn publish_fenced(&mut self, publications: Vec<Publication>) -> Result<()> {
         self.lease.renew().await?;
         self.tables.values_mut().for_each(|t| t.fence(self.lease.seq()));
-        let result = publish(&mut self.tables, windows, expire_before, &self.telemetry).await;
+        let result = publish(&mut self.tables, publications, &self.telemetry).await;
         if let Err(e) = &result
             && let Some(by) = self.lease.taken_by().await
         {
@@ -157,86 +182,102 @@ impl Job {
     }
 
     /// One round; true when silver has more versions waiting. Every table's new versions are
-    /// recorded before the watermark moves (in `advance`), so no input's events are judged
+    /// recorded before the watermarks move (in `advance`), so no input's events are judged
     /// against another input's progress within the round.
     async fn cycle(&mut self) -> Result<bool> {
         let mut more = false;
         let mut upstreams = Vec::new();
-        for (feed, kind) in &mut self.feeds {
-            let topic = feed.topic().to_owned();
+        let sources: Vec<Source> = self.feeds.keys().copied().collect();
+        for source in sources {
+            let Some(feed) = self.feeds.get_mut(&source) else { continue };
             let Some(latest) = feed.latest().await? else { continue };
-            let after = self.versions.get(&topic).copied();
-            if after.is_some_and(|a| a >= latest) {
+            let readers: Vec<usize> = (0..self.hosted.len()).filter(|i| self.hosted[*i].reads(source)).collect();
+            let from = readers.iter().map(|i| self.hosted[*i].version(source)).min().unwrap_or(latest);
+            if from >= latest {
                 continue;
             }
-            let from = after.unwrap_or(-1);
-            let upto = latest.min(from + self.config.max_versions_per_cycle as i64);
-            let files = feed.files_between(after, upto).await?;
+            // Aggregates behind the others on this table (a crash between two of their
+            // checkpoints, an aggregate new to this lake) catch up alone first.
+            let ahead = readers.iter().map(|i| self.hosted[*i].version(source)).filter(|v| *v > from).min();
+            let upto = latest.min(from + self.config.max_versions_per_cycle as i64).min(ahead.unwrap_or(i64::MAX));
+            let feeding: Vec<usize> = readers.into_iter().filter(|i| self.hosted[*i].version(source) == from).collect();
+            let files = feed.files_between(Some(from), upto).await?;
             upstreams.extend(feed.upstream().cloned());
-            let events = tokio::task::spawn_blocking(move || reco_lake::read::read_events(&files))
+            let users = feeding.iter().any(|i| self.hosted[*i].aggregate.needs_users());
+            let batches = tokio::task::spawn_blocking(move || reco_lake::read::read_events(&files, users))
                 .await
                 .map_err(|e| Error::Task(e.to_string()))??;
-            let (mut late, mut beyond) = (0, 0);
-            let now = now_us();
-            let mut inputs: BTreeMap<i32, InputId> = BTreeMap::new();
-            for (item, t, partition) in &events {
-                let input = *inputs.entry(*partition).or_insert_with(|| self.trending.input(&topic, *partition, now));
-                match self.trending.record(input, item, *kind, *t, now) {
-                    Recorded::OnTime => {}
-                    Recorded::Late => late += 1,
-                    Recorded::BeyondHorizon => beyond += 1,
+            let (topic, now) = (source.topic(), now_us());
+            let (mut rows, mut late, mut beyond) = (0_u64, 0_u64, 0_u64);
+            for i in &feeding {
+                let aggregate = &mut self.hosted[*i].aggregate;
+                let mut inputs: BTreeMap<i32, usize> = BTreeMap::new();
+                for batch in &batches {
+                    for event in batch.events() {
+                        let partition = event.kafka_partition;
+                        let input = *inputs
+                            .entry(partition)
+                            .or_insert_with(|| aggregate.watermarks().input(topic, partition, now));
+                        match aggregate.record(source, input, &event, now) {
+                            Recorded::OnTime | Recorded::OutOfRange => {}
+                            Recorded::Late => late += 1,
+                            Recorded::BeyondHorizon => beyond += 1,
+                        }
+                    }
                 }
+                if upto < latest {
+                    // Versions still waiting: this table's inputs are catching up, not idle.
+                    aggregate.watermarks().hold_table(topic, now);
+                }
+                self.hosted[*i].versions.insert(topic.to_owned(), upto);
             }
-            if upto < latest {
-                // Versions still waiting: this table's inputs are catching up, not idle.
-                more = true;
-                self.trending.hold_table(&topic, now);
-            }
+            rows += batches.iter().map(|b| b.len() as u64).sum::<u64>();
+            more |= upto < latest;
             if beyond > 0 {
                 warn!(topic, events = beyond, "events older than the state horizon were not counted");
             }
             let table = format!("silver/{topic}");
-            self.telemetry.gold.events(&table, events.len() as u64 - beyond, late, beyond);
+            self.telemetry.gold.events(&table, rows.saturating_sub(beyond), late, beyond);
             self.telemetry.gold.silver_versions(&table, (upto - from) as u64, upto);
-            self.versions.insert(topic, upto);
             self.unsaved = true;
             self.last_read = Some(Instant::now());
         }
         self.wait_for_upstream(upstreams);
-        let due = self.trending.advance(now_us());
-        if !due.is_empty() {
-            let expire_before = self
-                .config
-                .retention
-                .zip(self.trending.watermark_us())
-                .map(|(r, watermark)| watermark.saturating_sub(r.as_micros() as i64));
-            self.publish_fenced(due, expire_before).await?;
-            self.unsaved = true;
-            crash_point("gold_crash_after_publish");
-        }
-        self.telemetry.gold.state(self.trending.watermark_us(), self.trending.state_size());
-        for (input, watermark) in self.trending.watermarks().per_input() {
-            self.telemetry.gold.input_watermark(&format!("silver/{}", input.table), input.partition, watermark);
+        for i in 0..self.hosted.len() {
+            let due = self.hosted[i].aggregate.advance(now_us())?;
+            if !due.is_empty() {
+                self.publish_fenced(due).await?;
+                self.unsaved = true;
+                crash_point("gold_crash_after_publish");
+            }
         }
         Ok(more)
     }
 
     /// What silver knew of Kafka when it made the commits read this cycle: every partition of the
-    /// topics gold reads is an input, rows or not (one whose first rows come in a later commit
-    /// holds the watermark meanwhile, until idle), and the partitions silver has not read to
-    /// the end are catching up, not idle. Read from every table's commits, since silver says
-    /// this for all its topics: the clicks table's first commit may come after the views
-    /// table's hundredth.
+    /// topics an aggregate reads is an input, rows or not (one whose first rows come in a later
+    /// commit holds the watermark meanwhile, until idle, unless silver found its log empty),
+    /// and the partitions silver has not read to the end are catching up, not idle. Read from
+    /// every table's commits, since silver says this for all its topics: the clicks table's
+    /// first commit may come after the views table's hundredth.
     fn wait_for_upstream(&mut self, upstreams: Vec<Upstream>) {
         let now = now_us();
+        let partitions = |list: &BTreeMap<String, Vec<i32>>, topic: &str| list.get(topic).cloned().unwrap_or_default();
         for upstream in upstreams {
-            for (topic, _) in INPUTS {
-                for partition in 0..upstream.partitions.get(topic).copied().unwrap_or(0) {
-                    self.trending.input(topic, partition, now);
-                }
-                for &partition in upstream.behind.get(topic).map_or(&[][..], Vec::as_slice) {
-                    let input = self.trending.input(topic, partition, now);
-                    self.trending.hold_input(input, now);
+            for h in &mut self.hosted {
+                for source in h.aggregate.sources() {
+                    let (topic, marks) = (source.topic(), h.aggregate.watermarks());
+                    for partition in 0..upstream.partitions.get(topic).copied().unwrap_or(0) {
+                        marks.input(topic, partition, now);
+                    }
+                    for partition in partitions(&upstream.empty, topic) {
+                        let input = marks.input(topic, partition, now);
+                        marks.empty(input);
+                    }
+                    for partition in partitions(&upstream.behind, topic) {
+                        let input = marks.input(topic, partition, now);
+                        marks.hold_input(input, now);
+                    }
                 }
             }
         }
@@ -244,7 +285,10 @@ impl Job {
 
     async fn checkpoint(&mut self) -> Result<()> {
         let started = Instant::now();
-        self.checkpoints.write(&self.trending, &self.versions).await?;
+        for h in &mut self.hosted {
+            let saved = h.aggregate.save()?;
+            h.checkpoints.write(saved, &h.versions).await?;
+        }
         self.telemetry.gold.checkpoint(started.elapsed().as_secs_f64());
         self.unsaved = false;
         self.last_checkpoint = Instant::now();
@@ -252,72 +296,16 @@ impl Job {
     }
 }
 
-pub(crate) async fn open_tables(
-    lake: &Lake,
-    window: &crate::window::Config,
-) -> Result<BTreeMap<&'static str, GoldTable>> {
-    let mut tables = BTreeMap::new();
-    for spec in &window.windows {
-        tables.insert(spec.name, GoldTable::open(lake, &table_name(spec.name)).await?);
-    }
-    Ok(tables)
-}
-
-/// Converts window results to gold rows, stamped with one `computed_at`.
-pub(crate) fn gold_windows(results: &[WindowResult], computed_at_us: i64) -> Vec<GoldWindow> {
-    results
-        .iter()
-        .map(|r| GoldWindow {
-            start_us: r.start_us,
-            rows: r
-                .rows
-                .iter()
-                .map(|row| GoldRow {
-                    window_start_us: r.start_us,
-                    window_end_us: r.end_us,
-                    item_id: row.item_id.clone(),
-                    views: row.views as i64,
-                    clicks: row.clicks as i64,
-                    score: row.score,
-                    rank: row.rank as i32,
-                    complete: r.complete,
-                    computed_at_us,
-                })
-                .collect(),
-        })
-        .collect()
-}
-
-/// Writes due windows, one commit (or set of renames) per gold table.
-async fn publish(
-    tables: &mut BTreeMap<&'static str, GoldTable>,
-    due: Vec<WindowResult>,
-    expire_before: Option<i64>,
+/// Writes publications, one commit (or set of renames) per publication, then reports them.
+pub(crate) async fn publish(
+    tables: &mut BTreeMap<String, GoldTable>,
+    publications: Vec<Publication>,
     telemetry: &Telemetry,
 ) -> Result<()> {
-    let computed_at = now_us();
-    let mut by_window: BTreeMap<&'static str, Vec<WindowResult>> = BTreeMap::new();
-    for r in due {
-        by_window.entry(r.window).or_default().push(r);
-    }
-    for (window, results) in by_window {
-        let Some(table) = tables.get_mut(window) else { continue };
-        // Windows ending before `expire_before` leave in the same commit that publishes new
-        // ones; the table is cleared by window start, and all its windows have one length.
-        let length = results.first().map_or(0, |r| r.end_us - r.start_us);
-        let expired = expire_before.map(|end| (i64::MIN, end.saturating_sub(length)));
-        table.replace(gold_windows(&results, computed_at), expired).await?;
-        let name = table_name(window);
-        for r in &results {
-            telemetry.gold.published(window, &name, r.end_us, r.republished, r.complete);
-        }
-        info!(
-            table = name,
-            windows = results.len(),
-            republished = results.iter().filter(|r| r.republished).count(),
-            provisional = results.iter().filter(|r| !r.complete).count(),
-            "gold windows published"
-        );
+    for p in publications {
+        let table = tables.get_mut(&p.table).ok_or_else(|| Error::Config(format!("no gold table {}", p.table)))?;
+        table.replace(p.sets, p.clear).await?;
+        (p.report)(telemetry);
     }
     Ok(())
 }

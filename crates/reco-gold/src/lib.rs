@@ -1,33 +1,38 @@
-//! The gold job: silver views and clicks → "trending now" windows over event time (DESIGN §5).
+//! The gold job: silver rows → gold tables, through **aggregates** (`aggregate.rs`) in
+//! event-time order. The job (`job.rs`) hosts them: it reads silver incrementally (new Delta
+//! commits or batch-log entries), hands each row to the aggregates that read its table, moves
+//! their watermarks (`watermark.rs`: one per Kafka partition of each silver table), replaces
+//! the row sets they publish in the gold tables, and checkpoints each one's state (see
+//! `checkpoint.rs` for why resuming is exact). [`backfill`] recomputes a range.
 //!
-//! [`window::Trending`] is a pure, synchronous state machine with an injected clock: the job
-//! feeds it events (`record`) and asks which windows are due (`advance`); it does no I/O.
-//! Counts live in panes that every window length shares (5-minute panes serve both the
-//! 1 h / 5 min and the 24 h / 15 min windows), so each event is counted once, not once per
-//! window it belongs to (Spark's `window()` copies each row 12× and 96×).
-//!
-//! The driver ([`run`]) reads silver incrementally (new Delta commits or batch-log entries),
-//! publishes due windows by replacing their row sets in the gold tables, and checkpoints its
-//! state (see `checkpoint.rs` for why resuming is exact). [`backfill`] recomputes a range.
+//! Trending (`trending.rs`) is the first aggregate. [`window::Trending`] is its core, a pure,
+//! synchronous state machine with an injected clock: it is fed events (`record`) and asked
+//! which windows are due (`advance`); it does no I/O. Counts live in panes that every window
+//! length shares (5-minute panes serve both the 1 h / 5 min and the 24 h / 15 min windows), so
+//! each event is counted once, not once per window it belongs to (Spark's `window()` copies
+//! each row 12× and 96×).
 //!
 //! ```
 //! use reco_gold::window::{Config, Kind, Trending};
 //! let mut t = Trending::new(Config::default());
 //! let (minute, now) = (60_000_000, 1_800_000_000_000_000); // `now`: wall clock, µs
-//! let views = t.input("events_views", 0, now); // one input per silver table partition
+//! let views = t.watermarks_mut().input("events_views", 0, now); // one input per silver table partition
 //! t.record(views, "m1", Kind::View, 0, now);
 //! t.record(views, "m1", Kind::Click, 10 * minute, now);
 //! t.record(views, "m2", Kind::View, 2 * 60 * minute, now); // moves the watermark past the first hour
 //! let due = t.advance(now);
 //! let first = due.iter().find(|w| w.window == "1h" && w.start_us == 0).unwrap();
 //! assert_eq!((first.rows[0].item_id.as_str(), first.rows[0].score, first.complete), ("m1", 4.0, true));
-//! //! ```
+//! ```
 
+pub mod aggregate;
 mod backfill;
 mod checkpoint;
+pub mod covisit;
 mod job;
 pub mod lease;
 mod rank;
+mod trending;
 pub mod watermark;
 pub mod window;
 

@@ -14,6 +14,14 @@
 //!   or a partition silver says it has not read to the end ([`Watermarks::hold_input`]); and an
 //!   input silver names before its first row exists holds the watermark until it has rows or
 //!   idles. While catching up, "no data yet" means "not read yet".
+//! - **Empty inputs.** An input without rows whose Kafka log silver reported empty
+//!   ([`Watermarks::empty`]) holds nothing: there is nothing of it to wait for. A topic's
+//!   partitions that no client wrote to (a few users post, the rest of the key space is quiet)
+//!   would otherwise hold every window open for an idle timeout, by which time the inputs with
+//!   data have idled too.
+//! - **All idle.** When no input holds the watermark, it stands at the minimum over the inputs
+//!   that have data, where it would be had they stayed active: after a burst the windows it
+//!   passed complete, instead of waiting for traffic that may never come.
 //! - **Clamp.** The watermark is never later than wall-clock time minus the lateness, so one
 //!   client whose clock runs fast cannot close the current windows early. Historic replays are
 //!   far behind the clock and unaffected.
@@ -35,6 +43,8 @@ struct Input {
     mark: InputMark,
     /// Processing time of the last data (or of the last hold).
     last_data_at_us: i64,
+    /// Silver reported its Kafka log empty (and nothing since said it has data).
+    empty: bool,
 }
 
 /// Index of an input, from [`Watermarks::input`].
@@ -82,7 +92,7 @@ impl Watermarks {
             return id;
         }
         let mark = InputMark { table: table.to_owned(), partition, max_event_us: None };
-        self.inputs.push(Input { mark, last_data_at_us: now_us });
+        self.inputs.push(Input { mark, last_data_at_us: now_us, empty: false });
         self.inputs.len() - 1
     }
 
@@ -97,6 +107,13 @@ impl Watermarks {
     pub fn hold_input(&mut self, input: InputId, now_us: i64) {
         let i = &mut self.inputs[input];
         i.last_data_at_us = i.last_data_at_us.max(now_us);
+        i.empty = false;
+    }
+
+    /// Silver found `input`'s Kafka log empty: until its first rows (or a report that it has
+    /// data waiting), it holds nothing.
+    pub fn empty(&mut self, input: InputId) {
+        self.inputs[input].empty = true;
     }
 
     /// `table` has data waiting to be read: its inputs are not idle.
@@ -106,26 +123,33 @@ impl Watermarks {
         }
     }
 
-    fn idle(&self, input: &Input, now_us: i64) -> bool {
-        now_us.saturating_sub(input.last_data_at_us) >= self.idle_timeout_us
+    /// Whether `input` holds the watermark: not idle, and not an empty log without rows.
+    fn holds(&self, input: &Input, now_us: i64) -> bool {
+        let idle = now_us.saturating_sub(input.last_data_at_us) >= self.idle_timeout_us;
+        let empty = input.empty && input.mark.max_event_us.is_none();
+        !(idle || empty)
     }
 
-    /// True when no input had data for the idle timeout (or none is known).
+    /// True when no input holds the watermark (none had data for the idle timeout, or none is
+    /// known).
     pub fn all_idle(&self, now_us: i64) -> bool {
-        self.inputs.iter().all(|i| self.idle(i, now_us))
+        !self.inputs.iter().any(|i| self.holds(i, now_us))
     }
 
-    /// Moves the watermark to the minimum over active inputs, clamped to `now_us − lateness`,
-    /// never backwards; returns it.
+    /// Moves the watermark to the minimum over the inputs that hold it (all idle: over those
+    /// with data), clamped to `now_us − lateness`, never backwards; returns it.
     pub fn update(&mut self, now_us: i64) -> Option<i64> {
-        let candidate = self
-            .inputs
-            .iter()
-            .filter(|i| !self.idle(i, now_us))
-            .map(|i| i.mark.max_event_us.map(|m| m - self.lateness_us))
-            // An active input that has no event yet holds the watermark where it is.
-            .try_fold(None::<i64>, |acc, w| w.map(|w| Some(acc.map_or(w, |a| a.min(w)))))
-            .flatten();
+        let candidate = if self.all_idle(now_us) {
+            self.inputs.iter().filter_map(|i| i.mark.max_event_us).min().map(|m| m - self.lateness_us)
+        } else {
+            self.inputs
+                .iter()
+                .filter(|i| self.holds(i, now_us))
+                .map(|i| i.mark.max_event_us.map(|m| m - self.lateness_us))
+                // An active input that has no event yet holds the watermark where it is.
+                .try_fold(None::<i64>, |acc, w| w.map(|w| Some(acc.map_or(w, |a| a.min(w)))))
+                .flatten()
+        };
         if let Some(c) = candidate {
             let c = c.min(now_us.saturating_sub(self.lateness_us)).min(self.limit.unwrap_or(i64::MAX));
             self.watermark = Some(self.watermark.map_or(c, |w| w.max(c)));
@@ -212,6 +236,43 @@ mod tests {
         w.input("views", 1, NOW);
         w.observe(a, 2000 * S, NOW);
         assert_eq!(w.update(NOW), Some(1000 * S));
+    }
+
+    #[test]
+    fn an_empty_log_without_rows_holds_nothing_until_it_has_data() {
+        let mut w = Watermarks::new(0, 60 * S);
+        let a = w.input("views", 0, NOW);
+        let (b, c) = (w.input("views", 1, NOW), w.input("clicks", 2, NOW));
+        w.observe(a, 1000 * S, NOW);
+        assert_eq!(w.update(NOW), None, "b and c may still have rows");
+        w.empty(b);
+        w.empty(c);
+        assert_eq!(w.update(NOW), Some(1000 * S));
+        // c's first rows: it holds from now on (its event is late), empty or not.
+        w.observe(c, 900 * S, NOW + S);
+        w.observe(a, 2000 * S, NOW + S);
+        assert_eq!(w.update(NOW + S), Some(1000 * S));
+        // b has data waiting: it holds again.
+        w.hold_input(b, NOW + 2 * S);
+        w.observe(c, 3000 * S, NOW + 2 * S);
+        assert_eq!(w.update(NOW + 2 * S), Some(1000 * S));
+        assert!(!w.all_idle(NOW + 2 * S));
+    }
+
+    #[test]
+    fn when_every_input_idles_the_watermark_stands_at_the_slowest_with_data() {
+        let mut w = Watermarks::new(0, 60 * S);
+        let (a, b) = (w.input("views", 0, NOW), w.input("clicks", 0, NOW));
+        w.input("views", 1, NOW); // never has data, never reported empty
+        w.observe(a, 1000 * S, NOW);
+        w.observe(b, 900 * S, NOW);
+        assert_eq!(w.update(NOW + 59 * S), None, "held by the input without data");
+        assert!(w.all_idle(NOW + 60 * S));
+        assert_eq!(w.update(NOW + 60 * S), Some(900 * S));
+        // Never backwards: b idle long ago behind, a ahead and active, then a idles too.
+        w.observe(a, 5000 * S, NOW + 100 * S);
+        assert_eq!(w.update(NOW + 100 * S), Some(5000 * S));
+        assert_eq!(w.update(NOW + 200 * S), Some(5000 * S));
     }
 
     #[test]

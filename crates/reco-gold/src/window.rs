@@ -19,8 +19,11 @@ use std::{
 
 use serde::{Deserialize, Serialize};
 
-pub use crate::rank::{rank, top_n};
 use crate::watermark::{InputId, InputMark, Watermarks};
+pub use crate::{
+    aggregate::Recorded,
+    rank::{rank, top_n},
+};
 
 const MINUTE_US: i64 = 60_000_000;
 
@@ -100,16 +103,6 @@ impl Config {
 pub enum Kind {
     View,
     Click,
-}
-
-/// What `record` did with an event.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Recorded {
-    OnTime,
-    /// Counted, and windows already published will be published again.
-    Late,
-    /// Older than the horizon: not counted.
-    BeyondHorizon,
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -264,31 +257,11 @@ impl Trending {
         &self.marks
     }
 
-    /// Keeps the watermark at or before `limit` (a backfill behind the running job).
-    pub fn limit_watermark(&mut self, limit: i64) {
-        self.marks.limit(limit);
-    }
-
-    /// The id of `table`'s Kafka `partition` as an input; registered when first seen.
-    pub fn input(&mut self, table: &str, partition: i32, now_us: i64) -> InputId {
-        self.marks.input(table, partition, now_us)
-    }
-
-    /// Moves `input`'s watermark by an event that is not counted (a backfill's out-of-range
-    /// rows).
-    pub fn observe(&mut self, input: InputId, event_time_us: i64, now_us: i64) {
-        self.marks.observe(input, event_time_us, now_us);
-    }
-
-    /// `input` has data waiting upstream (silver has not read all of its Kafka partition), so it
-    /// is not idle.
-    pub fn hold_input(&mut self, input: InputId, now_us: i64) {
-        self.marks.hold_input(input, now_us);
-    }
-
-    /// `table` has data waiting to be read, so its inputs are not idle (catching up).
-    pub fn hold_table(&mut self, table: &str, now_us: i64) {
-        self.marks.hold_table(table, now_us);
+    /// The inputs, to register one (an input per Kafka partition of each silver table) or say
+    /// what is known of it upstream (behind, empty), or to bound the watermark (a backfill
+    /// behind the running job).
+    pub fn watermarks_mut(&mut self) -> &mut Watermarks {
+        &mut self.marks
     }
 
     /// Items × panes held: the size of the state.

@@ -99,7 +99,7 @@ fn run_restoring(
     let mut t = Trending::new(config.clone());
     let mut sink = Sink::default();
     let mut counted = Vec::new();
-    let mut input = t.input("views", 0, NOW);
+    let mut input = t.watermarks_mut().input("views", 0, NOW);
     for (i, (item, kind, time)) in events.iter().enumerate() {
         if t.record(input, item, *kind, *time, NOW) != Recorded::BeyondHorizon {
             counted.push((item.clone(), *kind, *time));
@@ -112,7 +112,7 @@ fn run_restoring(
             let panes: Vec<_> = t.panes().map(|(p, item, v, c)| (p, item.to_owned(), v, c)).collect();
             let snapshot = serde_json::to_string(&t.snapshot()).unwrap();
             t = Trending::restore(config.clone(), serde_json::from_str(&snapshot).unwrap(), panes, NOW).unwrap();
-            input = t.input("views", 0, NOW);
+            input = t.watermarks_mut().input("views", 0, NOW);
         }
     }
     let due = t.advance(NOW + config.idle_timeout_us);
@@ -125,7 +125,7 @@ const IN: InputId = 0;
 /// A core with one input, `IN`.
 fn trending(config: Config) -> Trending {
     let mut t = Trending::new(config);
-    assert_eq!(t.input("events_views", 0, NOW), IN);
+    assert_eq!(t.watermarks_mut().input("events_views", 0, NOW), IN);
     t
 }
 
@@ -252,7 +252,8 @@ fn a_future_event_closes_nothing_early() {
 #[test]
 fn an_input_running_ahead_does_not_make_another_late() {
     let mut t = Trending::new(small_config());
-    let (fast, slow) = (t.input("events_views", 0, NOW), t.input("events_clicks", 1, NOW));
+    let (fast, slow) =
+        (t.watermarks_mut().input("events_views", 0, NOW), t.watermarks_mut().input("events_clicks", 1, NOW));
     for m in 0..(24 * 60) {
         assert_eq!(t.record(fast, "f", Kind::View, m * MIN, NOW), Recorded::OnTime);
     }
@@ -412,9 +413,9 @@ type Fates = (Vec<bool>, Vec<bool>);
 
 /// Runs `script` through the core and, beside it, through the DESIGN §5 model of the watermark
 /// (per input: newest event − lateness; the minimum over inputs with data within the idle
-/// timeout; never backwards). Returns what was published, the events the model says count
-/// (all but those older than its watermark − horizon), and per event the beyond-horizon verdict
-/// of the core and of the model.
+/// timeout, over all inputs with data when every one is idle; never backwards). Returns what
+/// was published, the events the model says count (all but those older than its watermark −
+/// horizon), and per event the beyond-horizon verdict of the core and of the model.
 fn run_script(config: &Config, script: &[Step]) -> (Published, Vec<Event>, Fates) {
     let mut t = Trending::new(config.clone());
     let mut sink = Sink::default();
@@ -425,7 +426,7 @@ fn run_script(config: &Config, script: &[Step]) -> (Published, Vec<Event>, Fates
     let mut now = NOW;
     for step in script {
         now += step.pause_us;
-        let id = t.input("events", step.input as i32, now);
+        let id = t.watermarks_mut().input("events", step.input as i32, now);
         for (item, kind, time) in &step.events {
             let beyond = model_wm.is_some_and(|w| *time < w - config.horizon_us);
             let m = model.entry(step.input).or_insert((None, now));
@@ -438,8 +439,10 @@ fn run_script(config: &Config, script: &[Step]) -> (Published, Vec<Event>, Fates
             core_fates.push(t.record(id, item, *kind, *time, now) == Recorded::BeyondHorizon);
         }
         if step.advance {
-            let active = model.values().filter(|(_, at)| now - at < config.idle_timeout_us);
-            let candidate = active.map(|(max, _)| max.map(|m| m - config.lateness_us)).min().flatten();
+            let active: Vec<_> = model.values().filter(|(_, at)| now - at < config.idle_timeout_us).collect();
+            // All idle: the minimum over the inputs with data, as if they were still active.
+            let holding = if active.is_empty() { model.values().collect() } else { active };
+            let candidate = holding.iter().map(|(max, _)| max.map(|m| m - config.lateness_us)).min().flatten();
             if let Some(c) = candidate {
                 model_wm = Some(model_wm.map_or(c, |w| w.max(c)));
             }

@@ -261,6 +261,12 @@ pub struct Upstream {
     /// watermark past its position). Not idle, whatever gold's clock says: "no rows yet" means
     /// "not read yet" there.
     pub behind: BTreeMap<String, Vec<i32>>,
+    /// Per topic: the writer's partitions whose Kafka log held no record when it asked (log
+    /// start = end) and none of whose records are in its batch. Gold holds no watermark for
+    /// such a partition until its first rows come: there is nothing of it to wait for, and a
+    /// partition no client ever wrote to would otherwise hold every window open until it idled.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub empty: BTreeMap<String, Vec<i32>>,
 }
 
 #[derive(Clone, Debug, PartialEq)]

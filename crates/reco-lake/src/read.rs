@@ -5,7 +5,7 @@ use std::{fs::File, path::Path};
 use chrono::NaiveDate;
 use deltalake::{
     arrow::{
-        array::{Array, AsArray, RecordBatch},
+        array::{Array, AsArray, Float64Array, Int32Array, RecordBatch, StringArray, TimestampMicrosecondArray},
         datatypes::{Float64Type, Int32Type, Int64Type, TimestampMicrosecondType},
     },
     parquet::arrow::{ProjectionMask, arrow_reader::ParquetRecordBatchReaderBuilder},
@@ -175,16 +175,77 @@ pub struct StoredIds {
     pub last: Option<(i64, String)>,
 }
 
-/// `(item_id, event_time_us, kafka_partition)` of every silver row in `files` (the gold job's
-/// input: each partition of each table is an input with a watermark of its own).
-pub fn read_events(files: &[DataFile]) -> Result<Vec<(String, i64, i32)>> {
+/// One silver row as the gold job reads it, borrowed from its [`EventBatch`].
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct SilverEvent<'a> {
+    pub item_id: &'a str,
+    pub event_time_us: i64,
+    /// The Kafka partition it was read from: each partition of each table is an input with a
+    /// watermark of its own.
+    pub kafka_partition: i32,
+    /// Empty when read without users.
+    pub user_id: &'a str,
+    pub session_id: Option<&'a str>,
+    pub rating: Option<f64>,
+}
+
+/// Silver rows of one record batch, column by column (no allocation per row).
+#[derive(Clone, Debug)]
+pub struct EventBatch {
+    item: StringArray,
+    time: TimestampMicrosecondArray,
+    partition: Int32Array,
+    user: Option<StringArray>,
+    session: Option<StringArray>,
+    rating: Option<Float64Array>,
+}
+
+impl EventBatch {
+    pub fn len(&self) -> usize {
+        self.item.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.item.is_empty()
+    }
+
+    /// The `i`-th row.
+    pub fn event(&self, i: usize) -> SilverEvent<'_> {
+        SilverEvent {
+            item_id: self.item.value(i),
+            event_time_us: self.time.value(i),
+            kafka_partition: self.partition.value(i),
+            user_id: self.user.as_ref().map_or("", |u| u.value(i)),
+            session_id: self.session.as_ref().and_then(|s| (!s.is_null(i)).then(|| s.value(i))),
+            rating: self.rating.as_ref().and_then(|r| (!r.is_null(i)).then(|| r.value(i))),
+        }
+    }
+
+    /// Every row, in order.
+    pub fn events(&self) -> impl Iterator<Item = SilverEvent<'_>> {
+        (0..self.len()).map(|i| self.event(i))
+    }
+}
+
+/// The silver rows in `files` as the gold job reads them: item, event time and partition, and
+/// with `users` the user, session and rating too (the columns cost reading only when asked).
+pub fn read_events(files: &[DataFile], users: bool) -> Result<Vec<EventBatch>> {
+    let mut columns = vec!["item_id", "event_time", "kafka_partition"];
+    if users {
+        columns.extend(["user_id", "session_id", "rating"]);
+    }
     let mut out = Vec::new();
     for f in files {
-        for b in read_batches(f, &["item_id", "event_time", "kafka_partition"])? {
-            let item = column(&b, "item_id")?.as_string::<i32>();
-            let time = column(&b, "event_time")?.as_primitive::<TimestampMicrosecondType>();
-            let partition = column(&b, "kafka_partition")?.as_primitive::<Int32Type>();
-            out.extend((0..b.num_rows()).map(|i| (item.value(i).to_owned(), time.value(i), partition.value(i))));
+        for b in read_batches(f, &columns)? {
+            let optional = |name: &str| b.column_by_name(name).filter(|_| users);
+            out.push(EventBatch {
+                item: column(&b, "item_id")?.as_string::<i32>().clone(),
+                time: column(&b, "event_time")?.as_primitive::<TimestampMicrosecondType>().clone(),
+                partition: column(&b, "kafka_partition")?.as_primitive::<Int32Type>().clone(),
+                user: optional("user_id").map(|c| c.as_string::<i32>().clone()),
+                session: optional("session_id").map(|c| c.as_string::<i32>().clone()),
+                rating: optional("rating").map(|c| c.as_primitive::<Float64Type>().clone()),
+            });
         }
     }
     Ok(out)

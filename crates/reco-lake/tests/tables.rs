@@ -79,7 +79,7 @@ async fn a_gold_table_without_the_complete_column_is_refused_with_the_fix() {
     use reco_lake::deltalake::arrow::{array::RecordBatch, datatypes::Schema};
     let old_schema = || {
         let fields: Vec<_> =
-            reco_lake::gold::gold_schema().fields().iter().filter(|f| f.name() != "complete").cloned().collect();
+            reco_lake::gold::trending::schema().fields().iter().filter(|f| f.name() != "complete").cloned().collect();
         std::sync::Arc::new(Schema::new(fields))
     };
     for format in [Format::Delta, Format::Parquet] {

@@ -138,6 +138,9 @@ pub(crate) struct Job {
     oldest_pending: Option<Instant>,
     compaction: Compaction,
     catchup: CatchUp,
+    /// The newest `(log start, end)` the broker gave for each partition, to name the empty ones
+    /// in each commit (see [`Upstream::empty`]).
+    log_bounds: HashMap<(String, i32), (i64, i64)>,
 }
 
 impl Job {
@@ -210,6 +213,7 @@ impl Job {
             oldest_pending: None,
             compaction,
             catchup,
+            log_bounds: HashMap::new(),
         })
     }
 
@@ -497,6 +501,7 @@ impl Job {
             } else {
                 self.partitions_behind(Scope::Assigned).await
             };
+            upstream.empty = self.empty_partitions();
         }
         let pending = std::mem::take(&mut self.pending);
         let flushed = !pending.is_empty();
@@ -643,23 +648,48 @@ impl Job {
     /// since its last rows. The watermarks come from the broker (one request for all, on a
     /// blocking thread); when it does not answer, the partition counts as behind, which at
     /// worst holds gold's watermark for one more idle timeout.
-    async fn partitions_behind(&self, scope: Scope) -> BTreeMap<String, Vec<i32>> {
+    async fn partitions_behind(&mut self, scope: Scope) -> BTreeMap<String, Vec<i32>> {
         let reads: HashMap<&str, HashMap<i32, i64>> =
             self.config.topics.iter().map(|t| (t.as_str(), self.reads(t, scope))).collect();
         let asks = reads.iter().flat_map(|(t, r)| r.keys().map(|p| (t.to_string(), *p))).collect();
         let marks = catchup::ask_watermarks(&self.consumer, asks).await;
         let mut behind: BTreeMap<String, Vec<i32>> =
             self.config.topics.iter().map(|t| (t.clone(), Vec::new())).collect();
-        for (topic, p, mark) in marks {
-            let read = reads.get(topic.as_str()).and_then(|r| r.get(&p)).copied().unwrap_or(0);
-            if catchup::holds_more(mark, read)
-                && let Some(partitions) = behind.get_mut(&topic)
+        for (topic, p, mark) in &marks {
+            let read = reads.get(topic.as_str()).and_then(|r| r.get(p)).copied().unwrap_or(0);
+            if catchup::holds_more(*mark, read)
+                && let Some(partitions) = behind.get_mut(topic)
             {
-                partitions.push(p);
+                partitions.push(*p);
             }
         }
         behind.values_mut().for_each(|partitions| partitions.sort_unstable());
+        self.note_bounds(&marks);
         behind
+    }
+
+    /// Per topic, the partitions whose log the broker last reported empty and of which no record
+    /// is buffered (a record read just before retention emptied the log is still to commit).
+    fn empty_partitions(&self) -> BTreeMap<String, Vec<i32>> {
+        let mut empty: BTreeMap<String, Vec<i32>> = BTreeMap::new();
+        for ((topic, partition), (low, high)) in &self.log_bounds {
+            let buffered = self.pending.get(topic).is_some_and(|p| p.batch.offsets.contains_key(partition));
+            if high <= low && !buffered {
+                empty.entry(topic.clone()).or_default().push(*partition);
+            }
+        }
+        empty.values_mut().for_each(|partitions| partitions.sort_unstable());
+        empty
+    }
+
+    /// Keeps the broker's answers for [`Job::empty_partitions`].
+    fn note_bounds(&mut self, marks: &[catchup::Mark]) {
+        for (topic, partition, mark) in marks {
+            match mark {
+                Some(bounds) => self.log_bounds.insert((topic.clone(), *partition), *bounds),
+                None => self.log_bounds.remove(&(topic.clone(), *partition)),
+            };
+        }
     }
 
     /// The next offset this worker reads in each partition of `topic` in `scope`.
@@ -703,6 +733,7 @@ impl Job {
     /// The broker answered [`Job::ask_caught_up`]; true when every partition is read to the
     /// offsets it named.
     fn caught_up(&mut self, marks: Vec<catchup::Mark>) -> bool {
+        self.note_bounds(&marks);
         let reads: HashMap<String, HashMap<i32, i64>> =
             self.config.topics.iter().map(|t| (t.clone(), self.reads(t, Scope::Assigned))).collect();
         let read = |topic: &str, p: i32| reads.get(topic).and_then(|r| r.get(&p)).copied().unwrap_or(0);

@@ -190,7 +190,7 @@ impl SilverWriter {
             let table = if click { &mut self.clicks } else { &mut self.views };
             let upstream = self.partitions.map(|n| reco_lake::Upstream {
                 partitions: [("events_views".to_owned(), n), ("events_clicks".to_owned(), n)].into(),
-                behind: Default::default(),
+                ..Default::default()
             });
             let batch = StreamBatch { silver: rows, deadletter: vec![], offsets, upstream };
             assert!(matches!(table.commit(batch).await.unwrap(), CommitOutcome::Committed(_)));

@@ -143,7 +143,7 @@ pub async fn run(args: StatusArgs) -> anyhow::Result<ExitCode> {
     for window in ["1h", "24h"] {
         let name = table_name(window);
         match GoldTable::open_existing(&lake, &name).await {
-            Ok(Some(table)) => match table.windows().keys().next_back() {
+            Ok(Some(table)) => match table.row_sets().keys().next_back() {
                 Some(&start) => {
                     let length = if window == "1h" { 3_600_000_000 } else { 86_400_000_000 };
                     let (from, to) = (rfc3339(start), rfc3339(start + length));
