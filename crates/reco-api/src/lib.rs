@@ -1,5 +1,5 @@
-//! The reco HTTP API (DESIGN §6): `POST /events`, `GET /trending`, health probes, `/metrics` and
-//! `/openapi.json`.
+//! The reco HTTP API (DESIGN §6): `POST /events`, `GET /trending`, `GET /items/{id}/similar`,
+//! health probes, `/metrics` and `/openapi.json`.
 //!
 //! [`app`] builds the whole router from an [`AppState`], so tests drive it with
 //! `tower::ServiceExt::oneshot` and no socket; [`serve`] runs it with graceful shutdown.
@@ -14,6 +14,7 @@ mod events;
 mod health;
 pub mod limit;
 mod openapi;
+mod similar;
 mod trending;
 
 use std::{sync::Arc, time::Duration};
@@ -37,6 +38,7 @@ pub use auth::{Caller, TokenFileError, Tokens};
 pub use error::ApiError;
 pub use limit::RateLimit;
 pub use openapi::ApiDoc;
+pub use similar::SimilarCache;
 pub use trending::{ServedWindow, TrendingCache};
 
 /// Settings of the HTTP API. `Default` gives the documented defaults.
@@ -92,6 +94,9 @@ pub struct AppState {
     pub config: Arc<ApiConfig>,
     /// Serves `GET /trending` from the gold tables; `None` answers it 503.
     pub trending: Option<Arc<TrendingCache>>,
+    /// Serves `GET /items/{id}/similar` from the gold table `item_neighbors`; `None` answers
+    /// it 503.
+    pub similar: Option<Arc<SimilarCache>>,
 }
 
 /// The complete router.
@@ -109,12 +114,15 @@ pub fn app(state: AppState) -> Router {
         events = events.route_layer(from_fn_with_state((state.clone(), limiter), limit::rate_limit));
     }
     let mut trending = get(trending::get_trending);
+    let mut similar = get(similar::get_similar);
     if config.tokens_for_trending {
         trending = trending.route_layer(guard(auth::Guarded::Read));
+        similar = similar.route_layer(guard(auth::Guarded::Read));
     }
     let mut router = Router::new()
         .route("/events", events.route_layer(guard(auth::Guarded::Ingest)))
         .route("/trending", trending)
+        .route("/items/{item_id}/similar", similar)
         .route("/health/live", get(health::live))
         .route("/health/ready", get(health::ready))
         .route("/openapi.json", get(openapi::openapi_json));

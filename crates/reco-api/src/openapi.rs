@@ -9,12 +9,20 @@ use utoipa::{
 #[derive(OpenApi, Debug)]
 #[openapi(
     info(title = "reco", description = "Event ingest and trending API of the reco platform"),
-    paths(crate::events::post_events, crate::trending::get_trending, crate::health::live, crate::health::ready),
+    paths(
+        crate::events::post_events,
+        crate::trending::get_trending,
+        crate::similar::get_similar,
+        crate::health::live,
+        crate::health::ready
+    ),
     components(schemas(
         crate::events::EventInput,
         crate::events::Accepted,
         crate::trending::TrendingResponse,
         crate::trending::TrendingItem,
+        crate::similar::SimilarResponse,
+        crate::similar::SimilarItem,
         crate::error::ErrorBody,
         crate::error::ErrorDetail,
         reco_core::FieldError,

@@ -52,6 +52,7 @@ fn state_with(cache: Arc<TrendingCache>) -> AppState {
         telemetry: Arc::new(Telemetry::new()),
         config: Arc::new(ApiConfig::default()),
         trending: Some(cache),
+        similar: None,
     }
 }
 

@@ -100,6 +100,10 @@ pub trait Aggregate: Send + Sync {
     /// One silver row of `source`, read from `input` at processing time `now_us`.
     fn record(&mut self, source: Source, input: usize, event: &SilverEvent<'_>, now_us: i64) -> Recorded;
 
+    /// The job handed it `rows` rows of silver `table` this cycle, of which it judged `late` late
+    /// and `beyond` beyond its horizon: its metrics of what it counted.
+    fn counted(&self, _telemetry: &Telemetry, _table: &str, _rows: u64, _late: u64, _beyond: u64) {}
+
     /// Moves the watermark; what to publish now. Also sets its metrics of state.
     fn advance(&mut self, now_us: i64) -> Result<Vec<Publication>>;
 
@@ -151,5 +155,12 @@ pub enum Mode {
 
 /// Every aggregate the gold job hosts, configured.
 pub fn hosted(config: &GoldConfig, telemetry: &Arc<Telemetry>, mode: Mode) -> Vec<Box<dyn Aggregate>> {
-    vec![Box::new(crate::trending::TrendingAggregate::new(config, telemetry, mode))]
+    let mut out: Vec<Box<dyn Aggregate>> =
+        vec![Box::new(crate::trending::TrendingAggregate::new(config, telemetry, mode))];
+    // A time range means nothing to neighbour lists built from all of history: a backfill
+    // recomputes windows only.
+    if let (Some(neighbors), Mode::Job) = (&config.neighbors, mode) {
+        out.push(Box::new(crate::neighbors::NeighborsAggregate::new(config, neighbors)));
+    }
+    out
 }

@@ -104,7 +104,7 @@ impl Config {
     }
 }
 
-#[derive(Clone, Copy, Debug, PartialEq)]
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
 pub enum Action {
     View,
     Click,
@@ -123,13 +123,28 @@ impl Action {
 }
 
 /// One interaction as silver holds it.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Interaction {
     pub user: String,
     pub item: String,
     pub session: Option<String>,
     pub action: Action,
     pub time_us: i64,
+}
+
+/// [`CoVisits`] as plain values (items by id).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct State {
+    /// `(item, mass)` by id.
+    pub items: Vec<(String, f64)>,
+    /// `(a, b, value, support)` with `a < b`.
+    pub pairs: Vec<(u32, u32, f64, u32)>,
+    /// `(user, named session, last event, history, positives)`.
+    #[allow(clippy::type_complexity)]
+    pub users: Vec<(String, Option<String>, i64, Vec<(u32, f64)>, u32)>,
+    pub pending: Vec<Interaction>,
+    pub epoch_us: i64,
+    pub forgot_at: Option<i64>,
 }
 
 /// One neighbour in a published list.
@@ -234,6 +249,64 @@ impl CoVisits {
     /// Events held until the watermark passes them.
     pub fn pending(&self) -> usize {
         self.pending.len()
+    }
+
+    /// Applies everything held, in order, as if the watermark had passed it: every input is
+    /// idle, so what was posted last should count now rather than when traffic resumes.
+    pub fn flush(&mut self) {
+        for (_, interaction) in std::mem::take(&mut self.pending) {
+            self.apply(&interaction);
+        }
+    }
+
+    /// The state as plain values, to checkpoint.
+    pub fn state(&self) -> State {
+        let mut pairs = Vec::new();
+        for (a, item) in self.items.iter().enumerate() {
+            pairs.extend(
+                item.candidates.iter().filter(|(b, _)| **b > a as u32).map(|(b, p)| (a as u32, *b, p.value, p.support)),
+            );
+        }
+        State {
+            items: self.names.iter().zip(&self.items).map(|(n, i)| (n.to_string(), i.mass)).collect(),
+            pairs,
+            users: self
+                .users
+                .iter()
+                .map(|(id, u)| {
+                    (id.clone(), u.session.clone(), u.last_us, u.history.iter().copied().collect(), u.positives)
+                })
+                .collect(),
+            pending: self.pending.values().cloned().collect(),
+            epoch_us: self.epoch_us,
+            forgot_at: self.forgot_at,
+        }
+    }
+
+    /// Rebuilds from a [`CoVisits::state`].
+    pub fn restore(config: Config, state: State) -> Result<CoVisits, String> {
+        let mut c = CoVisits::new(config);
+        for (name, mass) in state.items {
+            let id = c.intern(&name);
+            c.items[id as usize].mass = mass;
+        }
+        let n = c.items.len() as u32;
+        for (a, b, value, support) in state.pairs {
+            if a >= n || b >= n {
+                return Err(format!("pair ({a}, {b}) names an item beyond the {n} held"));
+            }
+            c.items[a as usize].candidates.insert(b, Pair { value, support });
+            c.items[b as usize].candidates.insert(a, Pair { value, support });
+        }
+        for (id, session, last_us, history, positives) in state.users {
+            c.users.insert(id, User { session, last_us, history: history.into(), positives });
+        }
+        for interaction in state.pending {
+            c.record(interaction, None);
+        }
+        c.epoch_us = state.epoch_us;
+        c.forgot_at = state.forgot_at;
+        Ok(c)
     }
 
     fn intern(&mut self, item: &str) -> u32 {
@@ -376,6 +449,11 @@ impl CoVisits {
                 self.dirty.insert(id as u32);
             }
         }
+    }
+
+    /// Every item seen, in the order first seen.
+    pub fn items(&self) -> impl Iterator<Item = &Arc<str>> {
+        self.names.iter()
     }
 
     /// The list of `item`: its top K neighbours by score with enough support.

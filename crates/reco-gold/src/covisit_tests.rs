@@ -1,6 +1,5 @@
-use std::collections::HashMap;
-
 use proptest::prelude::*;
+use reco_testkit::neighbors::{self, Rules};
 
 use super::*;
 
@@ -83,109 +82,42 @@ fn small(half_life_us: i64) -> Config {
     Config { history: 3, candidates: 4, top_k: 3, min_support: 1, half_life_us, forget_below: 0.2, ..Config::default() }
 }
 
-/// The DESIGN of `covisit.rs`, recomputed naively: events sorted by the application order at
-/// each advance, sessions and histories as plain lists, pairs in one map.
-fn recount(config: &Config, steps: &[Step]) -> BTreeMap<String, Vec<(String, f64, u32)>> {
-    type Pairs = HashMap<(String, String), (f64, u32)>;
-    // User → (named session, last event, history newest first, positives in the session).
-    type Session = (Option<String>, i64, Vec<(String, f64)>, u32);
-    let mut users: HashMap<String, Session> = HashMap::new();
-    let mut mass: HashMap<String, f64> = HashMap::new();
-    let mut pairs: Pairs = HashMap::new();
-    let mut epoch: Option<i64> = None;
-    let mut forgot: Option<i64> = None;
-    let key = |a: &str, b: &str| if a < b { (a.to_owned(), b.to_owned()) } else { (b.to_owned(), a.to_owned()) };
-    let growth = |t: i64, epoch: i64| {
-        if config.half_life_us == 0 { 1.0 } else { ((t - epoch) as f64 / config.half_life_us as f64).exp2() }
-    };
-    // Pairs of `a`, weakest first (smallest value, then the greatest name).
-    fn weakest(pairs: &Pairs, a: &str) -> Option<(String, String)> {
-        pairs
-            .iter()
-            .filter(|((x, y), _)| x == a || y == a)
-            .min_by(|p, q| {
-                let other = |k: &(String, String)| if k.0 == a { k.1.clone() } else { k.0.clone() };
-                p.1.0.total_cmp(&q.1.0).then_with(|| other(q.0).cmp(&other(p.0)))
-            })
-            .map(|(k, _)| k.clone())
+/// The same settings for the independent recount (`reco_testkit::neighbors`).
+fn rules(c: &Config) -> Rules {
+    Rules {
+        view_weight: c.view_weight,
+        click_weight: c.click_weight,
+        rating_weight: c.rating_weight,
+        rating_threshold: c.rating_threshold,
+        session_gap_us: c.session_gap_us,
+        named_session_idle_us: c.named_session_idle_us,
+        history: c.history,
+        half_life_us: c.half_life_us,
+        candidates: c.candidates,
+        top_k: c.top_k,
+        min_support: c.min_support,
+        forget_below: c.forget_below,
     }
-    let degree = |pairs: &Pairs, a: &str| pairs.keys().filter(|(x, y)| x == a || y == a).count();
-    let mut recorded: Vec<Interaction> = Vec::new();
-    for step in steps {
-        let watermark = match step {
-            Step::Record(e) => {
-                recorded.push(e.clone());
-                continue;
-            }
-            Step::Advance(w) => *w,
-        };
-        let (mut due, rest): (Vec<_>, Vec<_>) = recorded.drain(..).partition(|e| e.time_us <= watermark);
-        recorded = rest;
-        due.sort_by(|x, y| {
-            (x.time_us, &x.user, &x.item, x.action.order()).cmp(&(y.time_us, &y.user, &y.item, y.action.order()))
-        });
-        for e in due {
-            let u = users.entry(e.user.clone()).or_insert((e.session.clone(), e.time_us, Vec::new(), 0));
-            let idle = e.time_us - u.1;
-            let same = match (&e.session, &u.0) {
-                (Some(s), Some(c)) => s == c && idle <= config.named_session_idle_us,
-                (None, None) => idle <= config.session_gap_us,
-                _ => false,
-            };
-            if !same {
-                *u = (e.session.clone(), u.1, Vec::new(), 0);
-            }
-            u.1 = u.1.max(e.time_us);
-            let Some(w) = config.weight(e.action) else { continue };
-            let epoch = *epoch.get_or_insert(e.time_us);
-            let g = growth(e.time_us, epoch);
-            if let Some(at) = u.2.iter().position(|(i, _)| *i == e.item) {
-                let (_, before) = u.2.remove(at);
-                u.2.insert(0, (e.item.clone(), before.max(w)));
-                continue;
-            }
-            let d = 1.0 / (std::f64::consts::E + f64::from(u.3)).ln();
-            let partners = u.2.clone();
-            u.2.insert(0, (e.item.clone(), w));
-            u.2.truncate(config.history);
-            u.3 += 1;
-            *mass.entry(e.item.clone()).or_default() += d * w * g;
-            for (i, wi) in partners {
-                let p = pairs.entry(key(&i, &e.item)).or_default();
-                p.0 += d * (wi * w).sqrt() * g;
-                p.1 += 1;
-                for a in [&i, &e.item] {
-                    while degree(&pairs, a) > config.candidates {
-                        let k = weakest(&pairs, a).unwrap();
-                        pairs.remove(&k);
-                    }
-                }
-            }
-        }
-        let step = config.half_life_us / 4;
-        if step > 0 {
-            let at = watermark.div_euclid(step) * step;
-            if forgot.is_none_or(|f| f < at) {
-                forgot = Some(at);
-                let floor = config.forget_below * growth(at, epoch.unwrap_or(0));
-                pairs.retain(|_, p| p.0 >= floor);
-            }
-        }
-    }
-    let mut lists: BTreeMap<String, Vec<(String, f64, u32)>> = BTreeMap::new();
-    for ((a, b), (v, support)) in &pairs {
-        if *support < config.min_support {
-            continue;
-        }
-        let score = v / (mass[a] * mass[b]).sqrt();
-        lists.entry(a.clone()).or_default().push((b.clone(), score, *support));
-        lists.entry(b.clone()).or_default().push((a.clone(), score, *support));
-    }
-    for list in lists.values_mut() {
-        list.sort_by(|x, y| y.1.total_cmp(&x.1).then_with(|| x.0.cmp(&y.0)));
-        list.truncate(config.top_k);
-    }
-    lists
+}
+
+fn as_recount_steps(steps: &[Step]) -> Vec<neighbors::Step> {
+    steps
+        .iter()
+        .map(|s| match s {
+            Step::Advance(w) => neighbors::Step::Advance(*w),
+            Step::Record(e) => neighbors::Step::Event(neighbors::Event {
+                user: e.user.clone(),
+                item: e.item.clone(),
+                session: e.session.clone(),
+                kind: match e.action {
+                    Action::View => neighbors::Kind::View,
+                    Action::Click => neighbors::Kind::Click,
+                    Action::Rating(r) => neighbors::Kind::Rating(r),
+                },
+                time_us: e.time_us,
+            }),
+        })
+        .collect()
 }
 
 #[derive(Clone, Debug)]
@@ -237,9 +169,12 @@ fn arb_steps() -> impl Strategy<Value = Vec<Step>> {
     )
 }
 
-fn check(config: Config, steps: &[Step]) -> Result<(), TestCaseError> {
-    let expected = recount(&config, steps);
-    let mut c = CoVisits::new(config);
+/// Runs `steps` through the core (restoring it from a JSON round trip of its state after the
+/// `restore_at`-th advance) and compares what it published with [`recount`].
+fn check(config: Config, steps: &[Step], restore_at: Option<usize>) -> Result<(), TestCaseError> {
+    let expected = neighbors::recount(&rules(&config), &as_recount_steps(steps));
+    let mut c = CoVisits::new(config.clone());
+    let mut advances = 0;
     let mut watermark = None;
     let mut published: BTreeMap<String, Vec<(String, f64, u32)>> = BTreeMap::new();
     for step in steps {
@@ -255,6 +190,11 @@ fn check(config: Config, steps: &[Step]) -> Result<(), TestCaseError> {
                     } else {
                         published.insert(item.to_string(), rows);
                     }
+                }
+                advances += 1;
+                if restore_at == Some(advances) {
+                    let json = serde_json::to_string(&c.state()).unwrap();
+                    c = CoVisits::restore(config.clone(), serde_json::from_str(&json).unwrap()).unwrap();
                 }
             }
         }
@@ -276,11 +216,16 @@ proptest! {
 
     #[test]
     fn published_lists_equal_a_recount_without_decay(steps in arb_steps()) {
-        check(small(0), &steps)?;
+        check(small(0), &steps, None)?;
     }
 
     #[test]
     fn published_lists_equal_a_recount_with_decay_and_forgetting(steps in arb_steps()) {
-        check(small(3 * 60 * MIN), &steps)?;
+        check(small(3 * 60 * MIN), &steps, None)?;
+    }
+
+    #[test]
+    fn a_restored_state_continues_exactly(steps in arb_steps(), at in 1..6usize) {
+        check(small(3 * 60 * MIN), &steps, Some(at))?;
     }
 }

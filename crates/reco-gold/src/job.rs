@@ -208,9 +208,11 @@ impl Job {
                 .await
                 .map_err(|e| Error::Task(e.to_string()))??;
             let (topic, now) = (source.topic(), now_us());
-            let (mut rows, mut late, mut beyond) = (0_u64, 0_u64, 0_u64);
+            let table = format!("silver/{topic}");
+            let rows: u64 = batches.iter().map(|b| b.len() as u64).sum();
             for i in &feeding {
                 let aggregate = &mut self.hosted[*i].aggregate;
+                let (mut late, mut beyond) = (0_u64, 0_u64);
                 let mut inputs: BTreeMap<i32, usize> = BTreeMap::new();
                 for batch in &batches {
                     for event in batch.events() {
@@ -229,15 +231,19 @@ impl Job {
                     // Versions still waiting: this table's inputs are catching up, not idle.
                     aggregate.watermarks().hold_table(topic, now);
                 }
+                if beyond > 0 {
+                    let name = aggregate.name();
+                    warn!(
+                        topic,
+                        aggregate = name,
+                        events = beyond,
+                        "events older than the state horizon were not counted"
+                    );
+                }
+                aggregate.counted(&self.telemetry, &table, rows, late, beyond);
                 self.hosted[*i].versions.insert(topic.to_owned(), upto);
             }
-            rows += batches.iter().map(|b| b.len() as u64).sum::<u64>();
             more |= upto < latest;
-            if beyond > 0 {
-                warn!(topic, events = beyond, "events older than the state horizon were not counted");
-            }
-            let table = format!("silver/{topic}");
-            self.telemetry.gold.events(&table, rows.saturating_sub(beyond), late, beyond);
             self.telemetry.gold.silver_versions(&table, (upto - from) as u64, upto);
             self.unsaved = true;
             self.last_read = Some(Instant::now());

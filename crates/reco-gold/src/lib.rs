@@ -31,6 +31,7 @@ mod checkpoint;
 pub mod covisit;
 mod job;
 pub mod lease;
+mod neighbors;
 mod rank;
 mod trending;
 pub mod watermark;
@@ -72,8 +73,13 @@ impl Error {
 #[derive(Clone, Debug)]
 pub struct GoldConfig {
     pub lake: Lake,
-    /// Windows, panes, lateness, horizon, idle timeout, top N and score weights.
+    /// Windows, panes, lateness, horizon, idle timeout, top N and score weights. The lateness
+    /// and idle timeout are every aggregate's.
     pub window: window::Config,
+    /// The item neighbours aggregate's rules (`None`: not run).
+    pub neighbors: Option<covisit::Config>,
+    /// Buckets of the `item_neighbors` table (one data file each).
+    pub neighbor_buckets: u32,
     /// How often silver is checked for new versions when it has committed nothing for a
     /// while (10 s)...
     pub poll_interval: Duration,
@@ -101,6 +107,8 @@ impl GoldConfig {
         GoldConfig {
             lake,
             window: window::Config::default(),
+            neighbors: Some(covisit::Config::default()),
+            neighbor_buckets: 64,
             poll_interval: Duration::from_secs(1),
             // The library's default; `reco gold` sets 200 ms (windows published within a
             // second of closing), `reco up` the poll interval (silver wakes gold there).
@@ -118,6 +126,12 @@ impl GoldConfig {
     /// The window scheme's relations, and a retention no shorter than the state horizon.
     pub fn validate(&self) -> std::result::Result<(), String> {
         self.window.validate()?;
+        if let Some(n) = &self.neighbors {
+            n.validate()?;
+        }
+        if self.neighbor_buckets == 0 {
+            return Err("the item_neighbors table needs at least one bucket".into());
+        }
         match self.retention {
             // A late event (at most the horizon behind the watermark) republishes the windows
             // holding it, which all end after it; a shorter retention would remove windows a

@@ -139,6 +139,10 @@ impl Aggregate for TrendingAggregate {
         self.core.record(input, event.item_id, kind, t, now_us)
     }
 
+    fn counted(&self, telemetry: &Telemetry, table: &str, rows: u64, late: u64, beyond: u64) {
+        telemetry.gold.events(table, rows.saturating_sub(beyond), late, beyond);
+    }
+
     fn advance(&mut self, now_us: i64) -> Result<Vec<Publication>> {
         let due = self.core.advance(now_us);
         let watermark = self.core.watermark_us();

@@ -6,6 +6,7 @@ pub mod bench;
 pub mod gold;
 pub mod http;
 mod metrics;
+pub mod neighbors;
 pub mod proc;
 pub mod s3;
 pub mod up;

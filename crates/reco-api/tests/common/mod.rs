@@ -39,8 +39,13 @@ impl Harness {
             ..ProducerSettings::default()
         })
         .expect("producer");
-        let state =
-            AppState { producer, telemetry: Arc::new(Telemetry::new()), config: Arc::new(config), trending: None };
+        let state = AppState {
+            producer,
+            telemetry: Arc::new(Telemetry::new()),
+            config: Arc::new(config),
+            trending: None,
+            similar: None,
+        };
         Harness { broker: Some(broker), bootstrap, state }
     }
 

@@ -4,7 +4,7 @@
 //! `window_start`), a bucket of items' neighbour lists (keyed by `bucket`). Replacing a row set
 //! never rewrites another, and readers of any version see exactly one row set per key.
 //! What a table holds is its [`Shape`] (schema and key column); every shape is written by the
-//! same code, per format:
+//! same code, per format (the shapes: `trending.rs`, `neighbors.rs`):
 //! - Delta (`delta.rs`): one commit per [`GoldTable::replace`] removes the old files of the
 //!   replaced keys and adds the new ones. The key of a file is read from the statistics
 //!   delta-rs writes into the `add` action (or from the file when a writer left none).
@@ -13,6 +13,7 @@
 //!   Parquet files (pyarrow, Spark, DuckDB) skip names starting with `.`.
 
 mod delta;
+pub mod neighbors;
 mod parquet;
 pub mod trending;
 
@@ -48,6 +49,9 @@ pub struct Shape {
 
 /// The shape of the gold table `name`: the lake's layout knows every gold table reco writes.
 pub fn shape(name: &str) -> Option<&'static Shape> {
+    if name == neighbors::TABLE {
+        return Some(&neighbors::SHAPE);
+    }
     name.starts_with("trending_now_").then(|| &*trending::SHAPE)
 }
 

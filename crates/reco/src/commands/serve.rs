@@ -8,7 +8,7 @@ use std::{
 };
 
 use anyhow::Context;
-use reco_api::{AppState, ServedWindow, TrendingCache};
+use reco_api::{AppState, ServedWindow, SimilarCache, TrendingCache};
 use reco_kafka::{EventProducer, ProducerSettings};
 use reco_telemetry::Telemetry;
 use tokio::net::TcpListener;
@@ -23,7 +23,7 @@ use crate::{
 /// `reco serve` is the edge service: every interface by default.
 pub const SERVE_ADDR: SocketAddr = SocketAddr::new(std::net::IpAddr::V4(Ipv4Addr::UNSPECIFIED), 8000);
 
-/// How often the API looks for newly published gold windows.
+/// How often the API looks for newly published gold windows and neighbour lists.
 const TRENDING_REFRESH: Duration = Duration::from_secs(1);
 
 /// The in-memory view of the gold tables behind `GET /trending`.
@@ -99,7 +99,9 @@ impl Api {
         if let Some(tokens) = &config.tokens {
             info!(names = ?tokens.names(), "POST /events requires a bearer token");
         }
-        let state = AppState { producer, telemetry, config: Arc::new(config), trending };
+        // Recommendations come from the same lake as trending.
+        let similar = trending.as_ref().map(|t| SimilarCache::new(t.lake().clone()));
+        let state = AppState { producer, telemetry, config: Arc::new(config), trending, similar };
         Ok(Api { listener, metrics, state })
     }
 
@@ -119,6 +121,10 @@ impl Api {
             let shutdown = shutdown.clone();
             tokio::spawn(cache.run(TRENDING_REFRESH, shutdown))
         });
+        let similar = self.state.similar.clone().map(|cache| {
+            let shutdown = shutdown.clone();
+            tokio::spawn(cache.run(TRENDING_REFRESH, shutdown))
+        });
         let reloader = self.state.config.tokens.clone().map(|tokens| tokio::spawn(reload_on_sighup(tokens)));
         let metrics = self.metrics.map(|listener| {
             let app = reco_api::metrics_app(self.state.telemetry.clone());
@@ -128,7 +134,7 @@ impl Api {
             )
         });
         reco_api::serve(self.listener, self.state, shutdown).await.context("HTTP server failed")?;
-        for task in [refresher, reloader].into_iter().flatten() {
+        for task in [refresher, similar, reloader].into_iter().flatten() {
             task.abort();
         }
         if let Some(metrics) = metrics {

@@ -1,0 +1,213 @@
+//! Item neighbours as a gold aggregate: silver views, clicks and ratings into the co-visitation
+//! core (`covisit.rs`), the lists that changed into the `item_neighbors` table, a bucket of
+//! items per data file.
+
+use std::{
+    collections::{BTreeMap, BTreeSet},
+    sync::Arc,
+};
+
+use reco_lake::{
+    gold::{
+        RowSet,
+        neighbors::{NeighborRow, TABLE, batch, bucket_of},
+    },
+    read::SilverEvent,
+};
+use serde_json::{Map, Value};
+use tracing::info;
+
+use crate::{
+    Error, GoldConfig, Result,
+    aggregate::{Aggregate, Publication, Recorded, Saved, Source},
+    covisit::{Action, CoVisits, Config, Interaction, State},
+    watermark::{InputMark, Watermarks},
+};
+
+const SOURCES: [Source; 3] = [Source::Views, Source::Clicks, Source::Ratings];
+
+pub(crate) struct NeighborsAggregate {
+    core: CoVisits,
+    marks: Watermarks,
+    lateness_us: i64,
+    idle_timeout_us: i64,
+    buckets: u32,
+    /// Per bucket, the items that have a list in the table.
+    listed: BTreeMap<i32, BTreeSet<Arc<str>>>,
+}
+
+impl NeighborsAggregate {
+    pub(crate) fn new(config: &GoldConfig, neighbors: &Config) -> NeighborsAggregate {
+        let (lateness_us, idle_timeout_us) = (config.window.lateness_us, config.window.idle_timeout_us);
+        NeighborsAggregate {
+            core: CoVisits::new(neighbors.clone()),
+            marks: Watermarks::new(lateness_us, idle_timeout_us),
+            lateness_us,
+            idle_timeout_us,
+            buckets: config.neighbor_buckets,
+            listed: BTreeMap::new(),
+        }
+    }
+
+    /// The buckets holding `items`, rewritten whole: every listed item of each.
+    fn publication(&mut self, changed: Vec<(Arc<str>, usize)>) -> Result<Vec<Publication>> {
+        let mut dirty = BTreeSet::new();
+        for (item, len) in changed {
+            let bucket = bucket_of(&item, self.buckets);
+            let listed = self.listed.entry(bucket).or_default();
+            if len == 0 {
+                listed.remove(&item);
+            } else {
+                listed.insert(item);
+            }
+            dirty.insert(bucket);
+        }
+        if dirty.is_empty() {
+            return Ok(Vec::new());
+        }
+        let computed_at_us = crate::job::now_us();
+        let (mut sets, mut items) = (Vec::new(), 0);
+        for bucket in dirty {
+            let mut rows = Vec::new();
+            for item in self.listed.get(&bucket).into_iter().flatten() {
+                items += 1;
+                rows.extend(self.core.neighbors(item).into_iter().enumerate().map(|(rank, n)| NeighborRow {
+                    item_id: item.to_string(),
+                    neighbor_id: n.item.to_string(),
+                    score: n.score,
+                    support: i64::from(n.support),
+                    rank: rank as i32 + 1,
+                    computed_at_us,
+                    bucket,
+                }));
+            }
+            sets.push(RowSet { key: i64::from(bucket), batch: batch(&rows).map_err(Error::arrow)? });
+        }
+        let (buckets, held) = (sets.len(), self.core.state_size());
+        Ok(vec![Publication {
+            table: TABLE.to_owned(),
+            label: TABLE.to_owned(),
+            sets,
+            clear: None,
+            report: Box::new(move |_| {
+                info!(
+                    table = TABLE,
+                    buckets,
+                    items,
+                    held_items = held.0,
+                    held_pairs = held.1,
+                    "item neighbours published"
+                );
+            }),
+        }])
+    }
+}
+
+impl Aggregate for NeighborsAggregate {
+    fn name(&self) -> &'static str {
+        "item_neighbors"
+    }
+
+    fn sources(&self) -> &'static [Source] {
+        &SOURCES
+    }
+
+    fn needs_users(&self) -> bool {
+        true
+    }
+
+    fn tables(&self) -> Vec<String> {
+        vec![TABLE.to_owned()]
+    }
+
+    fn watermarks(&mut self) -> &mut Watermarks {
+        &mut self.marks
+    }
+
+    fn record(&mut self, source: Source, input: usize, event: &SilverEvent<'_>, now_us: i64) -> Recorded {
+        let action = match source {
+            Source::Views => Action::View,
+            Source::Clicks => Action::Click,
+            Source::Ratings => Action::Rating(event.rating.unwrap_or(f64::NEG_INFINITY)),
+        };
+        let watermark = self.marks.current();
+        self.marks.observe(input, event.event_time_us, now_us);
+        let interaction = Interaction {
+            user: event.user_id.to_owned(),
+            item: event.item_id.to_owned(),
+            session: event.session_id.map(str::to_owned),
+            action,
+            time_us: event.event_time_us,
+        };
+        let late = watermark.is_some_and(|w| event.event_time_us <= w);
+        self.core.record(interaction, watermark);
+        if late { Recorded::Late } else { Recorded::OnTime }
+    }
+
+    fn advance(&mut self, now_us: i64) -> Result<Vec<Publication>> {
+        if let Some(w) = self.marks.update(now_us) {
+            self.core.advance(w);
+        }
+        if self.marks.all_idle(now_us) && self.core.pending() > 0 {
+            // Nothing more is coming for now: what was posted last counts now (as trending
+            // publishes its open windows provisional), not when traffic resumes.
+            self.core.flush();
+        }
+        let changed: Vec<(Arc<str>, usize)> =
+            self.core.take_changed().into_iter().map(|(item, list)| (item, list.len())).collect();
+        self.publication(changed)
+    }
+
+    fn checkpoint_dir(&self) -> &'static str {
+        "gold_item_neighbors"
+    }
+
+    fn files(&self) -> &'static [(&'static str, &'static str)] {
+        &[("state_file", "state")]
+    }
+
+    fn save(&self) -> Result<Saved> {
+        let mut body = Map::new();
+        body.insert("config".into(), serde_json::to_value(self.core.config()).map_err(checkpoint)?);
+        body.insert("buckets".into(), self.buckets.into());
+        body.insert("watermark_us".into(), serde_json::to_value(self.marks.current()).map_err(checkpoint)?);
+        body.insert("inputs".into(), serde_json::to_value(self.marks.marks()).map_err(checkpoint)?);
+        let state = serde_json::to_vec(&self.core.state()).map_err(checkpoint)?;
+        Ok(Saved { body, files: vec![("state_file", state)] })
+    }
+
+    fn restore(&mut self, saved: Saved, now_us: i64) -> Result<()> {
+        let config = self.core.config().clone();
+        let saved_config: Option<Config> =
+            saved.body.get("config").and_then(|c| serde_json::from_value(c.clone()).ok());
+        let buckets = saved.body.get("buckets").and_then(Value::as_u64);
+        if saved_config.as_ref() != Some(&config) || buckets != Some(u64::from(self.buckets)) {
+            return Err(Error::Checkpoint(format!(
+                "it was made with neighbour settings {saved_config:?} and {buckets:?} buckets; they are now {config:?} \
+                 and {} buckets. Move the checkpoint folder and the item_neighbors table away to recompute",
+                self.buckets
+            )));
+        }
+        let watermark = saved.body.get("watermark_us").and_then(Value::as_i64);
+        let inputs: Vec<InputMark> =
+            serde_json::from_value(saved.body.get("inputs").cloned().unwrap_or_default()).map_err(checkpoint)?;
+        self.marks = Watermarks::restore(self.lateness_us, self.idle_timeout_us, watermark, inputs, now_us);
+        let bytes = saved.files.into_iter().find(|(f, _)| *f == "state_file").map(|(_, b)| b).unwrap_or_default();
+        let state: State = serde_json::from_slice(&bytes).map_err(checkpoint)?;
+        self.core = CoVisits::restore(config, state).map_err(Error::Checkpoint)?;
+        self.listed.clear();
+        for item in self.core.items().filter(|i| !self.core.neighbors(i).is_empty()).cloned().collect::<Vec<_>>() {
+            self.listed.entry(bucket_of(&item, self.buckets)).or_default().insert(item);
+        }
+        Ok(())
+    }
+
+    fn state_size(&self) -> usize {
+        let (_, pairs, users) = self.core.state_size();
+        pairs + users
+    }
+}
+
+fn checkpoint(e: impl std::fmt::Display) -> Error {
+    Error::Checkpoint(e.to_string())
+}
