@@ -90,11 +90,16 @@ async fn posted_interactions_become_exact_neighbour_lists_served_by_the_api() {
     let expected = recount(&Rules::default(), &steps);
     assert!(expected.len() >= 30, "the posted sessions make lists: {}", expected.len());
     let lake = Lake::new(dir.path(), Format::Delta).unwrap();
-    let settled = wait_until(Duration::from_secs(90), || async { same_lists(&published(&lake).await, &expected) }).await;
+    let settled =
+        wait_until(Duration::from_secs(90), || async { same_lists(&published(&lake).await, &expected) }).await;
     if !settled {
         let got = published(&lake).await;
         let differ: Vec<_> = expected.iter().filter(|(k, v)| got.get(*k) != Some(v)).take(2).collect();
-        panic!("item_neighbors != recount: {} items expected, {} published; e.g. {differ:?}", expected.len(), got.len());
+        panic!(
+            "item_neighbors != recount: {} items expected, {} published; e.g. {differ:?}",
+            expected.len(),
+            got.len()
+        );
     }
 
     // The API serves the lists (after its refresh), most similar first, `limit` of them.
