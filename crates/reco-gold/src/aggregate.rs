@@ -130,8 +130,9 @@ pub trait Aggregate: Send + Sync {
     /// The folder of its checkpoints under `_checkpoints/`.
     fn checkpoint_dir(&self) -> &'static str;
 
-    /// `(field, file name prefix)` of each file its checkpoints hold besides the manifest.
-    fn files(&self) -> &'static [(&'static str, &'static str)];
+    /// `(field, file name prefix, extension)` of each file its checkpoints hold besides the
+    /// manifest.
+    fn files(&self) -> &'static [(&'static str, &'static str, &'static str)];
 
     /// Its state, to checkpoint.
     fn save(&self) -> Result<Saved>;

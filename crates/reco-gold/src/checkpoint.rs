@@ -37,8 +37,8 @@ pub struct Checkpoints {
     lake: Lake,
     /// `_checkpoints/<aggregate's folder>`.
     dir: String,
-    /// `(field, prefix)` of the files beside each manifest.
-    files: &'static [(&'static str, &'static str)],
+    /// `(field, prefix, extension)` of the files beside each manifest.
+    files: &'static [(&'static str, &'static str, &'static str)],
     next_seq: u64,
 }
 
@@ -48,7 +48,7 @@ impl Checkpoints {
     pub async fn open(
         lake: &Lake,
         dir: &str,
-        files: &'static [(&'static str, &'static str)],
+        files: &'static [(&'static str, &'static str, &'static str)],
     ) -> Result<(Checkpoints, Option<Restored>)> {
         let mut cp = Checkpoints { lake: lake.clone(), dir: format!("_checkpoints/{dir}"), files, next_seq: 0 };
         let Some(seq) = cp.manifests().await?.last().copied() else { return Ok((cp, None)) };
@@ -62,7 +62,7 @@ impl Checkpoints {
         body.remove(SEQ);
         body.remove(WRITTEN_AT);
         let mut files = Vec::new();
-        for (field, _) in cp.files {
+        for (field, _, _) in cp.files {
             let Some(name) = body.get(*field).and_then(Value::as_str) else { continue };
             let key = format!("{}/{name}", cp.dir);
             let bytes = lake.get_object(&key).await?.ok_or_else(|| Error::Checkpoint(format!("{key} is missing")))?;
@@ -92,8 +92,9 @@ impl Checkpoints {
         let mut manifest = saved.body;
         let mut written = Vec::new();
         for (field, bytes) in saved.files {
-            let prefix = self.files.iter().find(|(f, _)| *f == field).map_or(field, |(_, p)| *p);
-            let name = format!("{prefix}-{seq:020}-{}.parquet", uuid::Uuid::now_v7());
+            let (prefix, ext) =
+                self.files.iter().find(|(f, _, _)| *f == field).map_or((field, "bin"), |(_, p, e)| (*p, *e));
+            let name = format!("{prefix}-{seq:020}-{}.{ext}", uuid::Uuid::now_v7());
             self.lake.put_object(&format!("{}/{name}", self.dir), bytes.into(), false).await?;
             manifest.insert(field.to_owned(), Value::String(name.clone()));
             written.push(name);
@@ -126,11 +127,11 @@ impl Checkpoints {
                 continue;
             }
             if let Ok(m) = self.read_manifest(seq).await {
-                named.extend(self.files.iter().filter_map(|(f, _)| m.get(*f)?.as_str().map(str::to_owned)));
+                named.extend(self.files.iter().filter_map(|(f, _, _)| m.get(*f)?.as_str().map(str::to_owned)));
             }
         }
         for name in names {
-            let ours = self.files.iter().any(|(_, prefix)| name.starts_with(&format!("{prefix}-")));
+            let ours = self.files.iter().any(|(_, prefix, _)| name.starts_with(&format!("{prefix}-")));
             if ours && !named.contains(&name) {
                 let _ = self.lake.delete_object(&format!("{}/{name}", self.dir)).await;
             }

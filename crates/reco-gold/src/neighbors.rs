@@ -162,8 +162,8 @@ impl Aggregate for NeighborsAggregate {
         "gold_item_neighbors"
     }
 
-    fn files(&self) -> &'static [(&'static str, &'static str)] {
-        &[("state_file", "state")]
+    fn files(&self) -> &'static [(&'static str, &'static str, &'static str)] {
+        &[("state_file", "state", "json")]
     }
 
     fn save(&self) -> Result<Saved> {

@@ -198,8 +198,8 @@ impl Aggregate for TrendingAggregate {
         "gold"
     }
 
-    fn files(&self) -> &'static [(&'static str, &'static str)] {
-        &[("panes_file", "panes")]
+    fn files(&self) -> &'static [(&'static str, &'static str, &'static str)] {
+        &[("panes_file", "panes", "parquet")]
     }
 
     fn save(&self) -> Result<Saved> {

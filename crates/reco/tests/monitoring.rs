@@ -45,6 +45,7 @@ async fn traffic(api: &str, broker: &str) {
     assert_eq!(http::post_json(api, "/events", &invalid).await.unwrap().status, 422);
     assert_eq!(http::get(api, "/nope").await.unwrap().status, 404);
     let _ = http::get(api, "/trending?window=1h").await.unwrap();
+    let _ = http::get(api, "/items/m1/similar").await.unwrap();
     let producer: FutureProducer = reco_kafka::client_config(broker).create().unwrap();
     for payload in ["not json", "{\"type\": \"view\"}"] {
         producer

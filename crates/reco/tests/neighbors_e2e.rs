@@ -22,7 +22,7 @@ const EVENTS: usize = 2500;
 /// In event-time order, as live traffic arrives: 60 users of uneven activity in four taste
 /// groups, sessions ending by gaps (a few named), views, clicks and ratings (some low).
 fn interactions() -> Vec<Event> {
-    let mut next = xorshift(0x5EED_0F_2019);
+    let mut next = xorshift(0x005E_ED0F_2019);
     let mut t = BASE;
     (0..EVENTS)
         .map(|_| {

@@ -51,6 +51,7 @@ async fn status_reports_healthy_degraded_and_down() {
         "silver job",
         "gold job",
         "trending_now_1h",
+        "item_neighbors",
     ] {
         assert!(names.contains(&expected), "check {expected} in {names:?}");
     }

@@ -157,6 +157,15 @@ pub async fn run(args: StatusArgs) -> anyhow::Result<ExitCode> {
         }
     }
 
+    match GoldTable::open_existing(&lake, reco_lake::gold::neighbors::TABLE).await {
+        Ok(Some(table)) => {
+            let detail = format!("{} buckets of item lists published", table.row_sets().len());
+            report.check(reco_lake::gold::neighbors::TABLE, Level::Ok, detail);
+        }
+        Ok(None) => report.check(reco_lake::gold::neighbors::TABLE, Level::Ok, "no list published yet"),
+        Err(e) => report.check(reco_lake::gold::neighbors::TABLE, Level::Degraded, e.to_string()),
+    }
+
     if args.json {
         println!("{}", serde_json::to_string_pretty(&report)?);
     } else {

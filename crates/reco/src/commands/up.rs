@@ -86,7 +86,9 @@ pub async fn run(args: UpArgs, started: Instant) -> anyhow::Result<ExitCode> {
     });
 
     println!("reco up: ready in {} ms", started.elapsed().as_millis());
-    println!("  API        http://{http_addr}  (POST /events, GET /trending, GET /health/ready, GET /openapi.json)");
+    println!(
+        "  API        http://{http_addr}  (POST /events, GET /trending, GET /items/{{id}}/similar, GET /health/ready, GET /openapi.json)"
+    );
     println!("  metrics    {metrics_url}");
     println!("  broker     {bootstrap}  (Kafka protocol; storage: {storage_note})");
     println!("  lakehouse  {}  (format: {:?}; silver and gold jobs running)", lake.display(), args.lake.storage_format);
