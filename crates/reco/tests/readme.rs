@@ -57,13 +57,12 @@ async fn run_example(api: &str, heading: &str, within: Duration) -> (Value, Valu
     run_shell(posts, api);
     let shown = shown_output(&block, &query);
     let uri = query.split('\'').nth(1).unwrap().replace("localhost:8000", "");
-    let mut last = String::new();
     let body = loop {
         let r = http::get(api, &uri).await.unwrap();
         if r.status == 200 {
             break serde_json::from_str::<Value>(&r.text()).unwrap();
         }
-        last = format!("{} {}", r.status, r.text());
+        let last = format!("{} {}", r.status, r.text());
         assert!(started.elapsed() < within, "{heading}: no answer {within:?} after the posts; last: {last}");
         tokio::time::sleep(Duration::from_millis(200)).await;
     };
