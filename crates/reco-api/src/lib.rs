@@ -200,6 +200,28 @@ pub fn metrics_app(telemetry: Arc<Telemetry>) -> Router {
         .with_state(telemetry)
 }
 
+/// A JSON answer clients and CDNs may reuse for `max_age_secs` and revalidate by `etag`:
+/// `304` without a body when `If-None-Match` names it, else `body()`.
+pub(crate) fn cached_json<T: serde::Serialize>(
+    headers: &axum::http::HeaderMap,
+    etag: &str,
+    max_age_secs: u32,
+    body: impl FnOnce() -> T,
+) -> Response {
+    let mut response = if headers.get(header::IF_NONE_MATCH).is_some_and(|v| v.as_bytes() == etag.as_bytes()) {
+        StatusCode::NOT_MODIFIED.into_response()
+    } else {
+        axum::Json(body()).into_response()
+    };
+    let h = response.headers_mut();
+    if let Ok(v) = HeaderValue::from_str(etag) {
+        h.insert(header::ETAG, v);
+    }
+    let control = HeaderValue::from_str(&format!("public, max-age={max_age_secs}"));
+    h.insert(header::CACHE_CONTROL, control.unwrap_or(HeaderValue::from_static("no-cache")));
+    response
+}
+
 async fn not_found() -> ApiError {
     ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such endpoint; see /openapi.json")
 }

@@ -12,10 +12,9 @@ use std::{
 };
 
 use axum::{
-    Json,
     extract::{Path, Query, State},
-    http::{HeaderMap, HeaderValue, StatusCode, header},
-    response::{IntoResponse, Response},
+    http::{HeaderMap, StatusCode},
+    response::Response,
 };
 use chrono::{DateTime, Utc};
 use reco_core::{ErrorKind, FieldError};
@@ -210,27 +209,14 @@ pub(crate) async fn get_similar(
     };
     // Per URL, so the item is already part of the key.
     let etag = format!("\"{}-{limit}\"", list.computed_at_us);
-    let mut response = if headers.get(header::IF_NONE_MATCH).is_some_and(|v| v.as_bytes() == etag.as_bytes()) {
-        StatusCode::NOT_MODIFIED.into_response()
-    } else {
-        Json(SimilarResponse {
-            item_id,
-            items: list
-                .items
-                .iter()
-                .take(limit)
-                .map(|(i, score, support)| SimilarItem { item_id: i.clone(), score: *score, support: *support })
-                .collect(),
-            computed_at: DateTime::from_timestamp_micros(list.computed_at_us).unwrap_or_default(),
-        })
-        .into_response()
-    };
-    let h = response.headers_mut();
-    if let Ok(v) = HeaderValue::from_str(&etag) {
-        h.insert(header::ETAG, v);
-    }
-    if let Ok(v) = HeaderValue::from_str(&format!("public, max-age={MAX_AGE_SECS}")) {
-        h.insert(header::CACHE_CONTROL, v);
-    }
-    Ok(response)
+    Ok(crate::cached_json(&headers, &etag, MAX_AGE_SECS, || SimilarResponse {
+        item_id,
+        items: list
+            .items
+            .iter()
+            .take(limit)
+            .map(|(i, score, support)| SimilarItem { item_id: i.clone(), score: *score, support: *support })
+            .collect(),
+        computed_at: DateTime::from_timestamp_micros(list.computed_at_us).unwrap_or_default(),
+    }))
 }

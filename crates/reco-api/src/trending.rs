@@ -14,10 +14,9 @@ use std::{
 };
 
 use axum::{
-    Json,
     extract::{Query, State},
-    http::{HeaderMap, HeaderValue, StatusCode, header},
-    response::{IntoResponse, Response},
+    http::{HeaderMap, StatusCode},
+    response::Response,
 };
 use chrono::{DateTime, NaiveDate, Utc};
 use reco_core::{ErrorKind, FieldError};
@@ -326,37 +325,22 @@ pub(crate) async fn get_trending(
     let computed_at_us = rows.first().map_or(0, |r| r.computed_at_us);
     let complete = is_complete(&rows);
     let etag = format!("\"{}-{start_us}-{computed_at_us}-{complete}-{limit}\"", window.name);
-    let mut response = if headers.get(header::IF_NONE_MATCH).is_some_and(|v| v.as_bytes() == etag.as_bytes()) {
-        StatusCode::NOT_MODIFIED.into_response()
-    } else {
-        Json(TrendingResponse {
-            window: window.name.clone(),
-            window_start: ts(start_us),
-            window_end: ts(start_us + window.length_us),
-            complete,
-            computed_at: ts(computed_at_us),
-            items: rows
-                .iter()
-                .take(limit)
-                .map(|r| TrendingItem {
-                    rank: r.rank,
-                    item_id: r.item_id.clone(),
-                    score: r.score,
-                    views: r.views,
-                    clicks: r.clicks,
-                })
-                .collect(),
-        })
-        .into_response()
-    };
-    let h = response.headers_mut();
-    if let Ok(v) = HeaderValue::from_str(&etag) {
-        h.insert(header::ETAG, v);
-    }
-    h.insert(
-        header::CACHE_CONTROL,
-        HeaderValue::from_str(&format!("public, max-age={MAX_AGE_SECS}"))
-            .unwrap_or(HeaderValue::from_static("no-cache")),
-    );
-    Ok(response)
+    Ok(crate::cached_json(&headers, &etag, MAX_AGE_SECS, || TrendingResponse {
+        window: window.name.clone(),
+        window_start: ts(start_us),
+        window_end: ts(start_us + window.length_us),
+        complete,
+        computed_at: ts(computed_at_us),
+        items: rows
+            .iter()
+            .take(limit)
+            .map(|r| TrendingItem {
+                rank: r.rank,
+                item_id: r.item_id.clone(),
+                score: r.score,
+                views: r.views,
+                clicks: r.clicks,
+            })
+            .collect(),
+    }))
 }

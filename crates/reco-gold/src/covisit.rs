@@ -32,7 +32,7 @@
 //!    session cannot go on (idle beyond both session limits).
 
 use std::{
-    collections::{BTreeMap, BTreeSet, HashMap, VecDeque},
+    collections::{BTreeSet, HashMap, VecDeque},
     sync::Arc,
 };
 
@@ -143,6 +143,9 @@ pub struct State {
     #[allow(clippy::type_complexity)]
     pub users: Vec<(String, Option<String>, i64, Vec<(u32, f64)>, u32)>,
     pub pending: Vec<Interaction>,
+    /// Items whose list changed since it was last taken for publication.
+    #[serde(default)]
+    pub changed: Vec<u32>,
     pub epoch_us: i64,
     pub forgot_at: Option<i64>,
 }
@@ -155,8 +158,10 @@ pub struct Neighbor {
     pub support: u32,
 }
 
-/// Application order of pending events; `seq` keeps exact duplicates apart.
-type Key = (i64, String, String, (u8, u64), u64);
+/// The application order: event time, user, item, kind and rating.
+fn order(e: &Interaction) -> (i64, &str, &str, (u8, u64)) {
+    (e.time_us, &e.user, &e.item, e.action.order())
+}
 
 #[derive(Clone, Debug, Default)]
 struct Pair {
@@ -187,8 +192,8 @@ pub struct CoVisits {
     ids: HashMap<Arc<str>, u32>,
     items: Vec<Item>,
     users: HashMap<String, User>,
-    pending: BTreeMap<Key, Interaction>,
-    seq: u64,
+    /// Held until the watermark passes them, in arrival order (sorted when applied).
+    pending: Vec<Interaction>,
     /// Reference time of the forward-decayed values.
     epoch_us: i64,
     /// The last multiple of the forgetting step the watermark passed.
@@ -205,8 +210,7 @@ impl CoVisits {
             ids: HashMap::new(),
             items: Vec::new(),
             users: HashMap::new(),
-            pending: BTreeMap::new(),
-            seq: 0,
+            pending: Vec::new(),
             epoch_us: 0,
             forgot_at: None,
             dirty: BTreeSet::new(),
@@ -224,25 +228,16 @@ impl CoVisits {
             self.apply(&interaction);
             return;
         }
-        self.seq += 1;
-        let key = (
-            interaction.time_us,
-            interaction.user.clone(),
-            interaction.item.clone(),
-            interaction.action.order(),
-            self.seq,
-        );
-        self.pending.insert(key, interaction);
+        self.pending.push(interaction);
     }
 
     /// The watermark moved to `watermark`: applies what it passed, in order, and forgets what
     /// faded.
     pub fn advance(&mut self, watermark: i64) {
-        let later = self.pending.split_off(&(watermark + 1, String::new(), String::new(), (0, 0), 0));
-        let due = std::mem::replace(&mut self.pending, later);
-        for (_, interaction) in due {
-            self.apply(&interaction);
-        }
+        let (due, later): (Vec<_>, Vec<_>) =
+            std::mem::take(&mut self.pending).into_iter().partition(|e| e.time_us <= watermark);
+        self.pending = later;
+        self.apply_in_order(due);
         self.forget(watermark);
     }
 
@@ -254,9 +249,22 @@ impl CoVisits {
     /// Applies everything held, in order, as if the watermark had passed it: every input is
     /// idle, so what was posted last should count now rather than when traffic resumes.
     pub fn flush(&mut self) {
-        for (_, interaction) in std::mem::take(&mut self.pending) {
-            self.apply(&interaction);
+        let all = std::mem::take(&mut self.pending);
+        self.apply_in_order(all);
+    }
+
+    fn apply_in_order(&mut self, mut due: Vec<Interaction>) {
+        // Stable: exact duplicates keep their arrival order (they are identical anyway).
+        due.sort_by(|a, b| order(a).cmp(&order(b)));
+        for interaction in &due {
+            self.apply(interaction);
         }
+    }
+
+    /// Marks items as changed since the last publication (a restored state's unpublished ones).
+    pub fn mark_changed(&mut self, items: impl IntoIterator<Item = u32>) {
+        let n = self.names.len() as u32;
+        self.dirty.extend(items.into_iter().filter(|i| *i < n));
     }
 
     /// The state as plain values, to checkpoint.
@@ -277,7 +285,8 @@ impl CoVisits {
                     (id.clone(), u.session.clone(), u.last_us, u.history.iter().copied().collect(), u.positives)
                 })
                 .collect(),
-            pending: self.pending.values().cloned().collect(),
+            pending: self.pending.clone(),
+            changed: self.dirty.iter().copied().collect(),
             epoch_us: self.epoch_us,
             forgot_at: self.forgot_at,
         }
@@ -301,9 +310,8 @@ impl CoVisits {
         for (id, session, last_us, history, positives) in state.users {
             c.users.insert(id, User { session, last_us, history: history.into(), positives });
         }
-        for interaction in state.pending {
-            c.record(interaction, None);
-        }
+        c.pending = state.pending;
+        c.mark_changed(state.changed);
         c.epoch_us = state.epoch_us;
         c.forgot_at = state.forgot_at;
         Ok(c)

@@ -1,3 +1,5 @@
+use std::collections::BTreeMap;
+
 use proptest::prelude::*;
 use reco_testkit::neighbors::{self, Rules};
 

@@ -26,6 +26,10 @@ use crate::{
 
 const SOURCES: [Source; 3] = [Source::Views, Source::Clicks, Source::Ratings];
 
+/// Least processing time between two publications: a busy cycle every 200 ms would otherwise
+/// rewrite the same buckets five times a second.
+const PUBLISH_EVERY_US: i64 = 1_000_000;
+
 pub(crate) struct NeighborsAggregate {
     core: CoVisits,
     marks: Watermarks,
@@ -34,6 +38,8 @@ pub(crate) struct NeighborsAggregate {
     buckets: u32,
     /// Per bucket, the items that have a list in the table.
     listed: BTreeMap<i32, BTreeSet<Arc<str>>>,
+    /// Processing time of the last publication.
+    published_at_us: Option<i64>,
 }
 
 impl NeighborsAggregate {
@@ -46,10 +52,18 @@ impl NeighborsAggregate {
             idle_timeout_us,
             buckets: config.neighbor_buckets,
             listed: BTreeMap::new(),
+            published_at_us: None,
         }
     }
 
-    /// The buckets holding `items`, rewritten whole: every listed item of each.
+    /// The buckets of the items whose list changed, rewritten whole: every listed item of each.
+    fn publish_changed(&mut self, now_us: i64) -> Result<Vec<Publication>> {
+        self.published_at_us = Some(now_us);
+        let changed: Vec<(Arc<str>, usize)> =
+            self.core.take_changed().into_iter().map(|(item, list)| (item, list.len())).collect();
+        self.publication(changed)
+    }
+
     fn publication(&mut self, changed: Vec<(Arc<str>, usize)>) -> Result<Vec<Publication>> {
         let mut dirty = BTreeSet::new();
         for (item, len) in changed {
@@ -148,14 +162,20 @@ impl Aggregate for NeighborsAggregate {
         if let Some(w) = self.marks.update(now_us) {
             self.core.advance(w);
         }
-        if self.marks.all_idle(now_us) && self.core.pending() > 0 {
+        let idle = self.marks.all_idle(now_us);
+        if idle && self.core.pending() > 0 {
             // Nothing more is coming for now: what was posted last counts now (as trending
             // publishes its open windows provisional), not when traffic resumes.
             self.core.flush();
         }
-        let changed: Vec<(Arc<str>, usize)> =
-            self.core.take_changed().into_iter().map(|(item, list)| (item, list.len())).collect();
-        self.publication(changed)
+        if !idle && self.published_at_us.is_some_and(|at| now_us - at < PUBLISH_EVERY_US) {
+            return Ok(Vec::new());
+        }
+        self.publish_changed(now_us)
+    }
+
+    fn stopping(&mut self) -> Result<Vec<Publication>> {
+        self.publish_changed(crate::job::now_us())
     }
 
     fn checkpoint_dir(&self) -> &'static str {
