@@ -181,6 +181,7 @@ fn internal(message: String) -> ApiError {
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub(crate) struct TrendingQuery {
     /// Window length: `1h` or `24h`.
     window: Option<String>,

@@ -83,4 +83,15 @@ async fn health_and_openapi() {
     for status in ["401", "429"] {
         assert!(spec["paths"]["/events"]["post"]["responses"][status].is_object(), "POST /events documents {status}");
     }
+    // Query parameters are optional and in the query; the item is in the path.
+    let params = |path: &str| spec["paths"][path]["get"]["parameters"].as_array().cloned().unwrap_or_default();
+    let trending = params("/trending");
+    assert!(trending.len() >= 4, "{trending:?}");
+    for p in &trending {
+        assert_eq!((p["in"].as_str(), p["required"].as_bool()), (Some("query"), Some(false)), "{p}");
+    }
+    let similar = params("/items/{item_id}/similar");
+    let place = |name: &str| similar.iter().find(|p| p["name"] == name).map(|p| p["in"].clone());
+    assert_eq!(place("item_id"), Some(Value::from("path")), "{similar:?}");
+    assert_eq!(place("limit"), Some(Value::from("query")), "{similar:?}");
 }
