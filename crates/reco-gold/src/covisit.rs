@@ -221,14 +221,15 @@ impl CoVisits {
         &self.config
     }
 
-    /// Takes an interaction: applied at once when `watermark` has passed it (late), else held
-    /// until [`CoVisits::advance`] passes it.
-    pub fn record(&mut self, interaction: Interaction, watermark: Option<i64>) {
+    /// Takes an interaction: applied at once when `watermark` has passed it (late: returns
+    /// true), else held until [`CoVisits::advance`] passes it.
+    pub fn record(&mut self, interaction: Interaction, watermark: Option<i64>) -> bool {
         if watermark.is_some_and(|w| interaction.time_us <= w) {
             self.apply(&interaction);
-            return;
+            return true;
         }
         self.pending.push(interaction);
+        false
     }
 
     /// The watermark moved to `watermark`: applies what it passed, in order, and forgets what

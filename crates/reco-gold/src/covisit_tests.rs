@@ -181,7 +181,7 @@ fn check(config: Config, steps: &[Step], restore_at: Option<usize>) -> Result<()
     let mut published: BTreeMap<String, Vec<(String, f64, u32)>> = BTreeMap::new();
     for step in steps {
         match step {
-            Step::Record(e) => c.record(e.clone(), watermark),
+            Step::Record(e) => prop_assert!(!c.record(e.clone(), watermark), "the generator makes no event late"),
             Step::Advance(w) => {
                 watermark = Some(*w);
                 c.advance(*w);

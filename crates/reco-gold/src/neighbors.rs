@@ -153,9 +153,7 @@ impl Aggregate for NeighborsAggregate {
             action,
             time_us: event.event_time_us,
         };
-        let late = watermark.is_some_and(|w| event.event_time_us <= w);
-        self.core.record(interaction, watermark);
-        if late { Recorded::Late } else { Recorded::OnTime }
+        if self.core.record(interaction, watermark) { Recorded::Late } else { Recorded::OnTime }
     }
 
     fn advance(&mut self, now_us: i64) -> Result<Vec<Publication>> {

@@ -317,6 +317,10 @@ impl Job {
         self.oldest_pending = None;
         self.partitions.values_mut().for_each(HashMap::clear);
         self.catchup.forget();
+        // What this worker knew of partitions it may no longer own: another worker's could
+        // have data by now, and naming it empty would let gold pass it by. The next flush asks
+        // again for the partitions assigned then.
+        self.log_bounds.clear();
     }
 
     /// Buffers one record; true when it was the last one to read to be caught up (see

@@ -140,16 +140,6 @@ impl GoldTable {
         &self.sets
     }
 
-    /// The rows of the trending window starting at `start_us`, if published.
-    pub fn read_window(&self, start_us: i64) -> Result<Option<Vec<GoldRow>>> {
-        self.sets.get(&start_us).map(read_gold).transpose()
-    }
-
-    /// Every row of every trending window (tests, audits).
-    pub fn read_all(&self) -> Result<BTreeMap<i64, Vec<GoldRow>>> {
-        self.sets.iter().map(|(s, p)| Ok((*s, read_gold(p)?))).collect()
-    }
-
     /// Picks up commits made by other processes; true when anything changed.
     pub async fn refresh(&mut self) -> Result<bool> {
         match &mut self.inner {
