@@ -105,8 +105,14 @@ async fn posted_interactions_become_exact_neighbour_lists_served_by_the_api() {
     // The API serves the lists (after its refresh), most similar first, `limit` of them.
     let (item, list) = expected.iter().max_by_key(|(_, l)| l.len()).unwrap();
     let uri = format!("/items/{item}/similar?limit=5");
-    let served = wait_until(Duration::from_secs(10), || async { http::get(&api, &uri).await.unwrap().status == 200 });
-    assert!(served.await, "GET {uri} answers 200");
+    // The API re-reads the table every second: wait until it has read the version checked
+    // above (the first neighbour as recounted), not merely until it has some list.
+    let first = list[0].0.clone();
+    let served = wait_until(Duration::from_secs(10), || async {
+        let r = http::get(&api, &uri).await.unwrap();
+        r.status == 200 && serde_json::from_str::<Value>(&r.text()).unwrap()["items"][0]["item_id"] == first.as_str()
+    });
+    assert!(served.await, "GET {uri} serves the published list");
     let response = http::get(&api, &uri).await.unwrap();
     let body: Value = serde_json::from_str(&response.text()).unwrap();
     assert_eq!(body["item_id"], item.as_str());
