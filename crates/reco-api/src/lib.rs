@@ -1,5 +1,5 @@
 //! The reco HTTP API (DESIGN §6): `POST /events`, `GET /trending`, `GET /items/{id}/similar`,
-//! health probes, `/metrics` and `/openapi.json`.
+//! `GET /users/{id}/recommendations`, `POST /recommendations`, health probes, `/metrics` and `/openapi.json`.
 //!
 //! [`app`] builds the whole router from an [`AppState`], so tests drive it with
 //! `tower::ServiceExt::oneshot` and no socket; [`serve`] runs it with graceful shutdown.
@@ -14,6 +14,7 @@ mod events;
 mod health;
 pub mod limit;
 mod openapi;
+pub mod recommend;
 mod similar;
 mod trending;
 
@@ -38,6 +39,7 @@ pub use auth::{Caller, TokenFileError, Tokens};
 pub use error::ApiError;
 pub use limit::RateLimit;
 pub use openapi::ApiDoc;
+pub use recommend::{HistoryConfig, UserHistories};
 pub use similar::SimilarCache;
 pub use trending::{ServedWindow, TrendingCache};
 
@@ -97,6 +99,9 @@ pub struct AppState {
     /// Serves `GET /items/{id}/similar` from the gold table `item_neighbors`; `None` answers
     /// it 503.
     pub similar: Option<Arc<SimilarCache>>,
+    /// Each user's recent items, followed from the event topics, behind
+    /// `GET /users/{id}/recommendations`; `None` answers it 503.
+    pub histories: Option<Arc<UserHistories>>,
 }
 
 /// The complete router.
@@ -115,14 +120,20 @@ pub fn app(state: AppState) -> Router {
     }
     let mut trending = get(trending::get_trending);
     let mut similar = get(similar::get_similar);
+    let mut for_user = get(recommend::get_user_recommendations);
+    let mut for_session = post(recommend::post_recommendations);
     if config.tokens_for_trending {
         trending = trending.route_layer(guard(auth::Guarded::Read));
         similar = similar.route_layer(guard(auth::Guarded::Read));
+        for_user = for_user.route_layer(guard(auth::Guarded::Read));
+        for_session = for_session.route_layer(guard(auth::Guarded::Read));
     }
     let mut router = Router::new()
         .route("/events", events.route_layer(guard(auth::Guarded::Ingest)))
         .route("/trending", trending)
         .route("/items/{item_id}/similar", similar)
+        .route("/users/{user_id}/recommendations", for_user)
+        .route("/recommendations", for_session)
         .route("/health/live", get(health::live))
         .route("/health/ready", get(health::ready))
         .route("/openapi.json", get(openapi::openapi_json));

@@ -35,9 +35,9 @@ const MAX_AGE_SECS: u32 = 5;
 
 /// One item's list as published.
 #[derive(Debug)]
-struct List {
+pub(crate) struct List {
     /// `(neighbour, score, support)` in rank order.
-    items: Vec<(String, f64, i64)>,
+    pub(crate) items: Vec<(String, f64, i64)>,
     computed_at_us: i64,
 }
 
@@ -129,7 +129,7 @@ impl SimilarCache {
         }
     }
 
-    fn list(&self, item: &str) -> Option<Arc<List>> {
+    pub(crate) fn list(&self, item: &str) -> Option<Arc<List>> {
         self.held.read().unwrap_or_else(std::sync::PoisonError::into_inner).lists.get(item).cloned()
     }
 }

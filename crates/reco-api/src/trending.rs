@@ -117,6 +117,18 @@ impl TrendingCache {
         Ok(())
     }
 
+    /// The items of the newest window of the shortest length (provisional ones included: a
+    /// fill wants what is trending now), rank order; the next length when it has none.
+    pub(crate) fn fill_items(&self) -> Vec<String> {
+        let mut by_length: Vec<&ServedWindow> = self.windows.iter().collect();
+        by_length.sort_by_key(|w| w.length_us);
+        by_length
+            .iter()
+            .find_map(|w| self.latest(&w.name, true).filter(|(_, rows)| !rows.is_empty()))
+            .map(|(_, rows)| rows.iter().map(|r| r.item_id.clone()).collect())
+            .unwrap_or_default()
+    }
+
     /// Refreshes every `interval` until `shutdown`; errors are logged and retried.
     pub async fn run(self: Arc<Self>, interval: Duration, shutdown: CancellationToken) {
         loop {

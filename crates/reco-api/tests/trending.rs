@@ -53,6 +53,7 @@ fn state_with(cache: Arc<TrendingCache>) -> AppState {
         config: Arc::new(ApiConfig::default()),
         trending: Some(cache),
         similar: None,
+        histories: None,
     }
 }
 

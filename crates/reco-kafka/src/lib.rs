@@ -21,6 +21,7 @@ mod error;
 pub mod group;
 mod producer;
 mod security;
+pub mod tail;
 pub mod topics;
 
 use std::time::Duration;

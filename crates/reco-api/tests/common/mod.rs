@@ -45,6 +45,7 @@ impl Harness {
             config: Arc::new(config),
             trending: None,
             similar: None,
+            histories: None,
         };
         Harness { broker: Some(broker), bootstrap, state }
     }

@@ -54,6 +54,10 @@ pub struct HttpArgs {
     /// Longest a request may take before it is answered 503, in milliseconds.
     #[arg(long, env = "RECO_REQUEST_TIMEOUT_MS", default_value_t = 10_000)]
     pub request_timeout_ms: u64,
+    /// How far back a user's history counts for their recommendations, in days: at start the
+    /// API re-reads this much of the event topics, and drops users idle this long (event time).
+    #[arg(long, env = "RECO_HISTORY_DAYS", default_value_t = 30)]
+    pub history_days: u64,
 }
 
 /// The event rules of DESIGN §3 that an operator may change. One group, flattened once into

@@ -8,7 +8,7 @@ use std::{
 };
 
 use anyhow::Context;
-use reco_api::{AppState, ServedWindow, SimilarCache, TrendingCache};
+use reco_api::{AppState, HistoryConfig, ServedWindow, SimilarCache, TrendingCache, UserHistories};
 use reco_kafka::{EventProducer, ProducerSettings};
 use reco_telemetry::Telemetry;
 use tokio::net::TcpListener;
@@ -59,6 +59,7 @@ pub struct Api {
     /// The separate /metrics listener (`--metrics-addr`), if any.
     pub metrics: Option<TcpListener>,
     pub state: AppState,
+    bootstrap: String,
 }
 
 impl Api {
@@ -70,7 +71,8 @@ impl Api {
         telemetry: Arc<Telemetry>,
         trending: Option<Arc<TrendingCache>>,
     ) -> anyhow::Result<Api> {
-        let config = http.api_config(rules.rules()?)?;
+        let rules = rules.rules()?;
+        let config = http.api_config(rules.clone())?;
         let addr = http.http_addr.unwrap_or(default_addr);
         let producer = EventProducer::new(ProducerSettings {
             bootstrap_servers: bootstrap.to_owned(),
@@ -101,8 +103,10 @@ impl Api {
         }
         // Recommendations come from the same lake as trending.
         let similar = trending.as_ref().map(|t| SimilarCache::new(t.lake().clone()));
-        let state = AppState { producer, telemetry, config: Arc::new(config), trending, similar };
-        Ok(Api { listener, metrics, state })
+        let horizon = Duration::from_secs(http.history_days.max(1) * 24 * 3600);
+        let histories = Some(UserHistories::new(HistoryConfig::default(), rules, horizon));
+        let state = AppState { producer, telemetry, config: Arc::new(config), trending, similar, histories };
+        Ok(Api { listener, metrics, state, bootstrap: bootstrap.to_owned() })
     }
 
     /// Where /metrics is served.
@@ -125,6 +129,7 @@ impl Api {
             let shutdown = shutdown.clone();
             tokio::spawn(cache.run(TRENDING_REFRESH, shutdown))
         });
+        let follower = self.state.histories.clone().map(|h| tokio::spawn(h.run(self.bootstrap.clone())));
         let reloader = self.state.config.tokens.clone().map(|tokens| tokio::spawn(reload_on_sighup(tokens)));
         let metrics = self.metrics.map(|listener| {
             let app = reco_api::metrics_app(self.state.telemetry.clone());
@@ -134,7 +139,7 @@ impl Api {
             )
         });
         reco_api::serve(self.listener, self.state, shutdown).await.context("HTTP server failed")?;
-        for task in [refresher, similar, reloader].into_iter().flatten() {
+        for task in [refresher, similar, follower, reloader].into_iter().flatten() {
             task.abort();
         }
         if let Some(metrics) = metrics {

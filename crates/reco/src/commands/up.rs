@@ -87,7 +87,7 @@ pub async fn run(args: UpArgs, started: Instant) -> anyhow::Result<ExitCode> {
 
     println!("reco up: ready in {} ms", started.elapsed().as_millis());
     println!(
-        "  API        http://{http_addr}  (POST /events, GET /trending, GET /items/{{id}}/similar, GET /health/ready, GET /openapi.json)"
+        "  API        http://{http_addr}  (POST /events, GET /trending, GET /items/{{id}}/similar, GET /users/{{id}}/recommendations, GET /health/ready, GET /openapi.json)"
     );
     println!("  metrics    {metrics_url}");
     println!("  broker     {bootstrap}  (Kafka protocol; storage: {storage_note})");
