@@ -306,3 +306,76 @@ pub fn same_lists(a: &Lists, b: &Lists) -> bool {
             })
         })
 }
+
+/// A user's history as the rules of docs/ARCHITECTURE.md ("Serving: recommendations") keep
+/// it, recomputed from the events a test posted, in the order it posted them: `(positives as
+/// (item, weight) most recent first, every item touched)`.
+pub fn user_history(rules: &Rules, events: &[Event], user: &str, cap: usize) -> (Vec<(String, f64)>, Vec<String>) {
+    // (item, weight, time), newest first.
+    let mut positives: Vec<(String, f64, i64)> = Vec::new();
+    let mut seen = Vec::new();
+    for e in events.iter().filter(|e| e.user == user) {
+        if !seen.contains(&e.item) {
+            seen.push(e.item.clone());
+        }
+        let mut weight = match e.kind {
+            Kind::View => rules.view_weight,
+            Kind::Click => rules.click_weight,
+            Kind::Rating(r) if r >= rules.rating_threshold => rules.rating_weight,
+            Kind::Rating(_) => continue,
+        };
+        let mut time = e.time_us;
+        if let Some(at) = positives.iter().position(|p| p.0 == e.item) {
+            let (_, w, t) = positives.remove(at);
+            if t > time {
+                // An older repeat changes the weight only.
+                positives.insert(at, (e.item.clone(), w.max(weight), t));
+                continue;
+            }
+            weight = weight.max(w);
+            time = time.max(t);
+        }
+        // Before every item of the same or an older time: the latest arrival is the most recent.
+        let at = positives.iter().take_while(|p| p.2 > time).count();
+        positives.insert(at, (e.item.clone(), weight, time));
+        positives.truncate(cap);
+    }
+    (positives.into_iter().map(|(i, w, _)| (i, w)).collect(), seen)
+}
+
+/// The documented recency factor `γ` of the recommendations.
+pub const RECENCY: f64 = 0.8;
+/// The documented number of positive items a user's history keeps.
+pub const HISTORY: usize = 20;
+
+/// Recommendations by the documented rule: `score(j) = Σ_p w_p·γ^p·s(h_p, j)` over the
+/// history, seen items left out, best first (ties by id), with the `because` items (the three
+/// largest contributions, largest first).
+pub fn recommend(
+    lists: &Lists,
+    history: &[(String, f64)],
+    seen: &[String],
+    gamma: f64,
+    limit: usize,
+) -> Vec<(String, f64, Vec<String>)> {
+    let mut scores: BTreeMap<&str, Vec<(f64, usize)>> = BTreeMap::new();
+    for (p, (item, weight)) in history.iter().enumerate() {
+        for (neighbor, score, _) in lists.get(item).into_iter().flatten() {
+            if !seen.contains(neighbor) {
+                scores.entry(neighbor).or_default().push((weight * gamma.powi(p as i32) * score, p));
+            }
+        }
+    }
+    let mut ranked: Vec<(String, f64, Vec<String>)> = scores
+        .into_iter()
+        .map(|(item, mut parts)| {
+            let total = parts.iter().map(|(a, _)| a).sum::<f64>();
+            parts.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
+            (item.to_owned(), total, parts.iter().take(3).map(|(_, p)| history[*p].0.clone()).collect())
+        })
+        .filter(|(_, total, _)| *total > 0.0)
+        .collect();
+    ranked.sort_by(|a, b| b.1.total_cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+    ranked.truncate(limit);
+    ranked
+}

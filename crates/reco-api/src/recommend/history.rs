@@ -118,14 +118,20 @@ impl Histories {
             u.seen.drain(..extra);
         }
         let Some(weight) = weight else { return };
-        let (mut weight, mut time_us) = (weight as f32, time_us);
+        let weight = weight as f32;
         if let Some(at) = u.positives.iter().position(|p| p.0 == id) {
-            let (_, w, t) = u.positives.remove(at);
-            weight = weight.max(w);
-            time_us = time_us.max(t);
+            if u.positives[at].2 > time_us {
+                // An older repeat: the item keeps its place, with the larger weight.
+                u.positives[at].1 = u.positives[at].1.max(weight);
+                return;
+            }
+            let (_, w, _) = u.positives.remove(at);
+            let at = u.positives.partition_point(|p| p.2 > time_us);
+            u.positives.insert(at, (id, weight.max(w), time_us));
+            return;
         }
-        // Newest first; an equal time goes after the ones already there (arrival order).
-        let at = u.positives.partition_point(|p| p.2 >= time_us);
+        // Newest first; of equal times the latest arrival first (it is the most recent).
+        let at = u.positives.partition_point(|p| p.2 > time_us);
         if at < max_positives {
             u.positives.insert(at, (id, weight, time_us));
             u.positives.truncate(max_positives);
