@@ -234,6 +234,17 @@ pub struct GoldOptions {
     /// gold tables, in hours; 0 keeps every window. At least the state horizon.
     #[arg(long, env = "RECO_GOLD_RETENTION_HOURS", default_value_t = 168)]
     pub retention_hours: u64,
+    /// Item neighbours: co-visits fade by half every this many days of event time; 0: never
+    /// (for historic replays). docs/ARCHITECTURE.md, "Gold: item neighbours".
+    #[arg(long, env = "RECO_NEIGHBORS_HALF_LIFE_DAYS", default_value_t = 30.0)]
+    pub neighbors_half_life_days: f64,
+    /// Item neighbours: each positive interaction pairs with this many of the session's
+    /// previous distinct positive items.
+    #[arg(long, env = "RECO_NEIGHBORS_HISTORY", default_value_t = 20)]
+    pub neighbors_history: usize,
+    /// Item neighbours: the list kept per item (the most GET /items/{id}/similar returns).
+    #[arg(long, env = "RECO_NEIGHBORS_TOP_K", default_value_t = 50)]
+    pub neighbors_top_k: usize,
 }
 
 #[derive(Debug, Args)]

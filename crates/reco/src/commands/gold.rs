@@ -66,9 +66,22 @@ impl GoldOptions {
         config.checkpoint_interval = Duration::from_secs(self.checkpoint_interval_secs);
         anyhow::ensure!(self.lease_ttl_secs >= 3, "--lease-ttl-secs must be at least 3");
         config.lease_ttl = Duration::from_secs(self.lease_ttl_secs);
+        anyhow::ensure!(
+            self.neighbors_half_life_days.is_finite() && self.neighbors_half_life_days >= 0.0,
+            "--neighbors-half-life-days must be a number of days, 0 or more"
+        );
+        if let Some(n) = config.neighbors.as_mut() {
+            n.half_life_us = (self.neighbors_half_life_days * 86_400e6) as i64;
+            n.history = self.neighbors_history;
+            n.top_k = self.neighbors_top_k;
+            n.candidates = n.candidates.max(self.neighbors_top_k);
+        }
         config.retention = (self.retention_hours > 0).then(|| Duration::from_secs(self.retention_hours * 3600));
         config.validate().map_err(|e| {
-            anyhow::anyhow!("{e} (see --allowed-lateness-secs, --state-horizon-secs, --retention-hours)")
+            anyhow::anyhow!(
+                "{e} (see --allowed-lateness-secs, --state-horizon-secs, --retention-hours, --neighbors-history, \
+                 --neighbors-top-k)"
+            )
         })?;
         Ok(config)
     }
