@@ -32,7 +32,7 @@ test: ## Run every test (installs what the tests need first)
 
 BENCH_EVENTS ?= 1000000
 BENCH_REPORT ?= $(CARGO_TARGET_DIR)/bench-report.md
-bench: ## Benchmarks, release build: API (wrk), silver vs bare rdkafka, gold core, latency and backlog catch-up, freshness + RSS per service
+bench: ## Benchmarks, release build: API (wrk), silver vs bare rdkafka, gold core, latency and backlog catch-up, freshness + RSS per service, recommendation quality
 	./scripts/test-deps.sh
 	cargo build --release -p reco --bin reco
 	@rm -f $(BENCH_REPORT)
@@ -42,6 +42,7 @@ bench: ## Benchmarks, release build: API (wrk), silver vs bare rdkafka, gold cor
 	RECO_BENCH_REPORT=$(BENCH_REPORT) cargo run --release -p reco-gold --example gold_latency -- 20 delta
 	RECO_BENCH_REPORT=$(BENCH_REPORT) cargo run --release -p reco-gold --example gold_backlog -- 1000000 7 120
 	RECO_BENCH_REPORT=$(BENCH_REPORT) RECO_BROKER_STORAGE=sqlite cargo run --release -p reco --example freshness -- 180 2000 600
+	RECO_BENCH_REPORT=$(BENCH_REPORT) $(RECO_PYTHON) scripts/eval_recs.py $(CARGO_TARGET_DIR)/release/reco
 	@echo; echo "== make bench: $$(nproc) cores, $$(awk '/MemTotal/ {printf "%.0f GiB", $$2/1048576}' /proc/meminfo) RAM, $$(date -u +%F) =="
 	@echo "| part | measure | result | baseline (same run) | ratio |"; echo "|---|---|---:|---:|---:|"
 	@cat $(BENCH_REPORT)

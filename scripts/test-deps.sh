@@ -7,6 +7,9 @@
 #     the object-storage tests run as a separate process on loopback; and FastAPI, uvicorn,
 #     confluent-kafka and prometheus_client: the seed's ingest stack, the API benchmark's
 #     side-by-side baseline (scripts/fastapi_baseline.py);
+#   - `implicit` (with numpy and scipy): the item-kNN recommenders the recommendation quality
+#     test and benchmark compare against (scripts/eval_recs.py, which fetches MovieLens-100K
+#     from the `recbole` wheel into ~/.cache/reco-eval);
 #   - Prometheus and promtool (Debian package `prometheus`): the monitoring test runs the
 #     shipped config, alerts and dashboards' queries against a real Prometheus;
 #   - wrk (Debian package): the load generator of the API benchmark, whose script the test
@@ -38,6 +41,10 @@ if [ ! -x "$VENV/bin/uvicorn" ] || ! "$VENV/bin/python" -c 'import fastapi, conf
     echo "test-deps: installing the seed's FastAPI stack (the API benchmark's baseline) into $VENV"
     "$VENV/bin/pip" install --quiet --disable-pip-version-check 'fastapi>=0.115,<1' 'uvicorn[standard]>=0.30,<1' \
         'confluent-kafka>=2.5,<3' 'prometheus-client>=0.20,<1'
+fi
+if ! "$VENV/bin/python" -c 'import implicit' 2>/dev/null; then
+    echo "test-deps: installing implicit (the reference item-kNN recommenders of the quality test) into $VENV"
+    "$VENV/bin/pip" install --quiet --disable-pip-version-check 'implicit>=0.7,<0.8'
 fi
 if [ ! -x "$VENV/bin/moto_server" ]; then
     echo "test-deps: installing moto[server] (the S3 server of the object-storage tests) into $VENV"
