@@ -42,6 +42,8 @@ bench: ## Benchmarks, release build: API (wrk), silver vs bare rdkafka, gold cor
 	RECO_BENCH_REPORT=$(BENCH_REPORT) cargo run --release -p reco-gold --example gold_latency -- 20 delta
 	RECO_BENCH_REPORT=$(BENCH_REPORT) cargo run --release -p reco-gold --example gold_backlog -- 1000000 7 120
 	RECO_BENCH_REPORT=$(BENCH_REPORT) RECO_BROKER_STORAGE=sqlite cargo run --release -p reco --example freshness -- 180 2000 600
+	RECO_BENCH_REPORT=$(BENCH_REPORT) cargo run --release -p reco-gold --example neighbors_bench -- 2000000
+	RECO_BENCH_REPORT=$(BENCH_REPORT) cargo run --release -p reco-api --example history_bench -- 1000000
 	RECO_BENCH_REPORT=$(BENCH_REPORT) $(RECO_PYTHON) scripts/eval_recs.py $(CARGO_TARGET_DIR)/release/reco
 	@echo; echo "== make bench: $$(nproc) cores, $$(awk '/MemTotal/ {printf "%.0f GiB", $$2/1048576}' /proc/meminfo) RAM, $$(date -u +%F) =="
 	@echo "| part | measure | result | baseline (same run) | ratio |"; echo "|---|---|---:|---:|---:|"

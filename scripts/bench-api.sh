@@ -54,6 +54,15 @@ LUA
     printf "]'\n"
 } >"$WORK/batch.lua"
 for f in single batch; do { cat "$WORK/$f.lua"; echo "$AUTH"; } >"$WORK/$f-auth.lua"; done
+# Co-visits for the recommendation endpoints: 100 users viewing 8 of 40 items within minutes
+# of each other, before the trending hours below, whose events move the watermark past them.
+body=""
+for u in $(seq 100); do
+    for k in $(seq 0 7); do
+        body="$body{\"type\":\"view\",\"user_id\":\"b$u\",\"item_id\":\"p$(( (u * 7 + k * 3) % 40 ))\",\"timestamp\":\"2019-03-01T00:0$k:00Z\"},"
+    done
+done
+curl -sf -X POST "$URL/events" -H 'content-type: application/json' -d "[${body%,}]" >/dev/null
 # A published window for GET /trending: views and clicks from many users (so every partition of
 # both topics, each an input of gold's watermark, has data) over a few hours of 2019; events up
 # to 05:00 make the windows up to 04:55 complete.
@@ -68,6 +77,9 @@ for h in 01 02 03 04 05; do
 done
 for _ in $(seq 150); do curl -sf "$URL/trending?window=1h" >/dev/null && break; sleep 0.2; done
 curl -sf "$URL/trending?window=1h" >/dev/null || { echo "no 1h window was published within 30 s" >&2; exit 1; }
+for _ in $(seq 150); do curl -sf "$URL/items/p1/similar" >/dev/null && break; sleep 0.2; done
+curl -sf "$URL/users/b1/recommendations" | grep -q '"source":"neighbors"' \
+    || { echo "no neighbour lists for the recommendations within 30 s" >&2; exit 1; }
 
 # wrk's report → "req/s p50 p99" (latencies in ms). A load that got any answer outside 2xx
 # measured something else (401s, 503s): the script stops instead of printing it.
@@ -113,6 +125,12 @@ for c in 8 32; do
 done
 read -r R P50 P99 < <(run 32 "/trending?window=1h")
 row "GET /trending?window=1h" 32 "$R" "" "$P50" "$P99"
+read -r R P50 P99 < <(run 32 "/items/p1/similar")
+row "GET /items/{id}/similar" 32 "$R" "" "$P50" "$P99"
+for c in 1 32; do
+    read -r R P50 P99 < <(run "$c" "/users/b1/recommendations")
+    row "GET /users/{id}/recommendations" "$c" "$R" "" "$P50" "$P99"
+done
 PEAK="$(awk '/VmHWM/ {printf "%.0f MiB", $2/1024}' /proc/$UP/status)"
 
 # The seed's ingest, side by side: scripts/fastapi_baseline.py (FastAPI + pydantic +

@@ -19,8 +19,9 @@ fn api_bench_script_prints_its_table() {
     let rows: Vec<&str> = stdout.lines().filter(|l| l.starts_with("| ") && !l.starts_with("| load")).collect();
     assert_eq!(
         rows.len(),
-        13,
-        "baseline, 3 single-event loads, 2 batch loads, GET /trending, 3 FastAPI loads, 3 loads with a bearer token:\n{stdout}"
+        16,
+        "baseline, 3 single-event loads, 2 batch loads, GET /trending, GET /items/{{id}}/similar, 2 loads of \
+         GET /users/{{id}}/recommendations, 3 FastAPI loads, 3 loads with a bearer token:\n{stdout}"
     );
     assert_eq!(rows.iter().filter(|r| r.contains("FastAPI (seed)")).count(), 3, "{stdout}");
     assert_eq!(rows.iter().filter(|r| r.contains("bearer token")).count(), 3, "{stdout}");

@@ -12,7 +12,9 @@ use std::time::Duration;
 use reco_lake::{Format, Lake};
 use reco_testkit::{
     http,
-    neighbors::{Event, HISTORY, Kind, Lists, RECENCY, Rules, Step, published, recommend, recount, same_lists, user_history},
+    neighbors::{
+        Event, HISTORY, Kind, Lists, RECENCY, Rules, Step, published, recommend, recount, same_lists, user_history,
+    },
     up::RecoUp,
     wait_until, xorshift,
 };
@@ -151,7 +153,12 @@ async fn get_json(api: &str, uri: &str) -> Value {
 }
 
 /// `want` (from the recount) followed by the trending fill, as the API should answer.
-fn expected_items(want: &[(String, f64, Vec<String>)], trending: &[String], seen: &[String], limit: usize) -> Vec<String> {
+fn expected_items(
+    want: &[(String, f64, Vec<String>)],
+    trending: &[String],
+    seen: &[String],
+    limit: usize,
+) -> Vec<String> {
     let mut items: Vec<String> = want.iter().map(|w| w.0.clone()).collect();
     for t in trending {
         if items.len() < limit && !seen.contains(t) && !items.contains(t) {
@@ -163,7 +170,12 @@ fn expected_items(want: &[(String, f64, Vec<String>)], trending: &[String], seen
 
 /// The served list equals the recount: same items in order, scores and `because` of the
 /// combined ones, the fill after them; no seen item.
-fn same_recommendations(body: &Value, want: &[(String, f64, Vec<String>)], trending: &[String], seen: &[String]) -> bool {
+fn same_recommendations(
+    body: &Value,
+    want: &[(String, f64, Vec<String>)],
+    trending: &[String],
+    seen: &[String],
+) -> bool {
     let items = body["items"].as_array().unwrap();
     let ids: Vec<String> = items.iter().map(|i| i["item_id"].as_str().unwrap().to_owned()).collect();
     if ids != expected_items(want, trending, seen, 10) {
@@ -201,7 +213,13 @@ async fn check_recommendations(api: &str, lake: &Lake, events: &[Event], lists: 
         .await;
         let body = get_json(api, &uri).await;
         assert!(matched, "GET {uri} = {body}\nexpected {want:?} then trending {trending:?}");
-        let source = if want.is_empty() { "trending" } else if want.len() < 10 { "neighbors+trending" } else { "neighbors" };
+        let source = if want.is_empty() {
+            "trending"
+        } else if want.len() < 10 {
+            "neighbors+trending"
+        } else {
+            "neighbors"
+        };
         assert_eq!(body["source"], source, "{body}");
     }
     let new = get_json(api, "/users/never-seen/recommendations").await;
@@ -219,7 +237,11 @@ async fn check_recommendations(api: &str, lake: &Lake, events: &[Event], lists: 
     assert_eq!(r.status, 200, "{}", r.text());
     let body: Value = serde_json::from_str(&r.text()).unwrap();
     assert!(same_recommendations(&body, &want, &trending, &seen), "{body}\nexpected {want:?}");
-    for (bad, field) in [(json!({"items": []}), "items"), (json!({"items": ["a", 1.5]}), "items[1]"), (json!({"items": ["a"], "limit": 0}), "limit")] {
+    for (bad, field) in [
+        (json!({"items": []}), "items"),
+        (json!({"items": ["a", 1.5]}), "items[1]"),
+        (json!({"items": ["a"], "limit": 0}), "limit"),
+    ] {
         let r = http::post_json(api, "/recommendations", &bad).await.unwrap();
         assert_eq!(r.status, 422, "{bad}: {}", r.text());
         let error: Value = serde_json::from_str(&r.text()).unwrap();

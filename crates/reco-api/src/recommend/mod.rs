@@ -127,8 +127,7 @@ fn recommend(
     seen: &HashSet<Arc<str>>,
     limit: usize,
 ) -> (Vec<Recommended>, &'static str) {
-    let scored =
-        score::combine(history, |i| similar.list(i).map(Items), |i| seen.contains(i), score::RECENCY, limit);
+    let scored = score::combine(history, |i| similar.list(i).map(Items), |i| seen.contains(i), score::RECENCY, limit);
     let mut items: Vec<Recommended> = scored
         .into_iter()
         .map(|s| Recommended {
@@ -142,7 +141,11 @@ fn recommend(
         let listed: HashSet<String> = items.iter().map(|r| r.item_id.clone()).collect();
         let fill = state.trending.as_ref().map(|t| t.fill_items()).unwrap_or_default();
         let fill = fill.into_iter().filter(|i| !seen.contains(i.as_str()) && !listed.contains(i));
-        items.extend(fill.take(limit - items.len()).map(|item_id| Recommended { item_id, score: 0.0, because: vec![] }));
+        items.extend(fill.take(limit - items.len()).map(|item_id| Recommended {
+            item_id,
+            score: 0.0,
+            because: vec![],
+        }));
     }
     let source = match (combined, items.len() > combined) {
         (0, _) => "trending",

@@ -20,6 +20,9 @@ pub const RECENCY: f64 = 0.8;
 /// History items named in `because`, at most.
 pub const BECAUSE: usize = 3;
 
+/// A candidate's total and its contributions as `(amount, history position)`.
+type Tally = (f64, Vec<(f64, usize)>);
+
 #[derive(Clone, Debug, PartialEq)]
 pub struct Scored {
     pub item: Arc<str>,
@@ -30,8 +33,8 @@ pub struct Scored {
 /// The top `limit` candidates for `history` (`(item, weight)`, most recent first).
 /// `neighbors(item)` gives an item's published list as `(neighbour, score)` pairs;
 /// `excluded(item)` says whether the user touched it.
-pub fn combine<'a, N, L>(
-    history: &'a [(Arc<str>, f64)],
+pub fn combine<N, L>(
+    history: &[(Arc<str>, f64)],
     neighbors: N,
     excluded: impl Fn(&str) -> bool,
     recency: f64,
@@ -41,8 +44,7 @@ where
     N: Fn(&str) -> Option<L>,
     L: AsRef<[(String, f64, i64)]>,
 {
-    // Candidate → (total, contributions as (amount, history position)).
-    let mut scores: HashMap<Arc<str>, (f64, Vec<(f64, usize)>)> = HashMap::new();
+    let mut scores: HashMap<Arc<str>, Tally> = HashMap::new();
     let mut factor = 1.0;
     for (p, (item, weight)) in history.iter().enumerate() {
         if let Some(list) = neighbors(item) {
@@ -58,8 +60,7 @@ where
         }
         factor *= recency;
     }
-    let mut ranked: Vec<(Arc<str>, (f64, Vec<(f64, usize)>))> =
-        scores.into_iter().filter(|(_, (total, _))| *total > 0.0).collect();
+    let mut ranked: Vec<(Arc<str>, Tally)> = scores.into_iter().filter(|(_, (total, _))| *total > 0.0).collect();
     ranked.sort_by(|a, b| b.1.0.total_cmp(&a.1.0).then_with(|| a.0.cmp(&b.0)));
     ranked.truncate(limit);
     ranked
