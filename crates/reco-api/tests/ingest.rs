@@ -94,4 +94,13 @@ async fn health_and_openapi() {
     let place = |name: &str| similar.iter().find(|p| p["name"] == name).map(|p| p["in"].clone());
     assert_eq!(place("item_id"), Some(Value::from("path")), "{similar:?}");
     assert_eq!(place("limit"), Some(Value::from("query")), "{similar:?}");
+    let for_user = params("/users/{user_id}/recommendations");
+    let place = |name: &str| for_user.iter().find(|p| p["name"] == name).map(|p| p["in"].clone());
+    assert_eq!(place("user_id"), Some(Value::from("path")), "{for_user:?}");
+    assert_eq!(place("limit"), Some(Value::from("query")), "{for_user:?}");
+    let session = &spec["paths"]["/recommendations"]["post"];
+    assert!(session["requestBody"].is_object() && session["responses"]["422"].is_object(), "{session}");
+    for schema in ["UserRecommendations", "SessionRecommendations", "SessionInput", "Recommended"] {
+        assert!(spec["components"]["schemas"][schema].is_object(), "{schema} documented");
+    }
 }

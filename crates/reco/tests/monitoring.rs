@@ -46,6 +46,8 @@ async fn traffic(api: &str, broker: &str) {
     assert_eq!(http::get(api, "/nope").await.unwrap().status, 404);
     let _ = http::get(api, "/trending?window=1h").await.unwrap();
     let _ = http::get(api, "/items/m1/similar").await.unwrap();
+    let _ = http::get(api, "/users/u1/recommendations").await.unwrap();
+    let _ = http::post_json(api, "/recommendations", &json!({"items": ["m1"]})).await.unwrap();
     let producer: FutureProducer = reco_kafka::client_config(broker).create().unwrap();
     for payload in ["not json", "{\"type\": \"view\"}"] {
         producer
