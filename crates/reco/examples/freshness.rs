@@ -9,7 +9,10 @@
 //!   - sent → in silver: commit time − wall time the event was generated and sent (its event
 //!     time mapped back through the clock); an upper bound of "acknowledged → in silver";
 //!   - window closable → published: commit time of the window's first publication − wall time
-//!     the clock passed `window end + allowed lateness` (before that the job must wait).
+//!     the clock passed `window end + allowed lateness` (before that the job must wait);
+//!   - a user's interaction acknowledged → in their recommendations: twice a second a new user
+//!     views an item that has neighbours and polls `GET /users/{id}/recommendations` until an
+//!     item names it in `because`.
 //!
 //! `cargo run --release -p reco --example freshness -- [SECONDS=120] [RATE=2000] [SPEEDUP=60]`
 //!
@@ -120,6 +123,59 @@ async fn main() {
     print!("{}", measure(&bin, seconds, rate, speedup).await);
 }
 
+/// Latencies (ms) of the recommendation probes so far: the probe task is aborted at the end of
+/// the load, so it leaves its samples here.
+static PROBES: Mutex<Vec<f64>> = Mutex::new(Vec::new());
+/// Events the probes posted (acknowledged), beside the generator's.
+static PROBE_EVENTS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// Twice a second during the load: a new user views an item that has neighbours (event time on
+/// the generator's clock, so gold's watermark is not disturbed), then asks for their
+/// recommendations until one names that item in `because`; the time from the acknowledgment.
+async fn probe_recommendations(http: String, event_time_us: impl Fn(f64) -> i64) {
+    use reco_testkit::http;
+    for n in 0.. {
+        // A trending item with neighbours now (the generator's items drift).
+        let Some(item) = trending_with_neighbors(&http).await else {
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            continue;
+        };
+        let user = format!("probe-{n}");
+        let now_ms = chrono::Utc::now().timestamp_micros() as f64 / 1000.0;
+        let event = serde_json::json!({"type": "view", "user_id": user, "item_id": item, "timestamp": event_time_us(now_ms) / 1000});
+        let Ok(r) = http::post_json(&http, "/events", &event).await else { continue };
+        if r.status != 202 {
+            continue;
+        }
+        PROBE_EVENTS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let acked = std::time::Instant::now();
+        let uri = format!("/users/{user}/recommendations");
+        while acked.elapsed() < Duration::from_secs(10) {
+            let r = http::get(&http, &uri).await;
+            let named = r.is_ok_and(|r| r.text().contains(&format!("\"because\":[\"{item}\"")));
+            if named {
+                PROBES.lock().unwrap().push(acked.elapsed().as_secs_f64() * 1000.0);
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
+async fn trending_with_neighbors(http: &str) -> Option<String> {
+    use reco_testkit::http;
+    let r = http::get(http, "/trending?window=1h&provisional=true&limit=20").await.ok()?;
+    let body: Value = serde_json::from_str(&r.text()).ok()?;
+    for item in body["items"].as_array()? {
+        let id = item["item_id"].as_str()?;
+        if http::get(http, &format!("/items/{id}/similar")).await.is_ok_and(|r| r.status == 200) {
+            return Some(id.to_owned());
+        }
+    }
+    None
+}
+
 /// Runs the benchmark with the `reco` binary at `bin` and returns its tables (markdown). The
 /// smoke test (`tests/bench_smoke.rs`) includes this file as a module and calls this function,
 /// so it needs no example binary that some earlier build left in the target directory.
@@ -141,8 +197,9 @@ pub async fn measure(bin: &Path, seconds: f64, rate: f64, speedup: f64) -> Strin
     };
     let bootstrap = broker.bootstrap();
     let http = reco_testkit::free_addr().to_string();
-    let serve = Service::start(bin, &["serve"], &[("KAFKA_BOOTSTRAP_SERVERS", &bootstrap), ("RECO_HTTP_ADDR", &http)]);
     let lake_env = [("LAKEHOUSE_PATH", lake_s.as_str()), ("KAFKA_BOOTSTRAP_SERVERS", &bootstrap)];
+    // The API serves trending and recommendations from the same lake.
+    let serve = Service::start(bin, &["serve"], &[lake_env[0], lake_env[1], ("RECO_HTTP_ADDR", &http)]);
     let silver = Service::start(bin, &["silver", "--metrics-addr", "127.0.0.1:0"], &lake_env);
     let lateness = LATENESS_SECS.to_string();
     let gold = Service::start(
@@ -186,9 +243,15 @@ pub async fn measure(bin: &Path, seconds: f64, rate: f64, speedup: f64) -> Strin
             }
         }
     });
+    let probe = tokio::spawn(probe_recommendations(http.clone(), move |now_ms| {
+        START_US + ((now_ms - started_ms) * 1000.0 * speedup) as i64
+    }));
     let took =
         run(generator, Target::Http { addr: http.clone() }, config, tally.clone(), Arc::new(AtomicBool::new(false)))
             .await;
+    probe.abort();
+    let _ = probe.await;
+    let to_recommended = PROBES.lock().unwrap().clone();
     let load_end_ms = started_ms + took.as_secs_f64() * 1000.0;
     sampler.abort();
     let samples = samples.lock().unwrap().clone();
@@ -211,7 +274,12 @@ pub async fn measure(bin: &Path, seconds: f64, rate: f64, speedup: f64) -> Strin
     }
     // An event arrives once: more rows than acknowledged events means a rewrite (compaction)
     // was taken for an arrival (`commits` skips adds with `dataChange: false` for that reason).
-    assert!(to_silver.len() as u64 <= accepted, "{} silver arrivals for {accepted} events", to_silver.len());
+    let probes = PROBE_EVENTS.load(std::sync::atomic::Ordering::Relaxed);
+    assert!(
+        to_silver.len() as u64 <= accepted + probes,
+        "{} silver arrivals for {accepted} events and {probes} probes",
+        to_silver.len()
+    );
     let mut to_gold: BTreeMap<&str, Vec<f64>> = BTreeMap::new();
     for (name, length_us) in [("1h", 3_600_000_000_i64), ("24h", 86_400_000_000)] {
         let table = lake.join("gold").join(format!("trending_now_{name}"));
@@ -264,6 +332,16 @@ pub async fn measure(bin: &Path, seconds: f64, rate: f64, speedup: f64) -> Strin
         let measure = format!("window {name} closable (end + lateness) → published");
         reco_testkit::bench::report(&part, &measure, &gold, &format!("{reference} (config)"), None);
     }
+    let recs = percentiles(to_recommended);
+    let reference = "no batch or poll on this path: the API follows the topics (design)";
+    writeln!(out, "| a user's interaction acknowledged → in their recommendations | {recs} | {reference} |").unwrap();
+    reco_testkit::bench::report(
+        &part,
+        "interaction acknowledged → in the user's recommendations",
+        &recs,
+        reference,
+        None,
+    );
     writeln!(out, "\n| silver table | commits | data files at the end |").unwrap();
     writeln!(out, "|---|---:|---:|").unwrap();
     for topic in ["events_views", "events_clicks", "events_ratings"] {

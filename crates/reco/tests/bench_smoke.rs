@@ -48,6 +48,7 @@ async fn freshness_bench_prints_its_tables() {
     assert!(stdout.contains("4000 of 4000 events acknowledged, 0 failed"), "{stdout}");
     let silver = stdout.lines().find(|l| l.starts_with("| sent → committed in silver")).expect("silver row");
     assert!(silver.contains("(n = 4000)"), "every event's latency measured: {silver}");
+    assert!(stdout.contains("| a user's interaction acknowledged → in their recommendations |"), "{stdout}");
     for component in ["reco serve", "reco silver", "reco gold"] {
         assert!(stdout.contains(&format!("| {component}")), "{component} peak RSS: {stdout}");
     }
