@@ -30,7 +30,7 @@ pub struct Accepted {
     pub event_ids: Vec<String>,
 }
 
-/// One event as a client sends it (DESIGN §3). Documentation only: the handler validates
+/// One event as a client sends it (CONTRACTS §3). Documentation only: the handler validates
 /// the raw JSON so it can name every offending field.
 #[derive(Debug, ToSchema)]
 #[allow(dead_code)]

@@ -1,4 +1,4 @@
-//! The reco HTTP API (DESIGN §6): `POST /events`, `GET /trending`, `GET /items/{id}/similar`,
+//! The reco HTTP API (CONTRACTS §6): `POST /events`, `GET /trending`, `GET /items/{id}/similar`,
 //! `GET /users/{id}/recommendations`, `POST /recommendations`, health probes, `/metrics` and `/openapi.json`.
 //!
 //! [`app`] builds the whole router from an [`AppState`], so tests drive it with
@@ -53,7 +53,7 @@ pub struct ApiConfig {
     /// Longest a request may take before it is answered 503. Longer than the producer's
     /// acknowledgment timeout, so a slow broker yields the more precise "not acknowledged".
     pub request_timeout: Duration,
-    /// Validation limits (DESIGN §3).
+    /// Validation limits (CONTRACTS §3).
     pub rules: Rules,
     /// Bearer tokens `POST /events` requires; `None` accepts every request.
     pub tokens: Option<Arc<Tokens>>,

@@ -26,7 +26,7 @@ impl EventType {
         }
     }
 
-    /// The default Kafka topic for this kind (DESIGN §2).
+    /// The default Kafka topic for this kind (CONTRACTS §2).
     pub fn topic(self) -> &'static str {
         match self {
             EventType::View => "events_views",

@@ -2,7 +2,7 @@
 //!
 //! The API validates request bodies with it and the silver job validates Kafka records with
 //! exactly the same code, so an event the API accepts is an event silver keeps, and a record
-//! that bypassed the API is judged by the same rules (DESIGN §3).
+//! that bypassed the API is judged by the same rules (CONTRACTS §3).
 //!
 //! ```
 //! use reco_core::{validate_event, Mode, Rules};

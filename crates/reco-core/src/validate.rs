@@ -1,4 +1,4 @@
-//! Field-by-field validation of one event (DESIGN §3).
+//! Field-by-field validation of one event (CONTRACTS §3).
 //!
 //! Validation collects every problem of an event rather than stopping at the first, so a
 //! client fixing a payload sees all its mistakes at once and a dead-letter row explains all of
@@ -71,7 +71,7 @@ impl FieldError {
     }
 }
 
-/// The configurable limits of DESIGN §3.
+/// The configurable limits of CONTRACTS §3.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Rules {
     /// Longest `user_id`, `item_id` and `session_id`, in bytes.

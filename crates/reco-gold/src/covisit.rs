@@ -247,8 +247,8 @@ impl CoVisits {
         self.pending.len()
     }
 
-    /// Applies everything held, in order, as if the watermark had passed it: every input is
-    /// idle, so what was posted last should count now rather than when traffic resumes.
+    /// Applies everything held, in order, as if the watermark had passed it. The aggregate does
+    /// this to a copy, for the lists it publishes provisionally while every input is idle.
     pub fn flush(&mut self) {
         let all = std::mem::take(&mut self.pending);
         self.apply_in_order(all);

@@ -40,6 +40,9 @@ pub(crate) struct NeighborsAggregate {
     listed: BTreeMap<i32, BTreeSet<Arc<str>>>,
     /// Processing time of the last publication.
     published_at_us: Option<i64>,
+    /// The events held beyond the watermark were published provisionally (every input idle)
+    /// and nothing has changed since.
+    provisional: bool,
 }
 
 impl NeighborsAggregate {
@@ -53,68 +56,82 @@ impl NeighborsAggregate {
             buckets: config.neighbor_buckets,
             listed: BTreeMap::new(),
             published_at_us: None,
+            provisional: false,
         }
     }
 
     /// The buckets of the items whose list changed, rewritten whole: every listed item of each.
     fn publish_changed(&mut self, now_us: i64) -> Result<Vec<Publication>> {
         self.published_at_us = Some(now_us);
-        let changed: Vec<(Arc<str>, usize)> =
-            self.core.take_changed().into_iter().map(|(item, list)| (item, list.len())).collect();
-        self.publication(changed)
+        let changed = self.core.take_changed().into_iter().map(|(item, list)| (item, list.len())).collect();
+        publication(&mut self.listed, self.buckets, &self.core, changed)
     }
 
-    fn publication(&mut self, changed: Vec<(Arc<str>, usize)>) -> Result<Vec<Publication>> {
-        let mut dirty = BTreeSet::new();
-        for (item, len) in changed {
-            let bucket = bucket_of(&item, self.buckets);
-            let listed = self.listed.entry(bucket).or_default();
-            if len == 0 {
-                listed.remove(&item);
-            } else {
-                listed.insert(item);
-            }
-            dirty.insert(bucket);
-        }
-        if dirty.is_empty() {
-            return Ok(Vec::new());
-        }
-        let computed_at_us = crate::job::now_us();
-        let (mut sets, mut items) = (Vec::new(), 0);
-        for bucket in dirty {
-            let mut rows = Vec::new();
-            for item in self.listed.get(&bucket).into_iter().flatten() {
-                items += 1;
-                rows.extend(self.core.neighbors(item).into_iter().enumerate().map(|(rank, n)| NeighborRow {
-                    item_id: item.to_string(),
-                    neighbor_id: n.item.to_string(),
-                    score: n.score,
-                    support: i64::from(n.support),
-                    rank: rank as i32 + 1,
-                    computed_at_us,
-                    bucket,
-                }));
-            }
-            sets.push(RowSet { key: i64::from(bucket), batch: batch(&rows).map_err(Error::arrow)? });
-        }
-        let (buckets, held) = (sets.len(), self.core.state_size());
-        Ok(vec![Publication {
-            table: TABLE.to_owned(),
-            label: TABLE.to_owned(),
-            sets,
-            clear: None,
-            report: Box::new(move |_| {
-                info!(
-                    table = TABLE,
-                    buckets,
-                    items,
-                    held_items = held.0,
-                    held_pairs = held.1,
-                    "item neighbours published"
-                );
-            }),
-        }])
+    /// Every input is idle with events held beyond the watermark: publishes the lists as if
+    /// the watermark had passed them, from a copy of the state. The state itself applies them
+    /// only when the watermark does, so what it holds never depends on when inputs went idle
+    /// (nor on a restart in between), and the lists published once the input is drained are
+    /// the recount of every event in order.
+    fn publish_provisional(&mut self, now_us: i64) -> Result<Vec<Publication>> {
+        self.published_at_us = Some(now_us);
+        self.provisional = true;
+        let mut view = self.core.clone();
+        view.flush();
+        let changed = view.take_changed().into_iter().map(|(item, list)| (item, list.len())).collect();
+        publication(&mut self.listed, self.buckets, &view, changed)
     }
+}
+
+/// The publication of the buckets holding `changed` items (`(item, list length)`), every listed
+/// item of each bucket read from `core`.
+fn publication(
+    listed: &mut BTreeMap<i32, BTreeSet<Arc<str>>>,
+    buckets: u32,
+    core: &CoVisits,
+    changed: Vec<(Arc<str>, usize)>,
+) -> Result<Vec<Publication>> {
+    let mut dirty = BTreeSet::new();
+    for (item, len) in changed {
+        let bucket = bucket_of(&item, buckets);
+        let listed = listed.entry(bucket).or_default();
+        if len == 0 {
+            listed.remove(&item);
+        } else {
+            listed.insert(item);
+        }
+        dirty.insert(bucket);
+    }
+    if dirty.is_empty() {
+        return Ok(Vec::new());
+    }
+    let computed_at_us = crate::job::now_us();
+    let (mut sets, mut items) = (Vec::new(), 0);
+    for bucket in dirty {
+        let mut rows = Vec::new();
+        for item in listed.get(&bucket).into_iter().flatten() {
+            items += 1;
+            rows.extend(core.neighbors(item).into_iter().enumerate().map(|(rank, n)| NeighborRow {
+                item_id: item.to_string(),
+                neighbor_id: n.item.to_string(),
+                score: n.score,
+                support: i64::from(n.support),
+                rank: rank as i32 + 1,
+                computed_at_us,
+                bucket,
+            }));
+        }
+        sets.push(RowSet { key: i64::from(bucket), batch: batch(&rows).map_err(Error::arrow)? });
+    }
+    let (buckets, held) = (sets.len(), core.state_size());
+    Ok(vec![Publication {
+        table: TABLE.to_owned(),
+        label: TABLE.to_owned(),
+        sets,
+        clear: None,
+        report: Box::new(move |_| {
+            info!(table = TABLE, buckets, items, held_items = held.0, held_pairs = held.1, "item neighbours published");
+        }),
+    }])
 }
 
 impl Aggregate for NeighborsAggregate {
@@ -153,26 +170,38 @@ impl Aggregate for NeighborsAggregate {
             action,
             time_us: event.event_time_us,
         };
+        self.provisional = false;
         if self.core.record(interaction, watermark) { Recorded::Late } else { Recorded::OnTime }
     }
 
     fn advance(&mut self, now_us: i64) -> Result<Vec<Publication>> {
         if let Some(w) = self.marks.update(now_us) {
+            let held = self.core.pending();
             self.core.advance(w);
+            self.provisional &= self.core.pending() == held;
         }
         let idle = self.marks.all_idle(now_us);
         if idle && self.core.pending() > 0 {
-            // Nothing more is coming for now: what was posted last counts now (as trending
+            // Nothing more is coming for now: what was posted last shows now (as trending
             // publishes its open windows provisional), not when traffic resumes.
-            self.core.flush();
+            if self.provisional {
+                return Ok(Vec::new());
+            }
+            return self.publish_provisional(now_us);
         }
         if !idle && self.published_at_us.is_some_and(|at| now_us - at < PUBLISH_EVERY_US) {
             return Ok(Vec::new());
         }
+        self.provisional = false;
         self.publish_changed(now_us)
     }
 
     fn stopping(&mut self) -> Result<Vec<Publication>> {
+        if self.provisional {
+            // The table shows more than the state has applied; the checkpoint keeps the
+            // rest, and the next job publishes it again once its inputs idle.
+            return Ok(Vec::new());
+        }
         self.publish_changed(crate::job::now_us())
     }
 

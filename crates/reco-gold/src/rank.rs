@@ -1,4 +1,4 @@
-//! Ranking a window's counts: score, ties by `item_id`, top N (DESIGN §5). Pure.
+//! Ranking a window's counts: score, ties by `item_id`, top N (CONTRACTS §5). Pure.
 
 use std::collections::HashMap;
 

@@ -1,4 +1,4 @@
-//! The job's event-time watermark, combined from one watermark per input (DESIGN §5). Pure.
+//! The job's event-time watermark, combined from one watermark per input (CONTRACTS §5). Pure.
 //!
 //! An input is one Kafka partition of one silver table, as silver recorded it
 //! (`kafka_partition`). Its watermark is the newest event time read from it minus the allowed

@@ -1,6 +1,6 @@
 //! Event-time sliding windows over shared panes. Pure: no I/O, no clock of its own.
 //!
-//! Semantics (DESIGN §5): windows are aligned to the Unix epoch; an event at `t` is in window
+//! Semantics (CONTRACTS §5): windows are aligned to the Unix epoch; an event at `t` is in window
 //! `[s, s+L)` iff `s ≤ t < s+L`. The watermark is combined from one watermark per input (see
 //! `watermark.rs`: the minimum over active inputs, clamped to the wall clock); a window is
 //! **complete** and published once the watermark reaches its end. An event for a window that

@@ -25,7 +25,7 @@ fn brute_rank(totals: HashMap<&str, (u64, u64)>, config: &Config) -> Vec<Row> {
         .collect()
 }
 
-/// Brute force: every window (by the DESIGN §5 definition) holding any of `events`, ranked.
+/// Brute force: every window (by the CONTRACTS §5 definition) holding any of `events`, ranked.
 fn recount(config: &Config, events: &[Event]) -> Published {
     let mut out = BTreeMap::new();
     for spec in &config.windows {
@@ -200,7 +200,7 @@ fn idle_input_publishes_the_open_windows_as_provisional() {
     assert!(t.advance(NOW + 10 * Config::default().idle_timeout_us).is_empty(), "published once per lull");
 }
 
-/// DESIGN §5: a lull publishes provisional windows and moves neither the watermark nor the
+/// CONTRACTS §5: a lull publishes provisional windows and moves neither the watermark nor the
 /// point from which events are late; the windows come again as complete when it passes them.
 #[test]
 fn a_lull_changes_no_lateness() {
@@ -337,7 +337,7 @@ proptest! {
     fn several_inputs_equal_a_recount_of_everything_within_the_true_horizon(script in arb_script()) {
         let config = small_config();
         let (published, expected_counted, fates) = run_script(&config, &script);
-        prop_assert_eq!(fates.0, fates.1, "beyond-horizon verdicts, core vs the DESIGN §5 model");
+        prop_assert_eq!(fates.0, fates.1, "beyond-horizon verdicts, core vs the CONTRACTS §5 model");
         prop_assert_eq!(published, recount(&config, &expected_counted));
     }
 }
@@ -411,7 +411,7 @@ fn arb_script() -> impl Strategy<Value = Vec<Step>> {
 
 type Fates = (Vec<bool>, Vec<bool>);
 
-/// Runs `script` through the core and, beside it, through the DESIGN §5 model of the watermark
+/// Runs `script` through the core and, beside it, through the CONTRACTS §5 model of the watermark
 /// (per input: newest event − lateness; the minimum over inputs with data within the idle
 /// timeout, over all inputs with data when every one is idle; never backwards). Returns what
 /// was published, the events the model says count (all but those older than its watermark −

@@ -1,4 +1,4 @@
-//! The platform's topics (DESIGN §2) and `reco topics init`: create what is missing, report
+//! The platform's topics (CONTRACTS §2) and `reco topics init`: create what is missing, report
 //! drift, fix config drift on request. Idempotent, so it is safe to run at every start.
 
 use std::collections::HashMap;
@@ -29,7 +29,7 @@ pub struct TopicSpec {
 
 const DAY_MS: i64 = 24 * 60 * 60 * 1000;
 
-/// DESIGN §2: three partitions each; views and clicks kept 7 days, ratings 30.
+/// CONTRACTS §2: three partitions each; views and clicks kept 7 days, ratings 30.
 pub fn default_topics() -> Vec<TopicSpec> {
     [("events_views", 7 * DAY_MS), ("events_clicks", 7 * DAY_MS), ("events_ratings", 30 * DAY_MS)]
         .into_iter()

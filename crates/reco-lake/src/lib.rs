@@ -1,4 +1,4 @@
-//! reco's lakehouse tables: schemas (DESIGN §4), writers that store Kafka offsets atomically
+//! reco's lakehouse tables: schemas (CONTRACTS §4), writers that store Kafka offsets atomically
 //! with the rows, and readers.
 //!
 //! Two formats behind one type, [`TopicTables`]: Delta Lake (the default; offsets are Delta

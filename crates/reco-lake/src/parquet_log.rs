@@ -1,4 +1,4 @@
-//! Plain Parquet tables plus a batch log (DESIGN §4).
+//! Plain Parquet tables plus a batch log (CONTRACTS §4).
 //!
 //! `<lake>/_checkpoints/stream_kafka_to_silver/<topic>/<version>.json`, one entry per batch:
 //! the files it added to the silver and dead-letter tables and the offsets after it (all

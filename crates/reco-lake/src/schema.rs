@@ -1,4 +1,4 @@
-//! Table schemas (DESIGN §4) and the rows that fill them.
+//! Table schemas (CONTRACTS §4) and the rows that fill them.
 
 use std::sync::Arc;
 

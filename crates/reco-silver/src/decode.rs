@@ -22,7 +22,7 @@ pub enum Decoded {
 
 /// Validates a record's payload. How far in the future an event may be is judged against the
 /// record's Kafka timestamp (when the producer sent it, or the broker appended it), not the
-/// time of reading, so a re-read after a crash decides exactly as the first read did (DESIGN
+/// time of reading, so a re-read after a crash decides exactly as the first read did (CONTRACTS
 /// §4); only a record without a timestamp falls back to `now_us`, which also stamps
 /// `ingested_at`.
 pub fn decode(record: &RawRecord<'_>, rules: &Rules, now_us: i64) -> Decoded {

@@ -59,7 +59,7 @@ pub enum OnOffsetReset {
     Continue,
 }
 
-/// Whether `topic`'s silver table has the `rating` column (DESIGN §4).
+/// Whether `topic`'s silver table has the `rating` column (CONTRACTS §4).
 pub(crate) fn with_rating(topic: &str) -> bool {
     topic == "events_ratings"
 }

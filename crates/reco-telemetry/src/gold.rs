@@ -1,4 +1,4 @@
-//! Metrics of the gold job (DESIGN §7).
+//! Metrics of the gold job (CONTRACTS §7).
 
 use std::{
     sync::atomic::AtomicU64,

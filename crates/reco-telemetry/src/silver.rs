@@ -1,4 +1,4 @@
-//! Metrics of the silver job (DESIGN §7).
+//! Metrics of the silver job (CONTRACTS §7).
 
 use std::{
     collections::HashMap,

@@ -1,4 +1,4 @@
-//! An independent check of the gold tables: a brute-force recount of silver by the DESIGN §5
+//! An independent check of the gold tables: a brute-force recount of silver by the CONTRACTS §5
 //! definition (every window `[s, s+L)` on the slide grid that holds an event), and a reader
 //! of the published tables that lists their data files itself and fails if any window has
 //! more than one row set.

@@ -1,4 +1,4 @@
-//! Command-line options. Every option is a flag with an environment variable (DESIGN §8);
+//! Command-line options. Every option is a flag with an environment variable (CONTRACTS §8);
 //! the original platform's names (`KAFKA_BOOTSTRAP_SERVERS`, `LAKEHOUSE_PATH`,
 //! `STORAGE_FORMAT`) are kept. Defaults let `reco up` run from a checkout with no env at all.
 

@@ -1,7 +1,9 @@
 //! Crash test of the gold job: a child `reco gold` is killed with SIGKILL at random moments
 //! (6 times) while silver keeps receiving commits, and once deliberately between publishing
 //! windows and writing the checkpoint that records them; after a final clean run the published
-//! tables equal a brute-force recount of silver, with one row set per window.
+//! tables equal a brute-force recount of silver, with one row set per window. The same with
+//! both aggregates at work: users' views, clicks and ratings in sessions, and after the kills
+//! the trending windows and the item neighbour lists both equal their recounts.
 
 use std::{
     process::{Child, Command, Stdio},
@@ -11,7 +13,8 @@ use std::{
 use reco_lake::{Format, Lake};
 use reco_testkit::{
     gold::{SilverWriter, history, published, recount, silver_events},
-    wait_until,
+    neighbors::{self, Event, InteractionWriter, Kind, Step, same_lists},
+    wait_until, xorshift,
 };
 
 const KILLS: usize = 6;
@@ -122,4 +125,85 @@ async fn gold_survives_sigkill_on_s3() {
     let s3 = reco_testkit::s3::S3Server::start().await;
     let place = Place { location: s3.lake_url("gold-kills"), env: s3.env() };
     kill_loop_on(&s3.lake("gold-kills"), &place, "delta").await;
+}
+
+/// Users in sessions (by gaps, some named) with views, clicks and ratings, in event-time order.
+fn interactions(n: usize) -> Vec<Event> {
+    let mut next = xorshift(0xC0FF_EE00);
+    let mut t = BASE;
+    (0..n)
+        .map(|_| {
+            t += if next().is_multiple_of(25) { 40 * 60_000_000 } else { (next() % 90) as i64 * 1_000_000 };
+            let user = (next() % 40).min(next() % 40);
+            let item = (user % 4) * 10 + (next() % 10).min(next() % 10);
+            let kind = match next() % 10 {
+                0..=5 => Kind::View,
+                6 | 7 => Kind::Click,
+                _ => Kind::Rating(1.0 + (next() % 9) as f64 / 2.0),
+            };
+            let session = user.is_multiple_of(10).then(|| format!("s{user}-{}", (t - BASE) / (3 * HOUR)));
+            Event { user: format!("u{user}"), item: format!("m{item}"), session, kind, time_us: t }
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn gold_with_both_aggregates_survives_sigkill() {
+    let dir = tempfile::tempdir().unwrap();
+    let lake = Lake::new(dir.path(), Format::Delta).unwrap();
+    let place = Place { location: dir.path().display().to_string(), env: Vec::new() };
+    let mut silver = InteractionWriter::open(&lake, 3).await;
+    let events = interactions(4000);
+    let mut child = spawn_gold(&place, "delta");
+    // Uneven commits (1 to 200 events), a kill after every sixth at a random moment.
+    let mut next = xorshift(91);
+    let (mut rest, mut commits) = (&events[..], 0);
+    while !rest.is_empty() {
+        let n = (1 + next() % 200) as usize;
+        let (chunk, tail) = rest.split_at(n.min(rest.len()));
+        silver.commit(chunk).await;
+        commits += 1;
+        if commits % 6 == 0 {
+            tokio::time::sleep(Duration::from_millis(pseudo_random(600))).await;
+            child.kill().unwrap();
+            child.wait().unwrap();
+            child = spawn_gold(&place, "delta");
+        }
+        rest = tail;
+    }
+    let mut steps: Vec<Step> = events.iter().cloned().map(Step::Event).collect();
+    steps.push(Step::Advance(events.last().unwrap().time_us));
+    let lists = neighbors::recount(&neighbors::Rules::default(), &steps);
+    let trending_inputs: Vec<reco_testkit::gold::Input> = events
+        .iter()
+        .filter_map(|e| match e.kind {
+            Kind::View => Some((e.item.clone(), false, e.time_us)),
+            Kind::Click => Some((e.item.clone(), true, e.time_us)),
+            Kind::Rating(_) => None,
+        })
+        .collect();
+    let windows = recount(&trending_inputs, 10);
+    let settled = wait_until(Duration::from_secs(90), || async {
+        same_lists(&neighbors::published(&lake).await, &lists) && published(&lake).await == windows
+    })
+    .await;
+    Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
+    assert!(child.wait().unwrap().success(), "clean stop on SIGTERM");
+    let (got_lists, got_windows) = (neighbors::published(&lake).await, published(&lake).await);
+    let differ: Vec<_> = lists
+        .iter()
+        .filter(|(k, v)| got_lists.get(*k) != Some(v))
+        .map(|(k, v)| (k, v, got_lists.get(k)))
+        .take(1)
+        .collect();
+    assert!(
+        settled,
+        "after the kills: neighbours equal {}, windows equal {}; {} lists expected, {} published, e.g. (item, expected, got) {differ:?}",
+        same_lists(&got_lists, &lists),
+        got_windows == windows,
+        lists.len(),
+        got_lists.len()
+    );
+    assert!(commits >= 24, "{commits} commits, so at least four kills");
+    assert!(lists.len() >= 30 && windows.len() > 100, "{} lists, {} windows", lists.len(), windows.len());
 }

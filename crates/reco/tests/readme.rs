@@ -95,7 +95,7 @@ fn null_where_shown_null(mut got: Value, shown: &Value) -> Value {
     got
 }
 
-/// DESIGN §5 through the README: a few events in one hour of 2019 posted to a fresh lake, then
+/// CONTRACTS §5 through the README: a few events in one hour of 2019 posted to a fresh lake, then
 /// the newest complete 1 h window appears within seconds (partitions no event went to hold
 /// nothing back) and is exactly what the README shows. Then the recommendations example, on
 /// the same platform as a reader following the README has it: the similar items it shows, and

@@ -1,4 +1,4 @@
-//! `reco topics init` against a real (embedded) broker: creates the topics of DESIGN §2,
+//! `reco topics init` against a real (embedded) broker: creates the topics of CONTRACTS §2,
 //! is idempotent, reports drift and fixes it with `--fix`.
 
 use std::process::Output;

@@ -1,4 +1,4 @@
-//! The trending tables `trending_now_<window>` (docs/DESIGN.md §5): one row set per window,
+//! The trending tables `trending_now_<window>` (docs/CONTRACTS.md §5): one row set per window,
 //! keyed by `window_start`, ranked items with their counts.
 
 use std::sync::{Arc, LazyLock};

@@ -60,7 +60,7 @@ pub struct HttpArgs {
     pub history_days: u64,
 }
 
-/// The event rules of DESIGN §3 that an operator may change. One group, flattened once into
+/// The event rules of CONTRACTS §3 that an operator may change. One group, flattened once into
 /// every command that validates events (the API and the silver job), so both always agree on
 /// what is valid: an event the API accepted is never dead-lettered by silver for a rule.
 #[derive(Debug, Args)]

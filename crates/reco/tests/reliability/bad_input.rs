@@ -41,7 +41,7 @@ fn kafka_corpus() -> Vec<BadRecord> {
     // added one), so the record is bad for the reason the case is about, not for lacking it.
     for (i, (what, body, _, _, field)) in api_corpus().into_iter().enumerate() {
         if what == "missing type" {
-            // A stored record may leave `type` out: its topic names it (DESIGN §3: "in the Kafka value it may be kept").
+            // A stored record may leave `type` out: its topic names it (CONTRACTS §3: "in the Kafka value it may be kept").
             continue;
         }
         let payload = match serde_json::from_str::<Value>(&body) {
