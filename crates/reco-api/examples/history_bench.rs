@@ -44,7 +44,8 @@ fn main() {
                 7 | 8 => (EventType::Click, None),
                 _ => (EventType::Rating, Some((x % 5 + 1) as f64)),
             };
-            h.apply(user, item, kind, rating, (round * 60_000_000 + u as u64) as i64);
+            let t = (round * 60_000_000 + u as u64) as i64;
+            h.apply(user, item, kind, rating, t, t);
         }
     }
     let rate = (users * PER_USER) as f64 / started.elapsed().as_secs_f64();

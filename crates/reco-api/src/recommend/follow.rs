@@ -22,9 +22,8 @@ const SWEEP_EVERY: Duration = Duration::from_secs(60);
 pub struct UserHistories {
     histories: RwLock<Histories>,
     rules: Rules,
-    /// How far back, in event time behind the newest event, a user's history counts.
+    /// How far back (by arrival) the log is read and users are kept.
     horizon_us: i64,
-    newest_us: std::sync::atomic::AtomicI64,
 }
 
 impl UserHistories {
@@ -33,7 +32,6 @@ impl UserHistories {
             histories: RwLock::new(Histories::new(config)),
             rules,
             horizon_us: i64::try_from(horizon.as_micros()).unwrap_or(i64::MAX),
-            newest_us: std::sync::atomic::AtomicI64::new(i64::MIN),
         })
     }
 
@@ -50,32 +48,29 @@ impl UserHistories {
     pub fn take(&self, record: TailRecord<'_>) {
         let Some(payload) = record.payload else { return };
         let Ok(value) = decode_json(payload) else { return };
-        let judged_at = record.timestamp_ms.map_or_else(|| chrono::Utc::now().timestamp_micros(), |ms| ms * 1000);
+        let arrived = record.timestamp_ms.map_or_else(|| chrono::Utc::now().timestamp_micros(), |ms| ms * 1000);
         let mode = Mode::Stored { topic_type: EventType::from_topic(record.topic) };
-        let Ok(e) = validate_event(&value, &self.rules, judged_at, mode) else { return };
-        self.newest_us.fetch_max(e.event_time_us, std::sync::atomic::Ordering::Relaxed);
+        let Ok(e) = validate_event(&value, &self.rules, arrived, mode) else { return };
         self.histories.write().unwrap_or_else(PoisonError::into_inner).apply(
             &e.user_id,
             &e.item_id,
             e.event_type,
             e.rating,
             e.event_time_us,
+            arrived,
         );
     }
 
     /// Follows the event topics from `horizon` ago (Kafka time) until the task is dropped,
-    /// sweeping users beyond the horizon (event time) every minute.
+    /// dropping every minute the users none of whose events arrived within the horizon.
     pub async fn run(self: Arc<Self>, bootstrap: String) {
         let sweeper = {
             let this = self.clone();
             tokio::spawn(async move {
                 loop {
                     tokio::time::sleep(SWEEP_EVERY).await;
-                    let newest = this.newest_us.load(std::sync::atomic::Ordering::Relaxed);
-                    if newest > i64::MIN {
-                        let mut h = this.histories.write().unwrap_or_else(PoisonError::into_inner);
-                        h.forget_before(newest.saturating_sub(this.horizon_us));
-                    }
+                    let before = chrono::Utc::now().timestamp_micros().saturating_sub(this.horizon_us);
+                    this.histories.write().unwrap_or_else(PoisonError::into_inner).forget_before(before);
                 }
             })
         };

@@ -3,7 +3,9 @@
 //! time by the follower of the event topics (`follow.rs`), read by the handlers.
 //!
 //! Memory is bounded per user by [`HistoryConfig::positives`] and [`HistoryConfig::seen`], and
-//! in users by the horizon: users with no event newer than it are dropped at each sweep. Item
+//! in users by the horizon: users none of whose events arrived within it are dropped at each
+//! sweep. Arrival (the Kafka timestamp), not event time: a replay of a years-old log keeps its
+//! users, and the horizon is the same one the follower starts reading the log from. Item
 //! ids are interned once (a `u32` per mention), so a user with a full history of 20 positives
 //! and 100 seen items holds about 0.6 KB (measured in `make bench`, "user histories").
 
@@ -59,8 +61,8 @@ struct User {
     positives: Vec<(u32, f32, i64)>,
     /// Distinct items in the order last touched (arrival order), most recent last.
     seen: Vec<u32>,
-    /// Newest event time seen for the user.
-    last_us: i64,
+    /// When the user's latest event arrived (Kafka timestamp).
+    arrived_us: i64,
 }
 
 /// One user's history as the handlers use it.
@@ -99,7 +101,15 @@ impl Histories {
     /// Takes one valid event into its user's history. Events may come in any order: positives
     /// stay ordered by event time, and a repeat only refreshes the item (the larger weight,
     /// the later time).
-    pub fn apply(&mut self, user: &str, item: &str, kind: EventType, rating: Option<f64>, time_us: i64) {
+    pub fn apply(
+        &mut self,
+        user: &str,
+        item: &str,
+        kind: EventType,
+        rating: Option<f64>,
+        time_us: i64,
+        arrived_us: i64,
+    ) {
         self.events += 1;
         let weight = self.config.weight(kind, rating);
         let id = self.intern(item);
@@ -108,7 +118,7 @@ impl Histories {
             Some(u) => u,
             None => self.users.entry(Box::from(user)).or_default(),
         };
-        u.last_us = u.last_us.max(time_us);
+        u.arrived_us = u.arrived_us.max(arrived_us);
         if let Some(at) = u.seen.iter().rposition(|s| *s == id) {
             u.seen.remove(at);
         }
@@ -147,10 +157,10 @@ impl Histories {
         })
     }
 
-    /// Drops the users whose newest event is older than `before_us`.
+    /// Drops the users whose latest event arrived before `before_us`.
     pub fn forget_before(&mut self, before_us: i64) -> usize {
         let n = self.users.len();
-        self.users.retain(|_, u| u.last_us >= before_us);
+        self.users.retain(|_, u| u.arrived_us >= before_us);
         n - self.users.len()
     }
 
@@ -171,9 +181,9 @@ mod tests {
     #[test]
     fn positives_are_newest_first_by_event_time_whatever_the_arrival_order() {
         let mut h = Histories::new(HistoryConfig::default());
-        h.apply("u", "b", EventType::View, None, 20);
-        h.apply("u", "a", EventType::View, None, 10);
-        h.apply("u", "c", EventType::Click, None, 30);
+        h.apply("u", "b", EventType::View, None, 20, 20);
+        h.apply("u", "a", EventType::View, None, 10, 10);
+        h.apply("u", "c", EventType::Click, None, 30, 30);
         let got = h.get("u").unwrap();
         assert_eq!(items(&got), ["c", "b", "a"]);
         assert_eq!(got.positives[0].1, 2.0);
@@ -182,9 +192,9 @@ mod tests {
     #[test]
     fn low_ratings_are_seen_but_not_positive_and_repeats_keep_the_larger_weight() {
         let mut h = Histories::new(HistoryConfig::default());
-        h.apply("u", "a", EventType::Rating, Some(2.0), 10);
-        h.apply("u", "b", EventType::Click, None, 11);
-        h.apply("u", "b", EventType::View, None, 12);
+        h.apply("u", "a", EventType::Rating, Some(2.0), 10, 10);
+        h.apply("u", "b", EventType::Click, None, 11, 11);
+        h.apply("u", "b", EventType::View, None, 12, 12);
         let got = h.get("u").unwrap();
         assert_eq!(got.positives, vec![(Arc::from("b"), 2.0)]);
         assert!(got.seen.contains("a") && got.seen.contains("b"));
@@ -195,10 +205,10 @@ mod tests {
         let config = HistoryConfig { positives: 3, seen: 4, ..HistoryConfig::default() };
         let mut h = Histories::new(config);
         for (t, item) in ["a", "b", "c", "d", "e"].iter().enumerate() {
-            h.apply("u", item, EventType::View, None, t as i64);
+            h.apply("u", item, EventType::View, None, t as i64, t as i64);
         }
         // An old event does not push out newer positives.
-        h.apply("u", "z", EventType::View, None, -1);
+        h.apply("u", "z", EventType::View, None, -1, -1);
         let got = h.get("u").unwrap();
         assert_eq!(items(&got), ["e", "d", "c"]);
         let seen: HashSet<&str> = got.seen.iter().map(|s| &**s).collect();
@@ -208,8 +218,9 @@ mod tests {
     #[test]
     fn idle_users_are_forgotten() {
         let mut h = Histories::new(HistoryConfig::default());
-        h.apply("old", "a", EventType::View, None, 10);
-        h.apply("new", "a", EventType::View, None, 100);
+        // Forgetting goes by arrival: an old event that arrived late stays.
+        h.apply("old", "a", EventType::View, None, 10, 10);
+        h.apply("new", "a", EventType::View, None, 1, 100);
         assert_eq!(h.forget_before(50), 1);
         assert!(h.get("old").is_none() && h.get("new").is_some());
         assert_eq!(h.counts().0, 1);

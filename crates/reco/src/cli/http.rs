@@ -55,7 +55,8 @@ pub struct HttpArgs {
     #[arg(long, env = "RECO_REQUEST_TIMEOUT_MS", default_value_t = 10_000)]
     pub request_timeout_ms: u64,
     /// How far back a user's history counts for their recommendations, in days: at start the
-    /// API re-reads this much of the event topics, and drops users idle this long (event time).
+    /// API re-reads this much of the event topics, and drops users with no event arriving for
+    /// this long.
     #[arg(long, env = "RECO_HISTORY_DAYS", default_value_t = 30)]
     pub history_days: u64,
 }
