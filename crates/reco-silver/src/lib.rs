@@ -33,6 +33,13 @@ pub enum Error {
     Lake(#[from] reco_lake::Error),
     #[error("record from topic {0}, which the job does not consume")]
     UnknownTopic(String),
+    #[error("{topic} partition {partition}: no state for it, though its records are being read")]
+    UnknownPartition { topic: String, partition: i32 },
+    #[error(
+        "{topic} partition {partition}: cannot move the consumer to offset {to}: {message}. Reading on \
+         from where it is could skip records, so the job stops; restarted, it resumes from the table's offsets"
+    )]
+    Seek { topic: String, partition: i32, to: String, message: String },
     #[error("background task failed: {0}")]
     Task(String),
     #[error(

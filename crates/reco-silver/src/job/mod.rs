@@ -3,17 +3,16 @@
 use std::{
     collections::{BTreeMap, HashMap},
     sync::{
-        Arc, Mutex, PoisonError,
+        Arc, Mutex,
         atomic::{AtomicBool, Ordering},
     },
     time::{Duration, Instant},
 };
 
 use rdkafka::{
-    ClientContext, Message, Offset, Statistics, TopicPartitionList,
-    consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, StreamConsumer},
+    Message, Offset, TopicPartitionList,
+    consumer::{CommitMode, Consumer, StreamConsumer},
     message::BorrowedMessage,
-    types::RDKafkaRespErr,
 };
 use reco_core::ErrorKind;
 use reco_lake::{CommitOutcome, StreamBatch, TopicTables, Upstream, read};
@@ -22,8 +21,14 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
+mod bounds;
+mod context;
+
+use bounds::{Scope, assigned};
+use context::{BATCH_REACH, Context, fetch_from};
+
 use crate::{
-    Error, OnOffsetReset, Result, SilverConfig,
+    Error, Result, SilverConfig,
     catchup::{self, CatchUp},
     compaction::Compaction,
     decode::{Decoded, RawRecord, dead_letter, decode},
@@ -31,89 +36,9 @@ use crate::{
     position::{Arrival, PartitionState, classify},
 };
 
-/// Consumer callbacks: start assigned partitions at the table's offsets, note revocations (the
-/// loop drops uncommitted work), export lag.
-struct Context {
-    revoked: AtomicBool,
-    /// Where each partition resumes according to the silver table, as far as this worker knows
-    /// (loaded at start, moved by its own commits; another worker's commits only make it lag,
-    /// and records below the table's offset are skipped anyway). A partition without an entry
-    /// has nothing in the table and starts at the beginning of the topic.
-    resume_at: Mutex<HashMap<(String, i32), i64>>,
-    telemetry: Arc<Telemetry>,
-}
-
-impl Context {
-    fn set_resume_at(&self, topic: &str, partition: i32, offset: i64) {
-        self.resume_at.lock().unwrap_or_else(PoisonError::into_inner).insert((topic.to_owned(), partition), offset);
-    }
-
-    /// The partition starts at the log's start on its next assignment (after a reset).
-    fn forget_resume_at(&self, topic: &str, partition: i32) {
-        self.resume_at.lock().unwrap_or_else(PoisonError::into_inner).remove(&(topic.to_owned(), partition));
-    }
-}
-
-impl ClientContext for Context {
-    fn stats(&self, statistics: Statistics) {
-        for (topic, t) in &statistics.topics {
-            for (partition, p) in &t.partitions {
-                if *partition >= 0 && p.consumer_lag >= 0 {
-                    self.telemetry.silver.consumer_lag(topic, *partition, p.consumer_lag);
-                }
-            }
-        }
-    }
-}
-
-impl ConsumerContext for Context {
-    /// The table's offsets are the truth, not the group's: a fetch started at the group offset
-    /// can begin past records the table never got (a lake restored from a backup, or group
-    /// offsets committed from a batch another worker's rebalance dropped), and skipping them
-    /// would lose them. So each assigned partition starts where the table resumes. (Eager
-    /// protocol, the default assignors; the group offsets only make lag visible.)
-    fn rebalance(&self, consumer: &BaseConsumer<Self>, err: RDKafkaRespErr, tpl: &mut TopicPartitionList) {
-        match err {
-            RDKafkaRespErr::RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS => {
-                let resume_at = self.resume_at.lock().unwrap_or_else(PoisonError::into_inner).clone();
-                let assigned: Vec<(String, i32)> =
-                    tpl.elements().iter().map(|e| (e.topic().to_owned(), e.partition())).collect();
-                // Operators (and a stalled test) need to see who holds what after a rebalance.
-                info!(partitions = ?assigned, "partitions assigned");
-                for (topic, partition) in assigned {
-                    let at = resume_at.get(&(topic.clone(), partition)).map_or(Offset::Beginning, |o| fetch_from(*o));
-                    let _ = tpl.set_partition_offset(&topic, partition, at);
-                }
-                if let Err(e) = consumer.assign(tpl) {
-                    warn!(error = %e, "cannot take the assigned partitions");
-                }
-            }
-            _ => {
-                info!(partitions = tpl.count(), "partitions revoked");
-                self.revoked.store(true, Ordering::SeqCst);
-                if let Err(e) = consumer.unassign() {
-                    warn!(error = %e, "cannot release the revoked partitions");
-                }
-            }
-        }
-    }
-}
-
 /// How long the re-read of a log reported shorter than silver's offset runs before the job
 /// asks the broker again and decides (time for the batches it reports to arrive).
 const SHORT_LOG_SETTLE: Duration = Duration::from_secs(2);
-
-/// The most records one producer batch holds (librdkafka's `batch.num.messages` default).
-const BATCH_REACH: i64 = 10_000;
-
-/// Where to fetch from to read `offset` onwards. A Kafka broker answers a fetch with the batch
-/// that contains the offset; the embedded broker (tansu 0.6) answers with the first batch that
-/// *starts* at or after it, silently skipping the rest of a batch the offset falls inside. So
-/// fetches start up to one batch early and the records below `offset` are skipped here; the
-/// first full `make reliability` run lost events exactly there.
-fn fetch_from(offset: i64) -> Offset {
-    Offset::Offset((offset - BATCH_REACH).max(0))
-}
 
 #[derive(Default)]
 struct Pending {
@@ -346,7 +271,11 @@ impl Job {
                 // log start): jump ahead rather than read everything again.
                 if expected - offset > 2 * BATCH_REACH {
                     self.state(topic, partition)?.last_seen = None;
-                    let _ = self.consumer.seek(topic, partition, fetch_from(expected), Duration::ZERO);
+                    // Only a shortcut: if it fails, the records up to `expected` keep being
+                    // read and skipped as seen.
+                    if let Err(e) = self.consumer.seek(topic, partition, fetch_from(expected), Duration::ZERO) {
+                        debug!(topic, partition, error = %e, "cannot jump ahead; reading on");
+                    }
                 }
                 return Ok(false);
             }
@@ -538,6 +467,7 @@ impl Job {
                             s.committed = Some(*end);
                         }
                         self.consumer.context().set_resume_at(&topic, *partition, *end);
+                        // For the lag display below only.
                         let _ = tpl.add_partition_offset(&topic, *partition, Offset::Offset(*end));
                     }
                     // Group offsets only make lag visible; the truth is in the table.
@@ -557,7 +487,7 @@ impl Job {
                         self.partition_map(&topic)?.remove(partition);
                         let state = self.load_partition(&topic, *partition).await?;
                         let to = state.committed.map_or(Offset::Beginning, fetch_from);
-                        let _ = self.consumer.seek(&topic, *partition, to, Duration::ZERO);
+                        self.seek(&topic, *partition, to)?;
                         self.partition_map(&topic)?.insert(*partition, state);
                     }
                 }
@@ -569,194 +499,6 @@ impl Job {
         }
         Ok(())
     }
-}
-
-impl Job {
-    fn state(&mut self, topic: &str, partition: i32) -> Result<&mut PartitionState> {
-        self.partition_map(topic)?.get_mut(&partition).ok_or_else(|| Error::UnknownTopic(topic.to_owned()))
-    }
-
-    /// The partition's `(log start, high watermark)`, asked of the broker on a blocking thread;
-    /// `None` when it does not answer in time.
-    async fn watermarks(&self, topic: &str, partition: i32) -> Option<(i64, i64)> {
-        let (consumer, owned) = (Arc::clone(&self.consumer), topic.to_owned());
-        let asked =
-            tokio::task::spawn_blocking(move || consumer.fetch_watermarks(&owned, partition, Duration::from_secs(5)));
-        match asked.await {
-            Ok(Ok(marks)) => Some(marks),
-            Ok(Err(e)) => {
-                warn!(topic, partition, error = %e, "cannot read the partition's watermarks");
-                None
-            }
-            Err(_) => None,
-        }
-    }
-
-    /// The broker did not return offsets `[expected, got)` to this consumer. It reads in order
-    /// from at or before `expected` (every assignment and seek starts there), so they hold no
-    /// record it may read: deleted by retention (below the log start), or transaction markers,
-    /// aborted or compacted records. Counted by reason; only retention is a loss.
-    async fn count_skipped(&self, topic: &str, partition: i32, expected: i64, got: i64) {
-        let start = self.watermarks(topic, partition).await.map(|(low, _)| low);
-        let deleted = start.map_or(0, |low| low.min(got) - expected).max(0);
-        let gap = got - expected - deleted;
-        if deleted > 0 {
-            let to = expected + deleted;
-            warn!(
-                topic,
-                partition,
-                from = expected,
-                to,
-                "records deleted from Kafka (retention) before silver read them"
-            );
-            self.telemetry.silver.offsets_skipped(topic, "retention", deleted as u64);
-        }
-        if gap > 0 {
-            // Normal with transactional producers (one marker per commit): counted, not logged.
-            debug!(topic, partition, from = got - gap, to = got, "offsets without a readable record");
-            self.telemetry.silver.offsets_skipped(topic, "gap", gap as u64);
-        }
-    }
-
-    /// `found` shows the partition's log is not the one silver read. By policy: stop with an
-    /// error naming the way on, or read the new log from its start (the buffered records of
-    /// the old log are still committed; de-duplication by `event_id` keeps a replayed log
-    /// from doubling rows).
-    fn reset(&self, state: &mut PartitionState, topic: &str, partition: i32, found: String) -> Result<()> {
-        let stored = state.position.or(state.committed).unwrap_or(0);
-        if self.config.on_offset_reset == OnOffsetReset::Fail {
-            return Err(Error::OffsetReset { topic: topic.to_owned(), partition, stored, found });
-        }
-        warn!(topic, partition, stored, found, "Kafka log reset; reading the partition again from its start");
-        self.telemetry.silver.offset_reset(topic);
-        self.consumer.context().forget_resume_at(topic, partition);
-        state.position = None;
-        state.last_seen = None;
-        state.last_committed = None;
-        let _ = self.consumer.seek(topic, partition, Offset::Beginning, Duration::ZERO);
-        Ok(())
-    }
-
-    fn reset_partition(&mut self, topic: &str, partition: i32, found: String) -> Result<()> {
-        let mut state =
-            self.partition_map(topic)?.remove(&partition).ok_or_else(|| Error::UnknownTopic(topic.to_owned()))?;
-        let reset = self.reset(&mut state, topic, partition, found);
-        self.partition_map(topic)?.insert(partition, state);
-        reset
-    }
-
-    /// Per topic, this worker's partitions that Kafka holds more records of than it has read
-    /// (high watermark past both the next offset to accept and librdkafka's fetch position,
-    /// which passes transaction markers). Written with the commit for the gold job: a partition
-    /// that silver is still catching up on must not count as idle there, however long it is
-    /// since its last rows. The watermarks come from the broker (one request for all, on a
-    /// blocking thread); when it does not answer, the partition counts as behind, which at
-    /// worst holds gold's watermark for one more idle timeout.
-    async fn partitions_behind(&mut self, scope: Scope) -> BTreeMap<String, Vec<i32>> {
-        let reads: HashMap<&str, HashMap<i32, i64>> =
-            self.config.topics.iter().map(|t| (t.as_str(), self.reads(t, scope))).collect();
-        let asks = reads.iter().flat_map(|(t, r)| r.keys().map(|p| (t.to_string(), *p))).collect();
-        let marks = catchup::ask_watermarks(&self.consumer, asks).await;
-        let mut behind: BTreeMap<String, Vec<i32>> =
-            self.config.topics.iter().map(|t| (t.clone(), Vec::new())).collect();
-        for (topic, p, mark) in &marks {
-            let read = reads.get(topic.as_str()).and_then(|r| r.get(p)).copied().unwrap_or(0);
-            if catchup::holds_more(*mark, read)
-                && let Some(partitions) = behind.get_mut(topic)
-            {
-                partitions.push(*p);
-            }
-        }
-        behind.values_mut().for_each(|partitions| partitions.sort_unstable());
-        self.note_bounds(&marks);
-        behind
-    }
-
-    /// Per topic, the partitions whose log the broker last reported empty and of which no record
-    /// is buffered (a record read just before retention emptied the log is still to commit).
-    fn empty_partitions(&self) -> BTreeMap<String, Vec<i32>> {
-        let mut empty: BTreeMap<String, Vec<i32>> = BTreeMap::new();
-        for ((topic, partition), (low, high)) in &self.log_bounds {
-            let buffered = self.pending.get(topic).is_some_and(|p| p.batch.offsets.contains_key(partition));
-            if high <= low && !buffered {
-                empty.entry(topic.clone()).or_default().push(*partition);
-            }
-        }
-        empty.values_mut().for_each(|partitions| partitions.sort_unstable());
-        empty
-    }
-
-    /// Keeps the broker's answers for [`Job::empty_partitions`].
-    fn note_bounds(&mut self, marks: &[catchup::Mark]) {
-        for (topic, partition, mark) in marks {
-            match mark {
-                Some(bounds) => self.log_bounds.insert((topic.clone(), *partition), *bounds),
-                None => self.log_bounds.remove(&(topic.clone(), *partition)),
-            };
-        }
-    }
-
-    /// The next offset this worker reads in each partition of `topic` in `scope`.
-    fn reads(&self, topic: &str, scope: Scope) -> HashMap<i32, i64> {
-        let fetch = self.consumer.position().unwrap_or_default();
-        let states = self.partitions.get(topic);
-        let resume_at = self.consumer.context().resume_at.lock().unwrap_or_else(PoisonError::into_inner).clone();
-        let partitions: Vec<i32> = match scope {
-            Scope::Assigned => fetch.elements_for_topic(topic).iter().map(|e| e.partition()).collect(),
-            Scope::All => (0..self.topic_partitions.get(topic).copied().unwrap_or(0)).collect(),
-        };
-        partitions
-            .into_iter()
-            .map(|p| {
-                let loaded = states.and_then(|s| s.get(&p));
-                let accepted = loaded.and_then(|s| s.position);
-                // Before its first record, a partition's stored offset says nothing of a log
-                // that may have been reset: when draining, only what was read counts.
-                let stored = match (loaded, scope) {
-                    (None, Scope::All) => None,
-                    _ => resume_at.get(&(topic.to_owned(), p)).copied(),
-                };
-                let fetched = match fetch.find_partition(topic, p).map(|e| e.offset()) {
-                    Some(Offset::Offset(o)) => Some(o),
-                    _ => None,
-                };
-                (p, accepted.max(stored).max(fetched).unwrap_or(0))
-            })
-            .collect()
-    }
-
-    /// Starts asking the broker for every assigned partition's watermarks (see `catchup.rs`).
-    fn ask_caught_up(&mut self) -> JoinHandle<Vec<catchup::Mark>> {
-        self.catchup.asking();
-        let fetch = self.consumer.position().unwrap_or_default();
-        let asks = fetch.elements().iter().map(|e| (e.topic().to_owned(), e.partition())).collect();
-        let consumer = Arc::clone(&self.consumer);
-        tokio::spawn(async move { catchup::ask_watermarks(&consumer, asks).await })
-    }
-
-    /// The broker answered [`Job::ask_caught_up`]; true when every partition is read to the
-    /// offsets it named.
-    fn caught_up(&mut self, marks: Vec<catchup::Mark>) -> bool {
-        self.note_bounds(&marks);
-        let reads: HashMap<String, HashMap<i32, i64>> =
-            self.config.topics.iter().map(|t| (t.clone(), self.reads(t, Scope::Assigned))).collect();
-        let read = |topic: &str, p: i32| reads.get(topic).and_then(|r| r.get(&p)).copied().unwrap_or(0);
-        self.catchup.answered(marks, read)
-    }
-}
-
-/// Which partitions [`Job::partitions_behind`] looks at.
-#[derive(Clone, Copy)]
-enum Scope {
-    /// Those assigned to this worker now.
-    Assigned,
-    /// Every partition of the topic (Kafka metadata at start).
-    All,
-}
-
-/// Whether this worker is assigned `partition` of `topic` right now.
-fn assigned(consumer: &StreamConsumer<Context>, topic: &str, partition: i32) -> bool {
-    consumer.assignment().is_ok_and(|tpl| tpl.find_partition(topic, partition).is_some())
 }
 
 /// The broker's answer once `asking` has one; never while nothing is asked.
