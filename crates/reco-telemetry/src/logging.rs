@@ -1,15 +1,24 @@
 use tracing_subscriber::{EnvFilter, fmt};
 
-/// Logs to stderr, filtered by `RUST_LOG` (default: `info` for reco, `warn` for libraries,
-/// whose per-connection chatter would drown ours; delta-rs' per-file note that it keeps no
-/// statistics for binary columns is expected for dead-letter tables and silenced, as is the
-/// kernel's "no files in log segment" while it probes a table that does not exist yet).
+/// reco's own crates: a bare level in `RUST_LOG` applies to these.
+const OURS: [&str; 8] =
+    ["reco", "reco_api", "reco_kafka", "reco_silver", "reco_gold", "reco_lake", "reco_telemetry", "reco_traffic"];
+
+/// Logs to stderr, filtered by `RUST_LOG` (default `info`). A bare level (`RUST_LOG=debug`)
+/// applies to reco's crates; libraries stay at `warn` (their per-connection chatter and the
+/// Delta kernel's snapshot dumps would drown ours) unless a directive names them, e.g.
+/// `RUST_LOG=info,rdkafka=debug`. delta-rs' per-file note that it keeps no statistics for
+/// binary columns is expected for dead-letter tables and silenced, as is the kernel's "no
+/// files in log segment" while it probes a table that does not exist yet.
 pub fn init_tracing() {
-    const DEFAULT: &str = "warn,reco=info,reco_api=info,reco_kafka=info,reco_silver=info,reco_gold=info,reco_lake=info";
     // Expected noise, silenced even under a user's RUST_LOG unless it names these targets.
     const QUIET: [&str; 2] = ["deltalake_core::writer::stats=error", "buoyant_kernel::snapshot::builder=off"];
-    let base = std::env::var("RUST_LOG").ok().filter(|s| !s.trim().is_empty()).unwrap_or_else(|| DEFAULT.to_owned());
-    let mut spec = base.clone();
+    let base = std::env::var("RUST_LOG").ok().filter(|s| !s.trim().is_empty()).unwrap_or_else(|| "info".to_owned());
+    let mut spec = expand(&base);
+    // librdkafka's own debug contexts, when asked for (reco-kafka's `client_config`).
+    if std::env::var_os("RECO_KAFKA_DEBUG").is_some() && !base.contains("rdkafka") {
+        spec.push_str(",librdkafka=debug,rdkafka=debug");
+    }
     for quiet in QUIET {
         let target = quiet.split('=').next().unwrap_or(quiet);
         if !base.contains(target) {
@@ -19,7 +28,41 @@ pub fn init_tracing() {
     }
     let filter = EnvFilter::try_new(&spec).unwrap_or_else(|e| {
         eprintln!("RUST_LOG={base:?} is not a valid filter ({e}); using the default");
-        EnvFilter::new(format!("{DEFAULT},{}", QUIET.join(",")))
+        EnvFilter::new(format!("{},{}", expand("info"), QUIET.join(",")))
     });
     let _ = fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
+}
+
+const LEVELS: [&str; 6] = ["off", "error", "warn", "info", "debug", "trace"];
+
+/// `RUST_LOG` with each bare level `L` turned into `L` for reco's crates and the less verbose
+/// of `L` and `warn` for everything else; directives naming a target are kept as written.
+fn expand(spec: &str) -> String {
+    let mut out = Vec::new();
+    for directive in spec.split(',').map(str::trim).filter(|d| !d.is_empty()) {
+        let level = directive.to_ascii_lowercase();
+        match LEVELS.iter().position(|l| *l == level) {
+            Some(n) => {
+                out.push(LEVELS[n.min(2)].to_owned());
+                out.extend(OURS.iter().map(|c| format!("{c}={level}")));
+            }
+            None => out.push(directive.to_owned()),
+        }
+    }
+    out.join(",")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::expand;
+
+    #[test]
+    fn a_bare_level_is_ours_and_libraries_stay_at_warn() {
+        let debug = expand("debug");
+        assert!(debug.starts_with("warn,reco=debug,reco_api=debug"), "{debug}");
+        assert!(expand("error").starts_with("error,reco=error"));
+        let named = expand("info,rdkafka=debug");
+        assert!(named.starts_with("warn,reco=info") && named.ends_with(",rdkafka=debug"), "{named}");
+        assert_eq!(expand("reco_gold=trace"), "reco_gold=trace");
+    }
 }
