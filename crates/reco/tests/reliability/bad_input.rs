@@ -10,7 +10,7 @@ use proptest::{
     test_runner::{Config, TestRunner},
 };
 use rdkafka::producer::{FutureProducer, FutureRecord};
-use reco_core::Rules;
+use reco_core::{ErrorKind, Rules};
 use reco_lake::{Format, Lake, TopicTables, read::read_deadletter};
 use reco_silver::{Decoded, RawRecord, decode};
 use reco_testkit::bad::{api_corpus, check_refusal};
@@ -263,12 +263,24 @@ fn fuzz_decoder(cases: u32) -> (u32, Option<String>) {
     let result = runner.run(&(input, topics), |(payload, topic)| {
         let record =
             RawRecord { topic, partition: 0, offset: 0, timestamp_us: None, key: None, payload: Some(&payload) };
+        // What the bytes are, judged without the decoder: JSON at all, and if so which ids.
+        let parsed = serde_json::from_slice::<Value>(&payload).ok();
+        let id = |v: &Value, field: &str| match &v[field] {
+            Value::String(s) => Some(s.clone()),
+            Value::Number(n) => Some(n.to_string()),
+            _ => None,
+        };
         match decode(&record, &rules, now) {
             Decoded::Valid(row) => {
-                prop_assert!(!row.event_id.is_empty() && !row.user_id.is_empty() && !row.item_id.is_empty());
+                let Some(v) = parsed else { return Err(TestCaseError::fail("bytes that are not JSON accepted")) };
+                prop_assert_eq!(id(&v, "user_id"), Some(row.user_id.clone()));
+                prop_assert_eq!(id(&v, "item_id"), Some(row.item_id.clone()));
+                prop_assert_eq!(id(&v, "event_id"), Some(row.event_id.clone()));
             }
             Decoded::Invalid { kind, message } => {
-                prop_assert!(!kind.as_str().is_empty() && !message.is_empty(), "unexplained refusal");
+                // Not JSON is exactly the invalid_json refusals; anything else names its field.
+                prop_assert_eq!(kind == ErrorKind::InvalidJson, parsed.is_none(), "{:?}: {}", kind, message);
+                prop_assert!(!message.is_empty(), "unexplained refusal");
             }
         }
         Ok(())
