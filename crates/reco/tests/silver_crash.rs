@@ -267,16 +267,6 @@ impl Drop for Survivors {
     }
 }
 
-/// After B dies, A alone takes over once B's session expires. Not on the embedded broker (see
-/// above); librdkafka's mock cluster expires dead members, so it runs there.
-#[ignore = "tansu 0.6.0 keeps a dead member's partitions until another member joins (see above)"]
-#[tokio::test(flavor = "multi_thread")]
-async fn survivor_takes_over_after_session_timeout() {
-    let broker = reco_testkit::broker_with_topics().await;
-    survivor_takes_over(broker.bootstrap()).await;
-    broker.stop().await;
-}
-
 /// The same on librdkafka's mock cluster (in this test process; the workers reach it over
 /// TCP): a broker with a real group coordinator that expires a member whose session ends.
 #[tokio::test(flavor = "multi_thread")]
