@@ -56,59 +56,73 @@ pub async fn run(args: StatusArgs) -> anyhow::Result<ExitCode> {
         freshness: BTreeMap::new(),
         gold: BTreeMap::new(),
     };
+    check_kafka(&args, timeout, &mut report).await;
+    check_services(&args, timeout, &mut report).await;
+    check_gold(&args.lake.lake()?, &mut report).await;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        print_table(&report);
+    }
+    Ok(ExitCode::from(report.status as u8))
+}
+
+/// The broker, each topic's partitions and retention, and the silver group's members and lag.
+async fn check_kafka(args: &StatusArgs, timeout: Duration, report: &mut Report) {
     let bootstrap = &args.kafka.kafka_bootstrap_servers;
     let specs = args.topics.specs();
     let names: Vec<String> = specs.iter().map(|s| s.name.clone()).collect();
-
-    match tokio::time::timeout(timeout, describe_topics(bootstrap, &names)).await {
-        Err(_) => report.check("broker", Level::Down, format!("{bootstrap}: no answer within {timeout:?}")),
-        Ok(Err(e)) => report.check("broker", Level::Down, e.to_string()),
-        Ok(Ok(states)) => {
-            report.check("broker", Level::Ok, format!("{bootstrap} answers"));
-            for spec in &specs {
-                let (level, detail) = match states.iter().find(|s| s.name == spec.name) {
-                    None => (Level::Degraded, "missing: run `reco topics init`".to_owned()),
-                    Some(s) if s.partitions != spec.partitions => {
-                        (Level::Degraded, format!("{} partitions, expected {}", s.partitions, spec.partitions))
-                    }
-                    Some(s) if s.retention_ms.is_some_and(|r| r != spec.retention_ms) => (
-                        Level::Degraded,
-                        format!(
-                            "retention.ms {}, expected {}: run `reco topics init --fix`",
-                            s.retention_ms.unwrap_or_default(),
-                            spec.retention_ms
-                        ),
-                    ),
-                    Some(s) => {
-                        let retention =
-                            s.retention_ms.map_or("broker default".to_owned(), |ms| human(ms as f64 / 1000.0));
-                        (Level::Ok, format!("{} partitions, retention {retention}", s.partitions))
-                    }
-                };
-                report.check(&format!("topic {}", spec.name), level, detail);
+    let states = match tokio::time::timeout(timeout, describe_topics(bootstrap, &names)).await {
+        Err(_) => return report.check("broker", Level::Down, format!("{bootstrap}: no answer within {timeout:?}")),
+        Ok(Err(e)) => return report.check("broker", Level::Down, e.to_string()),
+        Ok(Ok(states)) => states,
+    };
+    report.check("broker", Level::Ok, format!("{bootstrap} answers"));
+    for spec in &specs {
+        let (level, detail) = match states.iter().find(|s| s.name == spec.name) {
+            None => (Level::Degraded, "missing: run `reco topics init`".to_owned()),
+            Some(s) if s.partitions != spec.partitions => {
+                (Level::Degraded, format!("{} partitions, expected {}", s.partitions, spec.partitions))
             }
-            match reco_kafka::group::group_status(bootstrap, &args.silver_group_id, &names, timeout).await {
-                Ok(group) => {
-                    let lag: i64 = group.partitions.iter().map(|p| p.lag).sum();
-                    let (level, detail) = if group.state.is_some() && group.members.is_empty() && lag > 0 {
-                        (Level::Degraded, format!("no member consumes; {lag} records waiting"))
-                    } else if lag > args.max_lag {
-                        (Level::Degraded, format!("lag {lag} records, above --max-lag {}", args.max_lag))
-                    } else {
-                        let members = match &group.state {
-                            Some(state) => format!("{} members ({state})", group.members.len()),
-                            None => "members not reported by the broker".to_owned(),
-                        };
-                        (Level::Ok, format!("{members}, lag {lag} records"))
-                    };
-                    report.check(&format!("group {}", args.silver_group_id), level, detail);
-                    report.group = Some(group);
-                }
-                Err(e) => report.check(&format!("group {}", args.silver_group_id), Level::Degraded, e.to_string()),
+            Some(s) if s.retention_ms.is_some_and(|r| r != spec.retention_ms) => (
+                Level::Degraded,
+                format!(
+                    "retention.ms {}, expected {}: run `reco topics init --fix`",
+                    s.retention_ms.unwrap_or_default(),
+                    spec.retention_ms
+                ),
+            ),
+            Some(s) => {
+                let retention = s.retention_ms.map_or("broker default".to_owned(), |ms| human(ms as f64 / 1000.0));
+                (Level::Ok, format!("{} partitions, retention {retention}", s.partitions))
             }
-        }
+        };
+        report.check(&format!("topic {}", spec.name), level, detail);
     }
+    let check = format!("group {}", args.silver_group_id);
+    match reco_kafka::group::group_status(bootstrap, &args.silver_group_id, &names, timeout).await {
+        Ok(group) => {
+            let lag: i64 = group.partitions.iter().map(|p| p.lag).sum();
+            let (level, detail) = if group.state.is_some() && group.members.is_empty() && lag > 0 {
+                (Level::Degraded, format!("no member consumes; {lag} records waiting"))
+            } else if lag > args.max_lag {
+                (Level::Degraded, format!("lag {lag} records, above --max-lag {}", args.max_lag))
+            } else {
+                let members = match &group.state {
+                    Some(state) => format!("{} members ({state})", group.members.len()),
+                    None => "members not reported by the broker".to_owned(),
+                };
+                (Level::Ok, format!("{members}, lag {lag} records"))
+            };
+            report.check(&check, level, detail);
+            report.group = Some(group);
+        }
+        Err(e) => report.check(&check, Level::Degraded, e.to_string()),
+    }
+}
 
+/// The API's readiness, and the jobs' liveness and freshness from their `/metrics`.
+async fn check_services(args: &StatusArgs, timeout: Duration, report: &mut Report) {
     match http_get(&args.api_url, "/health/ready", timeout).await {
         Ok((200, _)) => report.check("api", Level::Ok, format!("{} ready", args.api_url)),
         Ok((status, body)) => report.check("api", Level::Down, format!("{} answers {status}: {body}", args.api_url)),
@@ -138,15 +152,17 @@ pub async fn run(args: StatusArgs) -> anyhow::Result<ExitCode> {
             Err(e) => report.check(&format!("{job} job"), Level::Degraded, format!("{url}: {e}")),
         }
     }
+}
 
-    let lake = args.lake.lake()?;
-    for window in ["1h", "24h"] {
-        let name = table_name(window);
-        match GoldTable::open_existing(&lake, &name).await {
+/// The newest window of each trending table (lengths from the gold job's configuration) and
+/// the item neighbour table.
+async fn check_gold(lake: &reco_lake::Lake, report: &mut Report) {
+    for spec in reco_gold::window::Config::default().windows {
+        let name = table_name(spec.name);
+        match GoldTable::open_existing(lake, &name).await {
             Ok(Some(table)) => match table.row_sets().keys().next_back() {
                 Some(&start) => {
-                    let length = if window == "1h" { 3_600_000_000 } else { 86_400_000_000 };
-                    let (from, to) = (rfc3339(start), rfc3339(start + length));
+                    let (from, to) = (rfc3339(start), rfc3339(start + spec.length_us));
                     report.check(&name, Level::Ok, format!("newest window {from} – {to}"));
                     report.gold.insert(name, (from, to));
                 }
@@ -156,36 +172,33 @@ pub async fn run(args: StatusArgs) -> anyhow::Result<ExitCode> {
             Err(e) => report.check(&name, Level::Degraded, e.to_string()),
         }
     }
-
-    match GoldTable::open_existing(&lake, reco_lake::gold::neighbors::TABLE).await {
+    let neighbors = reco_lake::gold::neighbors::TABLE;
+    match GoldTable::open_existing(lake, neighbors).await {
         Ok(Some(table)) => {
             let detail = format!("{} buckets of item lists published", table.row_sets().len());
-            report.check(reco_lake::gold::neighbors::TABLE, Level::Ok, detail);
+            report.check(neighbors, Level::Ok, detail);
         }
-        Ok(None) => report.check(reco_lake::gold::neighbors::TABLE, Level::Ok, "no list published yet"),
-        Err(e) => report.check(reco_lake::gold::neighbors::TABLE, Level::Degraded, e.to_string()),
+        Ok(None) => report.check(neighbors, Level::Ok, "no list published yet"),
+        Err(e) => report.check(neighbors, Level::Degraded, e.to_string()),
     }
+}
 
-    if args.json {
-        println!("{}", serde_json::to_string_pretty(&report)?);
-    } else {
-        println!("{:<22} {:<9} detail", "check", "status");
-        for c in &report.checks {
-            let status = match c.status {
-                Level::Ok => "ok",
-                Level::Degraded => "DEGRADED",
-                Level::Down => "DOWN",
-            };
-            println!("{:<22} {:<9} {}", c.name, status, c.detail);
-        }
-        if let Some(group) = &report.group {
-            for p in group.partitions.iter().filter(|p| p.lag > 0) {
-                println!("  lag {}[{}]: {} (committed {:?}, end {})", p.topic, p.partition, p.lag, p.committed, p.end);
-            }
-        }
-        println!("overall: {:?}", report.status);
+fn print_table(report: &Report) {
+    println!("{:<22} {:<9} detail", "check", "status");
+    for c in &report.checks {
+        let status = match c.status {
+            Level::Ok => "ok",
+            Level::Degraded => "DEGRADED",
+            Level::Down => "DOWN",
+        };
+        println!("{:<22} {:<9} {}", c.name, status, c.detail);
     }
-    Ok(ExitCode::from(report.status as u8))
+    if let Some(group) = &report.group {
+        for p in group.partitions.iter().filter(|p| p.lag > 0) {
+            println!("  lag {}[{}]: {} (committed {:?}, end {})", p.topic, p.partition, p.lag, p.committed, p.end);
+        }
+    }
+    println!("overall: {:?}", report.status);
 }
 
 fn human(secs: f64) -> String {
