@@ -123,11 +123,12 @@ async fn main() {
     print!("{}", measure(&bin, seconds, rate, speedup).await);
 }
 
-/// Latencies (ms) of the recommendation probes so far: the probe task is aborted at the end of
-/// the load, so it leaves its samples here.
+/// Latencies (ms) of the recommendation probes.
 static PROBES: Mutex<Vec<f64>> = Mutex::new(Vec::new());
 /// Events the probes posted (acknowledged), beside the generator's.
 static PROBE_EVENTS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+/// Set at the end of the load: the probe finishes the one in flight and stops.
+static PROBES_STOP: AtomicBool = AtomicBool::new(false);
 
 /// Twice a second during the load: a new user views an item that has neighbours (event time on
 /// the generator's clock, so gold's watermark is not disturbed), then asks for their
@@ -135,6 +136,9 @@ static PROBE_EVENTS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64
 async fn probe_recommendations(http: String, event_time_us: impl Fn(f64) -> i64) {
     use reco_testkit::http;
     for n in 0.. {
+        if PROBES_STOP.load(std::sync::atomic::Ordering::SeqCst) {
+            return;
+        }
         // A trending item with neighbours now (the generator's items drift).
         let Some(item) = trending_with_neighbors(&http).await else {
             tokio::time::sleep(Duration::from_secs(1)).await;
@@ -243,13 +247,16 @@ pub async fn measure(bin: &Path, seconds: f64, rate: f64, speedup: f64) -> Strin
             }
         }
     });
+    PROBES_STOP.store(false, std::sync::atomic::Ordering::SeqCst);
+    PROBE_EVENTS.store(0, std::sync::atomic::Ordering::Relaxed);
+    PROBES.lock().unwrap().clear();
     let probe = tokio::spawn(probe_recommendations(http.clone(), move |now_ms| {
         START_US + ((now_ms - started_ms) * 1000.0 * speedup) as i64
     }));
     let took =
         run(generator, Target::Http { addr: http.clone() }, config, tally.clone(), Arc::new(AtomicBool::new(false)))
             .await;
-    probe.abort();
+    PROBES_STOP.store(true, std::sync::atomic::Ordering::SeqCst);
     let _ = probe.await;
     let to_recommended = PROBES.lock().unwrap().clone();
     let load_end_ms = started_ms + took.as_secs_f64() * 1000.0;
@@ -309,8 +316,12 @@ pub async fn measure(bin: &Path, seconds: f64, rate: f64, speedup: f64) -> Strin
         took.as_secs_f64()
     )
     .unwrap();
-    writeln!(out, "{accepted} of {sent} events acknowledged, {failed} failed; services stopped cleanly: {clean}\n")
-        .unwrap();
+    writeln!(
+        out,
+        "{accepted} of {sent} events acknowledged, {failed} failed; {probes} probe events; services stopped cleanly: \
+         {clean}\n"
+    )
+    .unwrap();
     let part = format!("freshness ({rate:.0} ev/s, 3 services)");
     writeln!(out, "| path | latency | reference (same run / config) |").unwrap();
     writeln!(out, "|---|---|---|").unwrap();
