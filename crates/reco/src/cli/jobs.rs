@@ -110,6 +110,12 @@ pub struct GoldOptions {
     /// gold tables, in hours; 0 keeps every window. At least the state horizon.
     #[arg(long, env = "RECO_GOLD_RETENTION_HOURS", default_value_t = 168)]
     pub retention_hours: u64,
+    /// Item neighbours on (the default) or off. Off, the gold job builds trending only: the
+    /// neighbour core applies about 12,000 events a second per core (docs/BENCHMARKS.md), far
+    /// below trending's rate, so a platform above that rate that needs no recommendations
+    /// turns it off.
+    #[arg(long, env = "RECO_NEIGHBORS", default_value_t = true, action = clap::ArgAction::Set)]
+    pub neighbors: bool,
     /// Item neighbours: co-visits fade by half every this many days of event time; 0: never
     /// (for historic replays). docs/ARCHITECTURE.md, "Gold: item neighbours".
     #[arg(long, env = "RECO_NEIGHBORS_HALF_LIFE_DAYS", default_value_t = 30.0)]

@@ -70,6 +70,9 @@ impl GoldOptions {
             self.neighbors_half_life_days.is_finite() && self.neighbors_half_life_days >= 0.0,
             "--neighbors-half-life-days must be a number of days, 0 or more"
         );
+        if !self.neighbors {
+            config.neighbors = None;
+        }
         if let Some(n) = config.neighbors.as_mut() {
             n.half_life_us = (self.neighbors_half_life_days * 86_400e6) as i64;
             n.history = self.neighbors_history;
