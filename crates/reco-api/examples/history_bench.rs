@@ -11,16 +11,11 @@ use std::time::Instant;
 use reco_api::recommend::history::{Histories, HistoryConfig};
 use reco_core::EventType;
 
-/// Resident memory in bytes (`VmRSS`). The state only grows during the run, so the growth of
-/// resident memory is its size (plus allocator slack, which a service pays too). A counting
-/// allocator would be more exact, but the workspace forbids unsafe code.
+/// Resident memory in bytes. The state only grows during the run, so the growth of resident
+/// memory is its size (plus allocator slack, which a service pays too); a counting allocator
+/// would be more exact, but the workspace forbids unsafe code.
 fn resident() -> usize {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<usize>().ok())
-        .map_or(0, |kb| kb * 1024)
+    reco_testkit::proc::rss_of(std::process::id()).0 as usize * 1024
 }
 
 const PER_USER: u64 = 30;
