@@ -49,10 +49,10 @@ bench: ## Benchmarks, release build: API (wrk), silver vs bare rdkafka, gold cor
 	@echo "| part | measure | result | baseline (same run) | ratio |"; echo "|---|---|---:|---:|---:|"
 	@cat $(BENCH_REPORT)
 
-# A filter picks scenarios: `make reliability ONLY=kill_loop` (kill_loop, broker_outage, bad_input, soak).
+# A filter picks scenarios: `make reliability ONLY=kill_loop` (kill_loop, broker_outage, bad_input, soak, chaos).
 ONLY ?=
 RELIABILITY_REPORT ?= $(CARGO_TARGET_DIR)/reliability-report.txt
-reliability: ## Reliability suite, full size (1M-event kill loop, 30 s broker outage, bad input, 30 min soak): one verdict each
+reliability: ## Reliability suite, full size (1M-event kill loop, 30 s broker outage, bad input, 30 min soak, chaos): one verdict each
 	@rm -f $(RELIABILITY_REPORT)
 	@RECO_RELIABILITY=full RECO_RELIABILITY_REPORT=$(RELIABILITY_REPORT) \
 		cargo test --release -p reco --test reliability -- --nocapture --test-threads=1 $(ONLY); \

@@ -8,6 +8,7 @@ pub mod http;
 mod metrics;
 pub mod neighbors;
 pub mod proc;
+pub mod proxy;
 pub mod s3;
 pub mod up;
 

@@ -112,7 +112,8 @@ pub fn recount(config: &Rules, steps: &[Step]) -> Lists {
             })
             .map(|(k, _)| k.clone())
     }
-    let degree = |pairs: &Pairs, a: &str| pairs.keys().filter(|(x, y)| x == a || y == a).count();
+    // Pairs per item, kept beside the map (counting them by a scan made long runs quadratic).
+    let mut degree: HashMap<String, usize> = HashMap::new();
     let mut recorded: Vec<Event> = Vec::new();
     for step in steps {
         let watermark = match step {
@@ -154,13 +155,21 @@ pub fn recount(config: &Rules, steps: &[Step]) -> Lists {
             u.3 += 1;
             *mass.entry(e.item.clone()).or_default() += d * w * g;
             for (i, wi) in partners {
-                let p = pairs.entry(key(&i, &e.item)).or_default();
+                let k = key(&i, &e.item);
+                if !pairs.contains_key(&k) {
+                    *degree.entry(k.0.clone()).or_default() += 1;
+                    *degree.entry(k.1.clone()).or_default() += 1;
+                }
+                let p = pairs.entry(k).or_default();
                 p.0 += d * (wi * w).sqrt() * g;
                 p.1 += 1;
                 for a in [&i, &e.item] {
-                    while degree(&pairs, a) > config.candidates {
+                    while degree.get(a.as_str()).copied().unwrap_or(0) > config.candidates {
                         let k = weakest(&pairs, a).unwrap();
                         pairs.remove(&k);
+                        for end in [&k.0, &k.1] {
+                            *degree.get_mut(end.as_str()).unwrap() -= 1;
+                        }
                     }
                 }
             }
@@ -171,7 +180,15 @@ pub fn recount(config: &Rules, steps: &[Step]) -> Lists {
             if forgot.is_none_or(|f| f < at) {
                 forgot = Some(at);
                 let floor = config.forget_below * growth(at, epoch.unwrap_or(0));
-                pairs.retain(|_, p| p.0 >= floor);
+                pairs.retain(|k, p| {
+                    let keep = p.0 >= floor;
+                    if !keep {
+                        for end in [&k.0, &k.1] {
+                            *degree.get_mut(end.as_str()).unwrap() -= 1;
+                        }
+                    }
+                    keep
+                });
             }
         }
     }

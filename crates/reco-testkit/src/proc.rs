@@ -72,6 +72,29 @@ impl Service {
         self.spawn();
     }
 
+    /// Sends `signal` (`"STOP"`, `"CONT"`, …) to the running process.
+    pub fn signal(&self, signal: &str) {
+        if let Some(child) = &self.child {
+            let _ = Command::new("kill").args([&format!("-{signal}"), &child.id().to_string()]).status();
+        }
+    }
+
+    /// If the process exited on its own, reaps it and starts it again (as an orchestrator
+    /// restarts a container that exited); true if it did.
+    pub fn restart_if_exited(&mut self) -> bool {
+        let exited = self.exited();
+        if exited {
+            self.child = None;
+            self.restart();
+        }
+        exited
+    }
+
+    /// True once the process has exited on its own (not after [`Service::kill`]).
+    pub fn exited(&mut self) -> bool {
+        self.child.as_mut().is_some_and(|c| c.try_wait().ok().flatten().is_some())
+    }
+
     /// True while the process has not exited on its own.
     pub fn alive(&mut self) -> bool {
         self.child.as_mut().is_some_and(|c| c.try_wait().ok().flatten().is_none())

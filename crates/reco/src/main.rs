@@ -21,6 +21,9 @@ fn main() -> ExitCode {
     let started = std::time::Instant::now();
     let cli = Cli::parse();
     reco_telemetry::init_tracing();
+    if matches!(cli.command, Command::Up(_) | Command::Broker(_)) {
+        exit_on_panic();
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
@@ -57,4 +60,18 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// Makes any panic end the process (exit code 101) in the commands that host the embedded
+/// broker. tansu runs its storage as one task behind a channel; a panic there left a process
+/// that accepted connections and answered every request with an error until someone restarted
+/// it (found by the chaos scenario). Exiting hands the restart to the supervisor at once, and
+/// the SQLite log is crash-safe.
+fn exit_on_panic() {
+    let report = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        report(info);
+        eprintln!("error: reco stops after a panic, so that its supervisor restarts it");
+        std::process::exit(101);
+    }));
 }

@@ -500,7 +500,10 @@ impl PoolConnection {
 
             Ok(row).inspect(|row| debug!(?row))
         } else {
-            panic!("more or less than one row");
+            // reco patch: the release panicked here, killing the storage lane (every later
+            // request failed with `UnableToSend` while the process stayed up). No row is an
+            // error the caller maps (see `idempotent_message_check`).
+            Err(libsql::Error::QueryReturnedNoRows)
         }
     }
 }
@@ -580,14 +583,21 @@ impl Delegate {
                     ),
                 )
                 .await
-                .inspect_err(|err| {
+                .map_err(|err| {
+                    // reco patch: a batch whose epoch the broker does not know (its
+                    // `InitProducerId` was not kept across a crash) is answered as Kafka does,
+                    // so the client starts a new producer epoch instead of failing for good.
+                    if matches!(err, libsql::Error::QueryReturnedNoRows) {
+                        return Error::Api(ErrorCode::UnknownProducerId);
+                    }
                     error!(
                         self.cluster,
                         ?topition,
                         deflated.producer_id,
                         deflated.producer_epoch,
                         ?err
-                    )
+                    );
+                    Error::from(err)
                 })?;
 
             let sequence = row.get::<i32>(0).inspect_err(|err| error!(?err))?;

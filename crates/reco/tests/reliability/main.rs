@@ -4,6 +4,7 @@
 //! (part of `make test` and CI); `RECO_RELIABILITY=full` runs the sizes of docs/RELIABILITY.md.
 
 mod bad_input;
+mod chaos;
 mod common;
 mod kill_loop;
 mod outage;
