@@ -26,7 +26,7 @@ use crate::common::{TOP_N, silver_ids};
 #[derive(Debug, Default)]
 pub struct Observed {
     pub reads: usize,
-    pub complete: BTreeMap<(String, i64), Vec<(String, i64, i64, f64, i32)>>,
+    pub complete: Windows,
     /// Complete windows seen later with other rows, with the first such sight.
     pub changed: BTreeMap<(String, i64), String>,
     /// Late and beyond-horizon events the gold jobs counted (`reco_gold_late_events_total`,
