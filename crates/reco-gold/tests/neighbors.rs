@@ -11,7 +11,7 @@ use reco_lake::{Format, Lake};
 use reco_telemetry::Telemetry;
 use reco_testkit::{
     gold::{published as trending_published, recount as trending_recount},
-    neighbors::{Event, InteractionWriter, Kind, Lists, Rules, Step, published, recount, same_lists},
+    neighbors::{Event, InteractionWriter, Kind, Lists, Rules, Step, published, recount, same_lists, trending_inputs},
     wait_until, xorshift,
 };
 use tokio_util::sync::CancellationToken;
@@ -80,17 +80,6 @@ fn expected(events: &[Event]) -> Lists {
     let mut steps: Vec<Step> = events.iter().cloned().map(Step::Event).collect();
     steps.push(Step::Advance(events.iter().map(|e| e.time_us).max().unwrap_or(0)));
     recount(&Rules::default(), &steps)
-}
-
-fn trending_inputs(events: &[Event]) -> Vec<reco_testkit::gold::Input> {
-    events
-        .iter()
-        .filter_map(|e| match e.kind {
-            Kind::View => Some((e.item.clone(), false, e.time_us)),
-            Kind::Click => Some((e.item.clone(), true, e.time_us)),
-            Kind::Rating(_) => None,
-        })
-        .collect()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

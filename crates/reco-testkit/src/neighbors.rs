@@ -63,6 +63,19 @@ pub enum Step {
     Advance(i64),
 }
 
+/// The trending inputs among `events` (views and clicks; ratings do not trend), for
+/// [`crate::gold::recount`] over the same events the neighbour recount reads.
+pub fn trending_inputs(events: &[Event]) -> Vec<crate::gold::Input> {
+    events
+        .iter()
+        .filter_map(|e| match e.kind {
+            Kind::View => Some((e.item.clone(), false, e.time_us)),
+            Kind::Click => Some((e.item.clone(), true, e.time_us)),
+            Kind::Rating(_) => None,
+        })
+        .collect()
+}
+
 /// Item → `(neighbour, score, support)` in rank order.
 pub type Lists = BTreeMap<String, Vec<(String, f64, u32)>>;
 

@@ -3,14 +3,7 @@
 //! wait, sockets stay open, as with a dropped route) or slows them (a delay before each chunk).
 //! Real sockets and real client timeouts, unlike a mocked transport.
 
-use std::{
-    net::SocketAddr,
-    sync::{
-        Arc,
-        atomic::{AtomicU64, Ordering},
-    },
-    time::Duration,
-};
+use std::{net::SocketAddr, time::Duration};
 
 use tokio::{
     io::{AsyncReadExt, AsyncWriteExt},
@@ -36,7 +29,6 @@ pub struct Proxy {
     link: watch::Sender<Link>,
     /// Bumped by [`Proxy::cut`]; each connection ends when it changes.
     generation: watch::Sender<u64>,
-    accepted: Arc<AtomicU64>,
     task: JoinHandle<()>,
 }
 
@@ -48,18 +40,16 @@ impl Proxy {
         let addr = listener.local_addr().expect("proxy address");
         let (link, _) = watch::channel(Link::Healthy);
         let (generation, _) = watch::channel(0);
-        let accepted = Arc::new(AtomicU64::new(0));
-        let (link_rx, cut_rx, count) = (link.subscribe(), generation.subscribe(), accepted.clone());
+        let (link_rx, cut_rx) = (link.subscribe(), generation.subscribe());
         let task = tokio::spawn(async move {
             while let Ok((client, _)) = listener.accept().await {
-                count.fetch_add(1, Ordering::Relaxed);
                 let (link, cut) = (link_rx.clone(), cut_rx.clone());
                 tokio::spawn(async move {
                     let _ = connection(client, upstream, link, cut).await;
                 });
             }
         });
-        Proxy { addr, link, generation, accepted, task }
+        Proxy { addr, link, generation, task }
     }
 
     /// Closes every open connection at once (clients see a reset and reconnect).
@@ -69,11 +59,6 @@ impl Proxy {
 
     pub fn set(&self, link: Link) {
         self.link.send_replace(link);
-    }
-
-    /// Connections accepted so far.
-    pub fn connections(&self) -> u64 {
-        self.accepted.load(Ordering::Relaxed)
     }
 }
 

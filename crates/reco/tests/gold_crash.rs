@@ -174,15 +174,7 @@ async fn gold_with_both_aggregates_survives_sigkill() {
     let mut steps: Vec<Step> = events.iter().cloned().map(Step::Event).collect();
     steps.push(Step::Advance(events.last().unwrap().time_us));
     let lists = neighbors::recount(&neighbors::Rules::default(), &steps);
-    let trending_inputs: Vec<reco_testkit::gold::Input> = events
-        .iter()
-        .filter_map(|e| match e.kind {
-            Kind::View => Some((e.item.clone(), false, e.time_us)),
-            Kind::Click => Some((e.item.clone(), true, e.time_us)),
-            Kind::Rating(_) => None,
-        })
-        .collect();
-    let windows = recount(&trending_inputs, 10);
+    let windows = recount(&neighbors::trending_inputs(&events), 10);
     let settled = wait_until(Duration::from_secs(90), || async {
         same_lists(&neighbors::published(&lake).await, &lists) && published(&lake).await == windows
     })

@@ -14,7 +14,7 @@ use std::{
 use reco_lake::{Lake, TopicTables, read::read_deadletter};
 use reco_testkit::{
     gold::{self, Windows, published_with_state},
-    neighbors::{self, Kind, Lists, Step},
+    neighbors::{self, Lists, Step},
 };
 
 use super::driver::{History, Sent};
@@ -105,33 +105,28 @@ pub async fn observe(lake: Lake, golds: Vec<(String, String)>, stop: Arc<AtomicB
     }
 }
 
+/// The acknowledged events as the recounts take them.
+fn interactions(acked: &[Sent]) -> Vec<neighbors::Event> {
+    acked
+        .iter()
+        .map(|e| neighbors::Event {
+            user: e.user.clone(),
+            item: e.item.clone(),
+            session: None,
+            kind: e.kind,
+            time_us: e.time_us,
+        })
+        .collect()
+}
+
 /// The trending recount of the acknowledged views and clicks.
 pub fn expected_windows(acked: &[Sent]) -> Windows {
-    let inputs: Vec<gold::Input> = acked
-        .iter()
-        .filter_map(|e| match e.kind {
-            Kind::View => Some((e.item.clone(), false, e.time_us)),
-            Kind::Click => Some((e.item.clone(), true, e.time_us)),
-            Kind::Rating(_) => None,
-        })
-        .collect();
-    gold::recount(&inputs, TOP_N)
+    gold::recount(&neighbors::trending_inputs(&interactions(acked)), TOP_N)
 }
 
 /// The neighbour recount of every acknowledged event (none is late: see the driver).
 pub fn expected_lists(acked: &[Sent]) -> Lists {
-    let mut steps: Vec<Step> = acked
-        .iter()
-        .map(|e| {
-            Step::Event(neighbors::Event {
-                user: e.user.clone(),
-                item: e.item.clone(),
-                session: None,
-                kind: e.kind,
-                time_us: e.time_us,
-            })
-        })
-        .collect();
+    let mut steps: Vec<Step> = interactions(acked).into_iter().map(Step::Event).collect();
     steps.push(Step::Advance(acked.iter().map(|e| e.time_us).max().unwrap_or(0)));
     neighbors::recount(&neighbors::Rules::default(), &steps)
 }

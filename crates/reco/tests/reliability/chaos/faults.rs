@@ -86,13 +86,11 @@ pub enum Fault {
 impl Fault {
     /// The row of the summary table it counts in.
     pub fn kind(&self) -> String {
+        // `silver-2` counts as `silver`.
+        let role = |name: &str| name.trim_end_matches(char::is_numeric).trim_end_matches('-').to_owned();
         match self {
-            Fault::Kill(name, _) => {
-                format!("SIGKILL {}", name.trim_end_matches(char::is_numeric).trim_end_matches('-'))
-            }
-            Fault::Pause(name, _) => {
-                format!("SIGSTOP {}", name.trim_end_matches(char::is_numeric).trim_end_matches('-'))
-            }
+            Fault::Kill(name, _) => format!("SIGKILL {}", role(name)),
+            Fault::Pause(name, _) => format!("SIGSTOP {}", role(name)),
             Fault::Cut => "network: connections cut".into(),
             Fault::Stall(_) => "network: stalled".into(),
             Fault::Slow(..) => "network: slowed".into(),
