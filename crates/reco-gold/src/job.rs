@@ -17,7 +17,7 @@ use crate::{
     Error, GoldConfig, Result,
     aggregate::{Aggregate, Mode, Publication, Recorded, Source, hosted},
     checkpoint::Checkpoints,
-    lease::Lease,
+    lease::Kept,
 };
 
 /// Test-only fault injection: `RECO_FAULT=gold_crash_after_publish` aborts the process
@@ -61,7 +61,7 @@ pub(crate) struct Job {
     /// Every silver table some aggregate reads.
     feeds: BTreeMap<Source, SilverFeed>,
     tables: BTreeMap<String, GoldTable>,
-    lease: Lease,
+    lease: Kept,
     /// Input counted since the last checkpoint.
     unsaved: bool,
     /// When the job last found new silver versions.
@@ -71,7 +71,7 @@ pub(crate) struct Job {
 
 impl Job {
     /// A job holding the lake's gold `lease`: the checkpoints it resumes from are the newest.
-    pub async fn new(config: GoldConfig, telemetry: Arc<Telemetry>, lease: Lease) -> Result<Job> {
+    pub async fn new(config: GoldConfig, telemetry: Arc<Telemetry>, lease: Kept) -> Result<Job> {
         config.validate().map_err(Error::Config)?;
         let mut aggregates = Vec::new();
         for mut aggregate in hosted(&config, &telemetry, Mode::Job) {
@@ -161,13 +161,14 @@ impl Job {
         if active { self.config.active_poll_interval.min(self.config.poll_interval) } else { self.config.poll_interval }
     }
 
-    /// Publishes under the lease: renewed (or found lost) right before writing, since reading a
-    /// long backlog can take a while, and every commit fenced with the lease number. A commit
+    /// Publishes under the lease: renewed (or found lost after a pause) right before writing,
+    /// and every commit fenced with the lease number. A commit
     /// the fence refused because another job took the lease meanwhile stops this job with that
     /// reason rather than as a bare Delta conflict.
     async fn publish_fenced(&mut self, publications: Vec<Publication>) -> Result<()> {
         self.lease.renew().await?;
-        self.tables.values_mut().for_each(|t| t.fence(self.lease.seq()));
+        let seq = self.lease.seq().await;
+        self.tables.values_mut().for_each(|t| t.fence(seq));
         let result = publish(&mut self.tables, publications, &self.telemetry).await;
         if let Err(e) = &result
             && let Some(by) = self.lease.taken_by().await

@@ -14,7 +14,7 @@
 
 use std::{
     collections::HashSet,
-    sync::{Mutex, OnceLock},
+    sync::{Arc, Mutex, OnceLock},
     time::Duration,
 };
 
@@ -201,6 +201,68 @@ impl Lease {
     }
 }
 
+/// A held lease renewed in the background: a task of its own renews it every sixth of the
+/// TTL, so work that takes longer than the TTL (restoring a large checkpoint, a publication of
+/// a hundred files to a slow object store) does not lose it. Renewing only between steps of
+/// the job's loop did: in the chaos test on S3 a cycle's publications outlasted the 5 s TTL,
+/// the other job took over, and each successor lost the lease the same way, forever.
+///
+/// Pause detection is unchanged: a paused process pauses this task too, and after a pause
+/// longer than the TTL the next renewal (the task's or the job's own before it writes) finds
+/// its number taken.
+#[derive(Debug)]
+pub struct Kept {
+    lease: Arc<tokio::sync::Mutex<Lease>>,
+    heartbeat: tokio::task::JoinHandle<()>,
+}
+
+impl Kept {
+    pub fn start(lease: Lease) -> Kept {
+        let every = lease.ttl / 6;
+        let lease = Arc::new(tokio::sync::Mutex::new(lease));
+        let held = Arc::downgrade(&lease);
+        let heartbeat = tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(every).await;
+                let Some(lease) = held.upgrade() else { return };
+                match lease.lock().await.renew().await {
+                    Ok(()) => {}
+                    // Lost: the job finds out at its own renewal before it writes.
+                    Err(Error::Lease(_)) => return,
+                    // The store did not answer: try again, the TTL leaves time for it.
+                    Err(e) => warn!(error = %e, "could not renew the gold lease; trying again"),
+                }
+            }
+        });
+        Kept { lease, heartbeat }
+    }
+
+    /// Renews now unless renewed within a third of the TTL. An error means another job took
+    /// the lease (or the store failed): this one must stop writing.
+    pub async fn renew(&self) -> Result<()> {
+        self.lease.lock().await.renew().await
+    }
+
+    /// See [`Lease::seq`].
+    pub async fn seq(&self) -> i64 {
+        self.lease.lock().await.seq()
+    }
+
+    /// See [`Lease::taken_by`].
+    pub async fn taken_by(&self) -> Option<String> {
+        self.lease.lock().await.taken_by().await
+    }
+
+    /// Stops renewing and gives the lease up.
+    pub async fn release(self) {
+        self.heartbeat.abort();
+        let _ = self.heartbeat.await;
+        if let Ok(lease) = Arc::try_unwrap(self.lease) {
+            lease.into_inner().release().await;
+        }
+    }
+}
+
 impl Drop for Lease {
     fn drop(&mut self) {
         if let Ok(mut l) = live().lock() {
@@ -256,5 +318,32 @@ mod tests {
         assert!(other_host.free(now + 60_001));
         let gone = Record { pid: u32::MAX - 1, ..record(now + 60_000) };
         assert!(gone.free(now), "no such process on this host");
+    }
+
+    /// Work longer than the TTL, with no renewal from the job in between: the background
+    /// renewal keeps the lease from a waiting job, which takes it once it is released.
+    #[tokio::test(flavor = "multi_thread")]
+    async fn a_kept_lease_outlasts_work_longer_than_its_ttl() {
+        let dir = tempfile::tempdir().unwrap();
+        let lake = Lake::new(dir.path(), reco_lake::Format::Delta).unwrap();
+        let ttl = Duration::from_secs(3);
+        let never = CancellationToken::new();
+        let kept = Kept::start(Lease::acquire(&lake, ttl, &never).await.unwrap().unwrap());
+        let first = kept.seq().await;
+        tokio::time::sleep(ttl * 2).await;
+        assert!(kept.seq().await > first, "renewed in the background");
+
+        let waited = CancellationToken::new();
+        let give_up = waited.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(ttl).await;
+            give_up.cancel();
+        });
+        assert!(Lease::acquire(&lake, ttl, &waited).await.unwrap().is_none(), "a waiter took a kept lease");
+        kept.renew().await.expect("still held");
+
+        kept.release().await;
+        let next = Lease::acquire(&lake, ttl, &never).await.unwrap().expect("free once released");
+        assert!(next.seq() > first);
     }
 }

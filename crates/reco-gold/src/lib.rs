@@ -151,5 +151,5 @@ impl GoldConfig {
 pub async fn run(config: GoldConfig, telemetry: Arc<Telemetry>, shutdown: CancellationToken) -> Result<()> {
     config.lake.check(true).await?;
     let Some(lease) = lease::Lease::acquire(&config.lake, config.lease_ttl, &shutdown).await? else { return Ok(()) };
-    job::Job::new(config, telemetry, lease).await?.run(shutdown).await
+    job::Job::new(config, telemetry, lease::Kept::start(lease)).await?.run(shutdown).await
 }
