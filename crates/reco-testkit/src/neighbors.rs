@@ -1,7 +1,7 @@
 //! An independent recount of the item neighbour lists from the rules in docs/ARCHITECTURE.md
 //! ("Gold: item neighbours"), for tests: no code shared with the gold job.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 /// The rules' settings.
 #[derive(Clone, Debug)]
@@ -114,19 +114,17 @@ pub fn recount(config: &Rules, steps: &[Step]) -> Lists {
     let growth = |t: i64, epoch: i64| {
         if config.half_life_us == 0 { 1.0 } else { ((t - epoch) as f64 / config.half_life_us as f64).exp2() }
     };
-    // Pairs of `a`, weakest first (smallest value, then the greatest name).
-    fn weakest(pairs: &Pairs, a: &str) -> Option<(String, String)> {
-        pairs
+    // The partners of each item, kept beside the pair map (a scan of every pair per eviction
+    // made runs past the candidate cap quadratic).
+    let mut partners: HashMap<String, HashSet<String>> = HashMap::new();
+    // `a`'s weakest pair: the smallest value, then the greatest partner name.
+    let weakest = |pairs: &Pairs, partners: &HashMap<String, HashSet<String>>, a: &str| {
+        partners[a]
             .iter()
-            .filter(|((x, y), _)| x == a || y == a)
-            .min_by(|p, q| {
-                let other = |k: &(String, String)| if k.0 == a { k.1.clone() } else { k.0.clone() };
-                p.1.0.total_cmp(&q.1.0).then_with(|| other(q.0).cmp(&other(p.0)))
-            })
-            .map(|(k, _)| k.clone())
-    }
-    // Pairs per item, kept beside the map (counting them by a scan made long runs quadratic).
-    let mut degree: HashMap<String, usize> = HashMap::new();
+            .map(|b| (b, pairs[&key(a, b)].0))
+            .min_by(|p, q| p.1.total_cmp(&q.1).then_with(|| q.0.cmp(p.0)))
+            .map(|(b, _)| key(a, b))
+    };
     let mut recorded: Vec<Event> = Vec::new();
     for step in steps {
         let watermark = match step {
@@ -162,27 +160,24 @@ pub fn recount(config: &Rules, steps: &[Step]) -> Lists {
                 continue;
             }
             let d = 1.0 / (std::f64::consts::E + f64::from(u.3)).ln();
-            let partners = u.2.clone();
+            let history = u.2.clone();
             u.2.insert(0, (e.item.clone(), w));
             u.2.truncate(config.history);
             u.3 += 1;
             *mass.entry(e.item.clone()).or_default() += d * w * g;
-            for (i, wi) in partners {
+            for (i, wi) in history {
                 let k = key(&i, &e.item);
-                if !pairs.contains_key(&k) {
-                    *degree.entry(k.0.clone()).or_default() += 1;
-                    *degree.entry(k.1.clone()).or_default() += 1;
-                }
+                partners.entry(k.0.clone()).or_default().insert(k.1.clone());
+                partners.entry(k.1.clone()).or_default().insert(k.0.clone());
                 let p = pairs.entry(k).or_default();
                 p.0 += d * (wi * w).sqrt() * g;
                 p.1 += 1;
                 for a in [&i, &e.item] {
-                    while degree.get(a.as_str()).copied().unwrap_or(0) > config.candidates {
-                        let k = weakest(&pairs, a).unwrap();
+                    while partners[a.as_str()].len() > config.candidates {
+                        let k = weakest(&pairs, &partners, a).unwrap();
                         pairs.remove(&k);
-                        for end in [&k.0, &k.1] {
-                            *degree.get_mut(end.as_str()).unwrap() -= 1;
-                        }
+                        partners.get_mut(&k.0).unwrap().remove(&k.1);
+                        partners.get_mut(&k.1).unwrap().remove(&k.0);
                     }
                 }
             }
@@ -196,9 +191,8 @@ pub fn recount(config: &Rules, steps: &[Step]) -> Lists {
                 pairs.retain(|k, p| {
                     let keep = p.0 >= floor;
                     if !keep {
-                        for end in [&k.0, &k.1] {
-                            *degree.get_mut(end.as_str()).unwrap() -= 1;
-                        }
+                        partners.get_mut(&k.0).unwrap().remove(&k.1);
+                        partners.get_mut(&k.1).unwrap().remove(&k.0);
                     }
                     keep
                 });

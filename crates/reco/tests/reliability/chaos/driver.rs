@@ -175,9 +175,10 @@ async fn sender(shared: Arc<Shared>, index: u64) {
         let size = (1000f64.powf(unit())).floor().max(1.0) as usize;
         let events: Vec<Sent> = (0..size)
             .map(|k| {
-                // Skewed users and items: a few very active, a long tail.
+                // Skewed users and items: a few very active, a long tail. More items than an
+                // item keeps candidate pairs (200): the popular ones drop their weakest pairs.
                 let user = (400.0 * unit().powi(3)) as u32;
-                let item = (180.0 * unit().powf(2.5)) as u32;
+                let item = (300.0 * unit().powf(2.5)) as u32;
                 let kind = match unit() {
                     r if r < 0.7 => Kind::View,
                     r if r < 0.9 => Kind::Click,

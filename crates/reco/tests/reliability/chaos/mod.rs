@@ -308,6 +308,7 @@ async fn scenario(name: &str, s3: Option<&S3Server>) {
         && wrong_lists == 0
         && history.unexpected.is_empty()
         && alive
+        && stopped
         && faults >= min_faults
         && !history.acked.is_empty();
     verdict(
