@@ -46,6 +46,10 @@ if ! "$VENV/bin/python" -c 'import implicit' 2>/dev/null; then
     echo "test-deps: installing implicit (the reference item-kNN recommenders of the quality test) into $VENV"
     "$VENV/bin/pip" install --quiet --disable-pip-version-check 'implicit>=0.7,<0.8'
 fi
+if ! "$VENV/bin/python" -c 'import openapi_spec_validator' 2>/dev/null; then
+    echo "test-deps: installing openapi-spec-validator (checks the API's /openapi.json) into $VENV"
+    "$VENV/bin/pip" install --quiet --disable-pip-version-check 'openapi-spec-validator>=0.7,<0.8'
+fi
 if [ ! -x "$VENV/bin/moto_server" ]; then
     echo "test-deps: installing moto[server] (the S3 server of the object-storage tests) into $VENV"
     "$VENV/bin/pip" install --quiet --disable-pip-version-check 'moto[server]>=5.1,<6'

@@ -17,7 +17,7 @@ use axum::{
 };
 use reco_core::{Event, FieldError, Mode, decode_json, validate_event};
 use reco_kafka::Outgoing;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use utoipa::ToSchema;
 
@@ -30,13 +30,14 @@ pub struct Accepted {
     pub event_ids: Vec<String>,
 }
 
-/// One event as a client sends it (CONTRACTS §3). Documentation only: the handler validates
-/// the raw JSON so it can name every offending field.
-#[derive(Debug, ToSchema)]
+/// One event as a client sends it. Documentation only (as is [`EventsBody`]): the handler
+/// validates the raw JSON so it can name every offending field.
+#[derive(Debug, Deserialize, ToSchema)]
 #[allow(dead_code)]
 pub struct EventInput {
     /// `view`, `click` or `rating`; selects the topic.
-    #[schema(rename = "type", value_type = String, example = "view")]
+    #[serde(rename = "type")]
+    #[schema(value_type = String, example = "view")]
     event_type: String,
     /// At most 128 bytes; assigned (UUIDv7) when missing. The de-duplication key.
     event_id: Option<String>,
@@ -54,10 +55,21 @@ pub struct EventInput {
     rating: Option<f64>,
 }
 
+/// The body of `POST /events`: one event, or an array of them (a batch, accepted or refused
+/// whole).
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(untagged)]
+#[allow(dead_code)]
+pub enum EventsBody {
+    One(EventInput),
+    Batch(Vec<EventInput>),
+}
+
 #[utoipa::path(
     post,
     path = "/events",
-    request_body(content = EventInput, description = "One event object, or an array of them (a batch)"),
+    tag = "events",
+    request_body(content = EventsBody, description = "One event object, or an array of them (a batch)"),
     responses(
         (status = 202, description = "Every event acknowledged by the broker", body = Accepted),
         (status = 400, description = "Body is not JSON", body = crate::error::ErrorBody),

@@ -10,7 +10,7 @@ use crate::{ApiError, AppState};
 /// Short: a readiness probe that hangs is worse than one that says "not ready".
 const PROBE_TIMEOUT: Duration = Duration::from_secs(2);
 
-#[utoipa::path(get, path = "/health/live", responses((status = 200, description = "The process is up")))]
+#[utoipa::path(get, path = "/health/live", tag = "health", responses((status = 200, description = "The process is up")))]
 pub(crate) async fn live() -> Json<Value> {
     Json(json!({"status": "ok"}))
 }
@@ -18,6 +18,7 @@ pub(crate) async fn live() -> Json<Value> {
 #[utoipa::path(
     get,
     path = "/health/ready",
+    tag = "health",
     responses(
         (status = 200, description = "The broker and the lakehouse answer"),
         (status = 503, description = "The broker or the lakehouse does not answer", body = crate::error::ErrorBody),

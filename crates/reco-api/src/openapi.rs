@@ -20,6 +20,7 @@ use utoipa::{
     ),
     components(schemas(
         crate::events::EventInput,
+        crate::events::EventsBody,
         crate::events::Accepted,
         crate::trending::TrendingResponse,
         crate::trending::TrendingItem,

@@ -250,6 +250,7 @@ fn ts(us: i64) -> DateTime<Utc> {
 #[utoipa::path(
     get,
     path = "/trending",
+    tag = "trending",
     params(TrendingQuery),
     responses(
         (status = 200, description = "The latest published window", body = TrendingResponse),

@@ -103,4 +103,27 @@ async fn health_and_openapi() {
     for schema in ["UserRecommendations", "SessionRecommendations", "SessionInput", "Recommended"] {
         assert!(spec["components"]["schemas"][schema].is_object(), "{schema} documented");
     }
+    // One event or an array of them; tags a reader can browse by.
+    let body = &spec["components"]["schemas"]["EventsBody"]["oneOf"];
+    assert_eq!(body.as_array().map(Vec::len), Some(2), "{body}");
+    assert!(body.to_string().contains("\"array\""), "{body}");
+    assert_eq!(spec["paths"]["/events"]["post"]["tags"], serde_json::json!(["events"]));
+    assert!(!spec.to_string().contains('§'), "no references to sections of our own docs");
+
+    // The document is valid OpenAPI, by an independent validator (installed by `make test`).
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("openapi.json");
+    std::fs::write(&file, serde_json::to_vec(&spec).unwrap()).unwrap();
+    let python = reco_testkit::s3::venv_bin("python");
+    let out = std::process::Command::new(&python)
+        .args(["-m", "openapi_spec_validator"])
+        .arg(&file)
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {python} (run `make test`, which installs the validator): {e}"));
+    assert!(
+        out.status.success(),
+        "openapi-spec-validator: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
 }

@@ -5,8 +5,9 @@
 //! all silver files whose `event_date` can hold an event it needs are read (not only new
 //! versions), and what it then publishes replaces the range (for trending: every window
 //! starting in `[from, to)`, counted with an unbounded horizon; windows in range that the
-//! recomputation does not produce are removed). Run it with the gold job stopped, or for a
-//! range older than the job's state horizon, so the two do not publish the same row sets.
+//! recomputation does not produce are removed). It takes the gold lease (`lease.rs`) for its
+//! whole run and fences its commits with it, so it refuses to start beside a running gold job
+//! (the two would publish the same row sets), and a gold job started meanwhile waits for it.
 //!
 //! Trending writes windows complete up to the watermark of silver as read here (the minimum
 //! over the tables' partitions), and never past the watermark of the gold job's newest
@@ -26,6 +27,7 @@ use crate::{
     aggregate::{Mode, Recorded, Source, hosted},
     checkpoint::Checkpoints,
     job::now_us,
+    lease::{Kept, Lease},
 };
 
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -49,6 +51,28 @@ pub async fn backfill(
     if from_us >= to_us {
         return Err(Error::Config("backfill range is empty: --from must be before --to".into()));
     }
+    let lease = match Lease::try_take(&config.lake, config.lease_ttl).await? {
+        Ok(lease) => Kept::start(lease),
+        Err(holder) => {
+            return Err(Error::Lease(format!(
+                "a gold job ({holder}) holds the lease of {}: stop it (`reco gold`, or `reco up`) before a \
+                 backfill and start it again afterwards, so the two do not publish the same windows",
+                config.lake.display()
+            )));
+        }
+    };
+    let result = recompute(config, from_us, to_us, progress, &lease).await;
+    lease.release().await;
+    result
+}
+
+async fn recompute(
+    config: &GoldConfig,
+    from_us: i64,
+    to_us: i64,
+    progress: &mut (dyn FnMut(u64, u64) + Send),
+    lease: &Kept,
+) -> Result<BackfillReport> {
     // The metrics of a backfill are not served anywhere.
     let telemetry = Arc::new(Telemetry::new());
     let mut aggregates = hosted(config, &telemetry, Mode::Backfill { from_us, to_us });
@@ -98,6 +122,8 @@ pub async fn backfill(
     for a in &mut aggregates {
         for publication in a.finish_backfill(now)? {
             let mut table = GoldTable::open(&config.lake, &publication.table).await?;
+            lease.renew().await?;
+            table.fence(lease.seq().await);
             *report.windows.entry(publication.label.clone()).or_default() += publication.sets.len();
             tracing::info!(table = publication.table, sets = publication.sets.len(), "backfilled");
             table.replace(publication.sets, publication.clear).await?;

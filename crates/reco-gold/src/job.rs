@@ -9,7 +9,7 @@ use std::{
 };
 
 use reco_lake::{GoldTable, SilverFeed, Upstream};
-use reco_telemetry::Telemetry;
+use reco_telemetry::{Telemetry, Throttle};
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
@@ -28,6 +28,10 @@ fn crash_point(name: &str) {
         std::process::abort();
     }
 }
+
+/// Least time between two warnings of one kind (a replay of old events would otherwise warn
+/// every cycle).
+const WARN_EVERY: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// How long after silver's last new version the job keeps polling at the active interval.
 const ACTIVE_FOR: std::time::Duration = std::time::Duration::from_secs(10);
@@ -67,6 +71,8 @@ pub(crate) struct Job {
     /// When the job last found new silver versions.
     last_read: Option<Instant>,
     last_checkpoint: Instant,
+    /// Per (aggregate, table): the warning about events beyond the state horizon.
+    beyond_horizon: BTreeMap<(&'static str, &'static str), Throttle>,
 }
 
 impl Job {
@@ -110,6 +116,7 @@ impl Job {
             unsaved: false,
             last_read: None,
             last_checkpoint: Instant::now(),
+            beyond_horizon: BTreeMap::new(),
         })
     }
 
@@ -232,16 +239,18 @@ impl Job {
                     // Versions still waiting: this table's inputs are catching up, not idle.
                     aggregate.watermarks().hold_table(topic, now);
                 }
-                if beyond > 0 {
-                    let name = aggregate.name();
+                let name = aggregate.name();
+                aggregate.counted(&self.telemetry, &table, rows, late, beyond);
+                let throttle = self.beyond_horizon.entry((name, topic)).or_insert_with(|| Throttle::new(WARN_EVERY));
+                if let Some(events) = throttle.add(beyond, Instant::now()) {
                     warn!(
                         topic,
                         aggregate = name,
-                        events = beyond,
-                        "events older than the state horizon were not counted"
+                        events,
+                        "events older than the state horizon were not counted (since the last such line; \
+                         reco_gold_beyond_horizon_events_total counts them all; `reco gold backfill` recomputes a range)"
                     );
                 }
-                aggregate.counted(&self.telemetry, &table, rows, late, beyond);
                 self.hosted[*i].versions.insert(topic.to_owned(), upto);
             }
             more |= upto < latest;

@@ -58,6 +58,11 @@ fn hostname() -> String {
         .unwrap_or_else(|| "unknown-host".into())
 }
 
+/// Unique per lease taken: `host:pid:uuid`.
+fn new_holder() -> String {
+    format!("{}:{}:{}", hostname(), std::process::id(), uuid::Uuid::now_v7())
+}
+
 fn now_ms() -> i64 {
     chrono::Utc::now().timestamp_millis()
 }
@@ -92,7 +97,7 @@ impl Lease {
     /// Takes the lease of `lake`, waiting while another live job holds it; `None` when
     /// `shutdown` comes first.
     pub async fn acquire(lake: &Lake, ttl: Duration, shutdown: &CancellationToken) -> Result<Option<Lease>> {
-        let holder = format!("{}:{}:{}", hostname(), std::process::id(), uuid::Uuid::now_v7());
+        let holder = new_holder();
         let mut told = None;
         loop {
             let newest = newest(lake).await?;
@@ -103,25 +108,10 @@ impl Lease {
                 Some(_) => None,
             };
             if let Some(seq) = next {
-                let record = Record {
-                    seq,
-                    holder: holder.clone(),
-                    host: hostname(),
-                    pid: std::process::id(),
-                    expires_at_ms: now + ttl.as_millis() as i64,
-                    released: false,
-                };
-                if create(lake, &record).await? {
-                    live().lock().map_err(|_| Error::Lease("lease registry poisoned".into()))?.insert(holder.clone());
-                    if let Some(previous) = newest.filter(|r| !r.released) {
-                        info!(previous = previous.holder, "gold lease taken over from a job that stopped renewing it");
-                    }
-                    info!(holder, ttl_s = ttl.as_secs(), "gold lease taken; this job writes the gold tables");
-                    let lease = Lease { lake: lake.clone(), ttl, record, renewed: std::time::Instant::now() };
-                    lease.prune().await;
-                    return Ok(Some(lease));
+                match Lease::create_at(lake, ttl, &holder, seq, newest).await? {
+                    Some(lease) => return Ok(Some(lease)),
+                    None => continue, // another job created it first: read who
                 }
-                continue; // another job created it first: read who
             }
             let held = newest.expect("a held lease has a record");
             if told.as_ref() != Some(&held.holder) {
@@ -138,6 +128,52 @@ impl Lease {
                 () = tokio::time::sleep(wait.min(ttl / 4)) => {}
             }
         }
+    }
+
+    /// Takes the lease of `lake` now unless a live job holds it: `Err` names that job.
+    pub async fn try_take(lake: &Lake, ttl: Duration) -> Result<std::result::Result<Lease, String>> {
+        let holder = new_holder();
+        loop {
+            let newest = newest(lake).await?;
+            let seq = match &newest {
+                None => 0,
+                Some(r) if r.free(now_ms()) => r.seq + 1,
+                Some(r) => return Ok(Err(r.holder.clone())),
+            };
+            if let Some(lease) = Lease::create_at(lake, ttl, &holder, seq, newest).await? {
+                return Ok(Ok(lease));
+            }
+        }
+    }
+
+    /// Creates lease record `seq` for `holder` after `previous`; `None` when another job
+    /// created that number first.
+    async fn create_at(
+        lake: &Lake,
+        ttl: Duration,
+        holder: &str,
+        seq: u64,
+        previous: Option<Record>,
+    ) -> Result<Option<Lease>> {
+        let record = Record {
+            seq,
+            holder: holder.to_owned(),
+            host: hostname(),
+            pid: std::process::id(),
+            expires_at_ms: now_ms() + ttl.as_millis() as i64,
+            released: false,
+        };
+        if !create(lake, &record).await? {
+            return Ok(None);
+        }
+        live().lock().map_err(|_| Error::Lease("lease registry poisoned".into()))?.insert(holder.to_owned());
+        if let Some(previous) = previous.filter(|r| !r.released) {
+            info!(previous = previous.holder, "gold lease taken over from a job that stopped renewing it");
+        }
+        info!(holder, ttl_s = ttl.as_secs(), "gold lease taken; this job writes the gold tables");
+        let lease = Lease { lake: lake.clone(), ttl, record, renewed: std::time::Instant::now() };
+        lease.prune().await;
+        Ok(Some(lease))
     }
 
     /// Renews the lease once a third of its TTL has passed. An error means another job took

@@ -132,6 +132,29 @@ async fn backfill_recomputes_a_range() {
     assert_eq!(published(&lake).await, expected);
 }
 
+/// A backfill beside a running gold job is refused (the two would publish the same windows);
+/// once the job stopped, it runs.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn backfill_refuses_to_run_beside_a_gold_job() {
+    let dir = tempfile::tempdir().unwrap();
+    let lake = Lake::new(dir.path(), Format::Delta).unwrap();
+    let mut silver = SilverWriter::open(&lake).await;
+    silver.commit(&history(BASE, 3)).await;
+    let config = config(&lake);
+    let job = start(config.clone());
+    let leased = wait_until(Duration::from_secs(30), || async {
+        lake.list_objects(reco_gold::lease::DIR).await.is_ok_and(|l| !l.is_empty())
+    });
+    assert!(leased.await, "the job took the lease");
+    let refused = reco_gold::backfill(&config, BASE, BASE + 60 * MIN, &mut |_, _| {}).await.unwrap_err().to_string();
+    assert!(refused.contains("holds the lease") && refused.contains("stop it"), "{refused}");
+
+    job.stop().await;
+    let report =
+        reco_gold::backfill(&config, BASE, BASE + 60 * MIN, &mut |_, _| {}).await.expect("backfill once stopped");
+    assert_eq!(report.windows["1h"], 12);
+}
+
 /// With a retention, windows that ended more than it before the watermark leave the gold
 /// tables; the rest still equal the recount. 36 hours of events, 26 h kept.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

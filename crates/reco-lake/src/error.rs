@@ -23,6 +23,9 @@ pub enum Error {
          (--lakehouse-path) to one of those"
     )]
     UnsupportedLocation { location: String, scheme: String },
+    /// A local lakehouse location that cannot be the folder meant.
+    #[error("LAKEHOUSE_PATH={location} (--lakehouse-path): {reason}")]
+    BadFolder { location: String, reason: String },
     #[error(
         "{location}: STORAGE_FORMAT=parquet needs a local lakehouse folder: its batch log commits \
          by hard link, which object stores do not have. Use STORAGE_FORMAT=delta (the default) on \

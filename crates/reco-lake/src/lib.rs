@@ -233,6 +233,16 @@ pub fn check_local(location: &Path) -> Result<()> {
     if let Some(scheme) = store::url_scheme(&text) {
         return Err(Error::UnsupportedLocation { location: text.to_string(), scheme: scheme.to_owned() });
     }
+    let bad = |reason: String| Err(Error::BadFolder { location: text.to_string(), reason });
+    // `s3//bucket` or `s3:/bucket` would quietly become a folder `./s3/bucket`.
+    for scheme in store::SCHEMES {
+        if [format!("{scheme}//"), format!("{scheme}:/"), format!("{scheme}:")].iter().any(|p| text.starts_with(p)) {
+            return bad(format!("looks like an object store URL written wrong; write {scheme}://bucket/prefix"));
+        }
+    }
+    if location.exists() && !location.is_dir() {
+        return bad("is a file, not a folder".into());
+    }
     Ok(())
 }
 
@@ -425,4 +435,25 @@ fn crash_point(name: &str) {
 
 fn relative(root: &Path, path: &Path) -> String {
     path.strip_prefix(root).unwrap_or(path).to_string_lossy().into_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use super::*;
+
+    #[test]
+    fn a_lake_folder_that_cannot_be_meant_is_refused_by_name() {
+        let typo = check_local(Path::new("s3//bucket/prefix")).unwrap_err().to_string();
+        assert!(typo.contains("LAKEHOUSE_PATH=s3//bucket/prefix") && typo.contains("s3://bucket/prefix"), "{typo}");
+        assert!(check_local(Path::new("gs:/bucket")).is_err());
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("lake");
+        std::fs::write(&file, b"x").unwrap();
+        let not_dir = Lake::new(&file, Format::Delta).unwrap_err().to_string();
+        assert!(not_dir.contains("is a file, not a folder"), "{not_dir}");
+        check_local(&dir.path().join("s3/bucket")).expect("a folder named s3 inside another is fine");
+        check_local(Path::new("./data")).unwrap();
+    }
 }

@@ -25,7 +25,7 @@ use prometheus_client::{encoding::text::encode, registry::Registry};
 pub use gold::GoldMetrics;
 pub use http::{HttpMetrics, UNMATCHED_ENDPOINT, track_http};
 pub use ingest::IngestMetrics;
-pub use logging::init_tracing;
+pub use logging::{Throttle, init_tracing};
 pub use process::{HeapStats, set_heap_probe};
 pub use silver::{SilverMetrics, TopicCounters};
 

@@ -4,7 +4,7 @@ use tracing_subscriber::{EnvFilter, fmt};
 const OURS: [&str; 8] =
     ["reco", "reco_api", "reco_kafka", "reco_silver", "reco_gold", "reco_lake", "reco_telemetry", "reco_traffic"];
 
-/// Logs to stderr, filtered by `RUST_LOG` (default `info`). A bare level (`RUST_LOG=debug`)
+/// Logs to stderr, filtered by `RUST_LOG` (default `info`), in colour only at a terminal. A bare level (`RUST_LOG=debug`)
 /// applies to reco's crates; libraries stay at `warn` (their per-connection chatter and the
 /// Delta kernel's snapshot dumps would drown ours) unless a directive names them, e.g.
 /// `RUST_LOG=info,rdkafka=debug`. delta-rs' per-file note that it keeps no statistics for
@@ -30,7 +30,36 @@ pub fn init_tracing() {
         eprintln!("RUST_LOG={base:?} is not a valid filter ({e}); using the default");
         EnvFilter::new(format!("{},{}", expand("info"), QUIET.join(",")))
     });
-    let _ = fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
+    // Colour only for a person at a terminal: a file, a pipe or a log collector gets plain
+    // text (escape codes break grep and most log shippers); NO_COLOR turns it off anywhere.
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr()) && std::env::var_os("NO_COLOR").is_none();
+    let _ = fmt().with_env_filter(filter).with_writer(std::io::stderr).with_ansi(ansi).try_init();
+}
+
+/// A warning that can repeat every cycle, logged at most once per period with the count of
+/// what it reports since the last line (the metric behind it keeps the exact total). Pure:
+/// the caller passes the time.
+#[derive(Debug)]
+pub struct Throttle {
+    period: std::time::Duration,
+    last: Option<std::time::Instant>,
+    pending: u64,
+}
+
+impl Throttle {
+    pub fn new(period: std::time::Duration) -> Throttle {
+        Throttle { period, last: None, pending: 0 }
+    }
+
+    /// `n` more at `now`: the total to log now, if a line is due (the first one always is).
+    pub fn add(&mut self, n: u64, now: std::time::Instant) -> Option<u64> {
+        self.pending += n;
+        if self.pending == 0 || self.last.is_some_and(|at| now.duration_since(at) < self.period) {
+            return None;
+        }
+        self.last = Some(now);
+        Some(std::mem::take(&mut self.pending))
+    }
 }
 
 const LEVELS: [&str; 6] = ["off", "error", "warn", "info", "debug", "trace"];
@@ -54,7 +83,21 @@ fn expand(spec: &str) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::expand;
+    use std::time::{Duration, Instant};
+
+    use super::{Throttle, expand};
+
+    #[test]
+    fn a_throttled_warning_logs_once_per_period_with_the_count_in_between() {
+        let mut t = Throttle::new(Duration::from_secs(30));
+        let start = Instant::now();
+        assert_eq!(t.add(3, start), Some(3), "the first report logs at once");
+        assert_eq!(t.add(5, start + Duration::from_secs(1)), None);
+        assert_eq!(t.add(0, start + Duration::from_secs(29)), None);
+        assert_eq!(t.add(2, start + Duration::from_secs(30)), Some(7), "everything since the last line");
+        assert_eq!(t.add(0, start + Duration::from_secs(90)), None, "nothing new: no line");
+        assert_eq!(t.add(1, start + Duration::from_secs(91)), Some(1));
+    }
 
     #[test]
     fn a_bare_level_is_ours_and_libraries_stay_at_warn() {

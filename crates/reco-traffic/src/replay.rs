@@ -174,7 +174,7 @@ fn to_events(
     let user = field(row, &m.user_col)?;
     let item = field(row, &m.item_col)?;
     let raw_time = field(row, &m.time_col)?;
-    let bad_time = || format!("column {:?}: {raw_time:?} is not a {:?} time", m.time_col, m.time_unit);
+    let bad_time = || bad_time(&m.time_col, raw_time, m.time_unit);
     let time_us = match m.time_unit {
         TimeUnitArg::Rfc3339 if parquet && raw_time.parse::<i64>().is_ok() => {
             raw_time.parse().map_err(|_| bad_time())?
@@ -244,6 +244,24 @@ impl Source for Replay {
     }
 }
 
+/// Why `raw` is not a time of `unit`, with the `--time-unit` that would read it when that
+/// is plain to see (RFC 3339 text read as seconds is the usual mistake).
+fn bad_time(column: &str, raw: &str, unit: TimeUnitArg) -> String {
+    let expected = match unit {
+        TimeUnitArg::Seconds => "unix seconds (--time-unit s)",
+        TimeUnitArg::Millis => "unix milliseconds (--time-unit ms)",
+        TimeUnitArg::Micros => "unix microseconds (--time-unit us)",
+        TimeUnitArg::Rfc3339 => "RFC 3339 text (--time-unit rfc3339)",
+    };
+    let hint = match unit {
+        TimeUnitArg::Rfc3339 if raw.parse::<f64>().is_ok() => "; it is a number: pass --time-unit s, ms or us",
+        TimeUnitArg::Rfc3339 => "",
+        _ if chrono::DateTime::parse_from_rfc3339(raw).is_ok() => "; it is RFC 3339 text: pass --time-unit rfc3339",
+        _ => "",
+    };
+    format!("column {column:?}: {raw:?} is not {expected}{hint}")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -280,5 +298,24 @@ mod tests {
         assert_eq!(kinds, vec![("rating", "1029"), ("view", "1029"), ("rating", "31"), ("view", "31")]);
         assert_eq!(loaded.events[0]["timestamp"], "2009-12-14T02:51:40.000000Z");
         assert_eq!(loaded.events[0]["event_id"], "ratings.csv:3:rating");
+    }
+
+    #[test]
+    fn a_time_in_another_unit_names_the_flag_that_reads_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("events.jsonl");
+        std::fs::write(
+            &path,
+            "{\"userId\":\"1\",\"movieId\":\"31\",\"rating\":4,\"timestamp\":\"2019-03-01T10:00:00Z\"}\n",
+        )
+        .unwrap();
+        let loaded = load(&path, &mapping()).unwrap();
+        let reason = &loaded.bad[0].reason;
+        assert!(reason.contains("not unix seconds") && reason.contains("--time-unit rfc3339"), "{reason}");
+
+        std::fs::write(&path, "{\"userId\":\"1\",\"movieId\":\"31\",\"rating\":4,\"timestamp\":1260759144}\n").unwrap();
+        let rfc = Mapping { time_unit: TimeUnitArg::Rfc3339, ..mapping() };
+        let reason = &load(&path, &rfc).unwrap().bad[0].reason;
+        assert!(reason.contains("--time-unit s, ms or us"), "{reason}");
     }
 }

@@ -58,6 +58,56 @@ pub struct Tally {
     /// When present, the `event_id` of every acknowledged valid event, so a checker can ask the
     /// lakehouse for exactly these (and learn nothing from events that were refused).
     pub acked_ids: Option<Mutex<Vec<String>>>,
+    /// Why events failed: failed events by reason (the status and error code, the field the
+    /// API named), and the first few messages as the API wrote them.
+    pub failures: Mutex<Failures>,
+}
+
+/// Failed events by reason, with examples.
+#[derive(Debug, Default)]
+pub struct Failures {
+    pub by_reason: std::collections::BTreeMap<String, u64>,
+    pub examples: Vec<String>,
+}
+
+/// Messages kept as examples of failures.
+const EXAMPLES: usize = 5;
+
+impl Failures {
+    /// `events` events failed with this answer (`Ok`: the status and body) or this error.
+    fn record(&mut self, events: u64, answer: Result<(u16, &[u8]), &str>) {
+        let (status, body) = match answer {
+            Ok(answer) => answer,
+            Err(e) => {
+                *self.by_reason.entry("no answer".into()).or_default() += events;
+                self.example(format!("no answer: {e}"));
+                return;
+            }
+        };
+        let error: Value = serde_json::from_slice(body).unwrap_or_default();
+        let error = &error["error"];
+        let code = error["code"].as_str().unwrap_or("no error code");
+        let details = error["details"].as_array().cloned().unwrap_or_default();
+        if details.is_empty() {
+            *self.by_reason.entry(format!("HTTP {status} {code}")).or_default() += events;
+            self.example(format!("HTTP {status} {code}: {}", error["message"].as_str().unwrap_or_default()));
+            return;
+        }
+        // A batch is refused whole: its events count under the first field named, each
+        // detail shows as an example.
+        let field = |d: &Value| d["field"].as_str().map_or("the whole event".to_owned(), |f| format!("field {f}"));
+        *self.by_reason.entry(format!("HTTP {status} {code}, {}", field(&details[0]))).or_default() += events;
+        for d in &details {
+            let at = d["index"].as_u64().map_or(String::new(), |i| format!("event {i} of the batch, "));
+            self.example(format!("{at}{}: {}", field(d), d["message"].as_str().unwrap_or_default()));
+        }
+    }
+
+    fn example(&mut self, message: String) {
+        if self.examples.len() < EXAMPLES && !self.examples.contains(&message) {
+            self.examples.push(message);
+        }
+    }
 }
 
 impl Tally {
@@ -79,6 +129,19 @@ impl Tally {
             .as_ref()
             .map(|m| std::mem::take(&mut *m.lock().unwrap_or_else(PoisonError::into_inner)))
             .unwrap_or_default()
+    }
+
+    fn failed(&self, events: u64, answer: Result<(u16, &[u8]), &str>) {
+        self.failed.fetch_add(events, Ordering::Relaxed);
+        self.failures.lock().unwrap_or_else(PoisonError::into_inner).record(events, answer);
+    }
+
+    /// `(reason, events)` by most events first, and the first few messages.
+    pub fn failures(&self) -> (Vec<(String, u64)>, Vec<String>) {
+        let f = self.failures.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut reasons: Vec<(String, u64)> = f.by_reason.iter().map(|(r, n)| (r.clone(), *n)).collect();
+        reasons.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+        (reasons, f.examples.clone())
     }
 
     pub fn get(&self) -> [u64; 5] {
@@ -109,7 +172,8 @@ struct Connection {
 }
 
 impl Connection {
-    async fn post(&mut self, body: String) -> Result<u16, String> {
+    /// The status and, unless 202, the body of the answer.
+    async fn post(&mut self, body: String) -> Result<(u16, Bytes), String> {
         if self.sender.as_ref().is_none_or(|s| s.is_closed()) {
             let stream = TcpStream::connect(&self.addr).await.map_err(|e| format!("connect {}: {e}", self.addr))?;
             let _ = stream.set_nodelay(true);
@@ -127,8 +191,8 @@ impl Connection {
             sender.ready().await?;
             let response = sender.send_request(request).await?;
             let status = response.status().as_u16();
-            response.into_body().collect().await?;
-            Ok::<_, hyper::Error>(status)
+            let body = response.into_body().collect().await?.to_bytes();
+            Ok::<_, hyper::Error>((status, if status == 202 { Bytes::new() } else { body }))
         }
         .await;
         result.map_err(|e| {
@@ -208,19 +272,21 @@ async fn send(target: &Target, connection: Option<&mut Connection>, generated: V
                 let n = valid.len() as u64;
                 let body = Value::Array(valid);
                 match connection.post(body.to_string()).await {
-                    Ok(202) => {
+                    Ok((202, _)) => {
                         tally.accepted.fetch_add(n, Ordering::Relaxed);
                         tally.acked(body.as_array().into_iter().flatten());
                     }
-                    _ => {
-                        tally.failed.fetch_add(n, Ordering::Relaxed);
-                    }
+                    Ok((status, answer)) => tally.failed(n, Ok((status, &answer[..]))),
+                    Err(e) => tally.failed(n, Err(e.as_str())),
                 };
             }
             for body in malformed {
                 match connection.post(body).await {
-                    Ok(s) if (400..500).contains(&s) => tally.refused.fetch_add(1, Ordering::Relaxed),
-                    _ => tally.failed.fetch_add(1, Ordering::Relaxed),
+                    Ok((s, _)) if (400..500).contains(&s) => {
+                        tally.refused.fetch_add(1, Ordering::Relaxed);
+                    }
+                    Ok((status, answer)) => tally.failed(1, Ok((status, &answer[..]))),
+                    Err(e) => tally.failed(1, Err(e.as_str())),
                 };
             }
         }
@@ -247,13 +313,16 @@ async fn send(target: &Target, connection: Option<&mut Connection>, generated: V
                     // Valid records come first in `records`, in the order of `events`.
                     tally.acked(events.get(i));
                 }
-                let counter = match (result.is_ok(), is_valid) {
-                    (true, true) => &tally.accepted,
+                match (&result, is_valid) {
+                    (Ok(_), true) => {
+                        tally.accepted.fetch_add(1, Ordering::Relaxed);
+                    }
                     // Delivered raw; silver will dead-letter it.
-                    (true, false) => &tally.refused,
-                    (false, _) => &tally.failed,
-                };
-                counter.fetch_add(1, Ordering::Relaxed);
+                    (Ok(_), false) => {
+                        tally.refused.fetch_add(1, Ordering::Relaxed);
+                    }
+                    (Err(e), _) => tally.failed(1, Err(e.to_string().as_str())),
+                }
             }
         }
         (Target::Http { .. }, None) => {}

@@ -142,5 +142,18 @@ async fn gen_feeds_the_platform_through_the_api_and_kafka() {
     .await;
     assert!(duplicates, "a second replay is de-duplicated: {:?}", silver_rows(&lake).await);
 
+    // A rating out of range sinks its batch (validated all or nothing): the run fails and says
+    // why, by field, with the API's message. Without a terminal, progress comes as lines.
+    let bad = dir.path().join("bad.csv");
+    std::fs::write(&bad, "userId,movieId,rating,timestamp\n1,2,4.0,1260759144\n1,3,7.5,1260759145\n").unwrap();
+    let out = replay(&bad);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("why events failed") && stderr.contains("HTTP 422 validation_failed, field rating"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("of the batch, field rating:"), "the API's own message: {stderr}");
+
     assert!(up.stop().success());
 }

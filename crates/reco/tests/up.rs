@@ -137,6 +137,65 @@ fn a_lake_url_is_refused_at_start_by_every_command() {
     }
 }
 
+/// `reco up` with `env` in `cwd`, on free ports, expected to refuse to start: its exit status
+/// and stderr (killed, and reported as such, if it is still running after 60 s).
+fn up_once(cwd: &std::path::Path, env: &[(&str, &str)]) -> (std::process::ExitStatus, String) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_reco"))
+        .arg("up")
+        .current_dir(cwd)
+        .env("RECO_BROKER_ADDR", format!("127.0.0.1:{}", free_port()))
+        .env("RECO_HTTP_ADDR", format!("127.0.0.1:{}", free_port()))
+        .envs(env.iter().copied())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while child.try_wait().unwrap().is_none() && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let running = child.try_wait().unwrap().is_none();
+    if running {
+        let _ = child.kill();
+    }
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    (out.status, if running { format!("still running after 60 s: {stderr}") } else { stderr })
+}
+
+/// Configuration mistakes are refused before anything starts, naming the setting: a mistyped
+/// URL, a file where the lake folder should be, a bad tokens file (no broker data created).
+#[test]
+fn configuration_mistakes_are_refused_before_anything_starts() {
+    let cwd = tempfile::tempdir().unwrap();
+    let (status, stderr) = up_once(cwd.path(), &[("LAKEHOUSE_PATH", "s3//bucket/prefix")]);
+    assert!(!status.success() && stderr.contains("LAKEHOUSE_PATH=s3//bucket/prefix"), "{stderr}");
+    assert!(stderr.contains("s3://bucket/prefix"), "{stderr}");
+    assert!(!cwd.path().join("s3").exists(), "created a folder s3/");
+
+    std::fs::write(cwd.path().join("lake-file"), b"not a folder").unwrap();
+    let (status, stderr) = up_once(cwd.path(), &[("LAKEHOUSE_PATH", "lake-file")]);
+    assert!(!status.success() && stderr.contains("is a file, not a folder"), "{stderr}");
+
+    std::fs::write(cwd.path().join("tokens"), "no colon here\n").unwrap();
+    let (status, stderr) = up_once(cwd.path(), &[("LAKEHOUSE_PATH", "lake"), ("RECO_API_TOKENS_FILE", "tokens")]);
+    assert!(!status.success() && stderr.contains("RECO_API_TOKENS_FILE"), "{stderr}");
+    assert!(!cwd.path().join("lake/_broker").exists(), "the broker started before the tokens were read");
+}
+
+/// A second `reco up` on a folder in use is refused, naming it; the first keeps running.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_second_reco_up_on_the_same_folder_is_refused() {
+    let lake = tempfile::tempdir().unwrap();
+    let first = reco_testkit::up::RecoUp::start(env!("CARGO_BIN_EXE_reco"), lake.path(), &[]);
+    let path = lake.path().to_string_lossy().into_owned();
+    let (status, stderr) = up_once(lake.path(), &[("LAKEHOUSE_PATH", path.as_str())]);
+    assert!(!status.success() && stderr.contains("in use by another"), "{stderr}");
+    let live = http::get(&first.api(), "/health/live").await.unwrap();
+    assert_eq!(live.status, 200, "the first reco up still answers");
+    assert!(first.stop().success());
+}
+
 /// Counters whose label values are known in advance are series at 0 before anything happens,
 /// so a dashboard of a fresh platform shows "none" rather than "no data".
 #[tokio::test(flavor = "multi_thread")]

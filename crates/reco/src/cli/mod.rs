@@ -27,7 +27,8 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Run everything in one process: embedded broker, topic setup and the API.
+    /// Run everything in one process: embedded broker, topic setup, the silver and gold jobs
+    /// and the API.
     Up(UpArgs),
     /// Run only the embedded broker (with the platform's topics), for running `serve`,
     /// `silver` and `gold` as separate processes on one machine without Kafka.
@@ -36,7 +37,8 @@ pub enum Command {
     Serve(ServeArgs),
     /// Run the Kafka → silver job (validated, de-duplicated tables plus dead-letter tables).
     Silver(SilverArgs),
-    /// Run the silver → gold trending job, or recompute a time range with `backfill`.
+    /// Run the silver → gold job (trending windows, item neighbours), or recompute a time
+    /// range of trending windows with `backfill`.
     Gold(GoldArgs),
     /// Send synthetic traffic (Zipf items that drift, sessions, view → click → rating funnel,
     /// malformed share) to the API or straight to Kafka.
@@ -126,16 +128,20 @@ pub struct StatusArgs {
     pub lake: LakeArgs,
     #[command(flatten)]
     pub topics: TopicArgs,
-    /// Base URL of the API (its /health/ready is checked).
-    #[arg(long, env = "RECO_STATUS_API_URL", default_value = "http://127.0.0.1:8000")]
-    pub api_url: String,
-    /// Base URL of the silver job's metrics listener.
-    #[arg(long, env = "RECO_STATUS_SILVER_URL", default_value = "http://127.0.0.1:9101")]
-    pub silver_url: String,
-    /// Base URL of the gold job's metrics listener.
-    #[arg(long, env = "RECO_STATUS_GOLD_URL", default_value = "http://127.0.0.1:9102")]
-    pub gold_url: String,
-    /// The jobs run inside `reco up`: read their metrics from the API URL.
+    /// Base URL of the API (its /health/ready is checked). Default: http:// and the address
+    /// in RECO_HTTP_ADDR (as `reco up` and `reco serve` read it), else http://127.0.0.1:8000.
+    #[arg(long, env = "RECO_STATUS_API_URL")]
+    pub api_url: Option<String>,
+    /// Base URL of the silver job's metrics listener. Default: the API's, when its /metrics
+    /// carries the jobs' (`reco up`), else http://127.0.0.1:9101.
+    #[arg(long, env = "RECO_STATUS_SILVER_URL")]
+    pub silver_url: Option<String>,
+    /// Base URL of the gold job's metrics listener. Default: as for silver, else
+    /// http://127.0.0.1:9102.
+    #[arg(long, env = "RECO_STATUS_GOLD_URL")]
+    pub gold_url: Option<String>,
+    /// The jobs run inside `reco up`: read their metrics from the API URL (found out by
+    /// itself unless a job URL is given).
     #[arg(long, env = "RECO_STATUS_ALL_IN_ONE")]
     pub all_in_one: bool,
     /// Consumer group of the silver workers.

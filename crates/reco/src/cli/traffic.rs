@@ -76,9 +76,11 @@ pub struct GenArgs {
     /// With --historic-start: event time runs this many times faster than the wall clock.
     #[arg(long, env = "RECO_GEN_SPEEDUP", default_value_t = 1.0)]
     pub speedup: f64,
-    /// Random seed: the same seed gives the same stream shape.
-    #[arg(long, env = "RECO_GEN_SEED", default_value_t = 42)]
-    pub seed: u64,
+    /// Random seed: the same seed gives the same stream, event ids included (silver then
+    /// dead-letters a second run's events as duplicates). Without it every run picks a fresh
+    /// seed and prints it.
+    #[arg(long, env = "RECO_GEN_SEED")]
+    pub seed: Option<u64>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]

@@ -17,7 +17,7 @@ use crate::{
 
 pub async fn run(args: BrokerArgs, started: Instant) -> anyhow::Result<ExitCode> {
     let shutdown = shutdown::on_signal();
-    let (broker, storage_note) = start_with_topics(
+    let (broker, storage_note, _lock) = start_with_topics(
         args.broker_addr,
         args.broker_advertised_addr.as_deref(),
         args.broker_storage,
@@ -37,17 +37,22 @@ pub async fn run(args: BrokerArgs, started: Instant) -> anyhow::Result<ExitCode>
 }
 
 /// Starts the embedded broker (SQLite data in `lake/_broker`, or memory) and sets up the
-/// platform's topics; returns it with a line saying where its data lives. Shared with `reco up`.
+/// platform's topics; returns it with a line saying where its data lives and the lock that
+/// keeps a second broker off its folder (hold it while the broker runs). Shared with `reco up`.
 pub async fn start_with_topics(
     addr: SocketAddr,
     advertised: Option<&str>,
     kind: BrokerStorageKind,
     lake: &Path,
     topics: &TopicArgs,
-) -> anyhow::Result<(EmbeddedBroker, String)> {
+) -> anyhow::Result<(EmbeddedBroker, String, std::fs::File)> {
     reco_lake::check_local(lake)?;
+    // Locked with either storage: two memory brokers on one folder mean two `reco up` whose
+    // silver jobs write one lake from two different logs.
+    let dir = lake.join("_broker");
+    let lock = lock_data(&dir)?;
     let storage = match kind {
-        BrokerStorageKind::Sqlite => BrokerStorage::Sqlite(lake.join("_broker").join("tansu.db")),
+        BrokerStorageKind::Sqlite => BrokerStorage::Sqlite(dir.join("tansu.db")),
         BrokerStorageKind::Memory => BrokerStorage::Memory,
     };
     let broker = EmbeddedBroker::start_advertising(addr, advertised, storage.clone()).await?;
@@ -71,5 +76,28 @@ pub async fn start_with_topics(
         BrokerStorage::Sqlite(path) => path.display().to_string(),
         BrokerStorage::Memory => "memory (lost at exit)".into(),
     };
-    Ok((broker, note))
+    Ok((broker, note, lock))
+}
+
+/// An exclusive lock on the broker's data folder, released when the process ends (however it
+/// ends). Two brokers on one SQLite file would both accept writes and interleave them.
+fn lock_data(dir: &Path) -> anyhow::Result<std::fs::File> {
+    std::fs::create_dir_all(dir)
+        .map_err(|e| anyhow::anyhow!("cannot create the broker's data folder {}: {e}", dir.display()))?;
+    let path = dir.join("lock");
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .map_err(|e| anyhow::anyhow!("cannot open {}: {e}", path.display()))?;
+    match file.try_lock() {
+        Ok(()) => Ok(file),
+        Err(std::fs::TryLockError::WouldBlock) => anyhow::bail!(
+            "the broker data in {} is in use by another `reco up` or `reco broker`; stop it, or give this one \
+             its own LAKEHOUSE_PATH (or --broker-data)",
+            dir.display()
+        ),
+        Err(std::fs::TryLockError::Error(e)) => anyhow::bail!("cannot lock {}: {e}", path.display()),
+    }
 }

@@ -32,8 +32,12 @@ pub async fn gen_traffic(args: GenArgs) -> anyhow::Result<ExitCode> {
         Some(start_us) => Clock::Historic { start_us, speedup: args.speedup },
         None => Clock::Now,
     };
+    let seed = args.seed.unwrap_or_else(fresh_seed);
+    if args.seed.is_none() {
+        eprintln!("seed {seed} (--seed {seed} repeats this stream, event ids included)");
+    }
     let generator = Generator::new(GenConfig {
-        seed: args.seed,
+        seed,
         items: args.items,
         users: args.users,
         zipf_s: args.zipf_s,
@@ -52,6 +56,12 @@ pub async fn gen_traffic(args: GenArgs) -> anyhow::Result<ExitCode> {
         concurrency: args.concurrency.max(1),
     };
     drive(generator, target, config).await
+}
+
+/// A seed of its own for each run, so two runs' event ids differ.
+fn fresh_seed() -> u64 {
+    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos());
+    (nanos as u64) ^ (u64::from(std::process::id()) << 32)
 }
 
 pub async fn replay(args: ReplayArgs) -> anyhow::Result<ExitCode> {
@@ -140,15 +150,28 @@ async fn drive(
             .context("progress template")?
             .progress_chars("=> "),
     );
+    // Not at a terminal (a log file, CI) the bar draws nothing: a line every few seconds instead.
+    let lines = !std::io::IsTerminal::is_terminal(&std::io::stderr());
     let ticker = tokio::spawn({
         let (bar, tally, stop) = (bar.clone(), tally.clone(), stop.clone());
         async move {
+            let started = std::time::Instant::now();
+            let mut last_line = started;
             loop {
                 let [sent, accepted, malformed, refused, failed] = tally.get();
+                let counts = format!("accepted {accepted}  malformed {malformed} (refused {refused})  failed {failed}");
                 bar.set_position(sent + malformed);
-                bar.set_message(format!(
-                    "accepted {accepted}  malformed {malformed} (refused {refused})  failed {failed}"
-                ));
+                if lines && last_line.elapsed() >= Duration::from_secs(5) {
+                    last_line = std::time::Instant::now();
+                    let secs = started.elapsed().as_secs_f64();
+                    eprintln!(
+                        "reco: {:.0} s, {} events ({:.0}/s): {counts}",
+                        secs,
+                        sent + malformed,
+                        (sent + malformed) as f64 / secs
+                    );
+                }
+                bar.set_message(counts);
                 if stop.load(std::sync::atomic::Ordering::Relaxed) {
                     return;
                 }
@@ -177,5 +200,15 @@ async fn drive(
         sent + malformed,
         (sent + malformed) as f64 / secs
     );
+    if failed > 0 {
+        let (reasons, examples) = tally.failures();
+        eprintln!("reco: why events failed:");
+        for (reason, events) in reasons {
+            eprintln!("  {events} × {reason}");
+        }
+        for example in examples {
+            eprintln!("  e.g. {example}");
+        }
+    }
     Ok(if failed > 0 { ExitCode::FAILURE } else { ExitCode::SUCCESS })
 }

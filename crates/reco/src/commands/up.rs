@@ -27,6 +27,11 @@ const LOCAL_ADDR: std::net::SocketAddr =
 pub async fn run(args: UpArgs, started: Instant) -> anyhow::Result<ExitCode> {
     let shutdown = shutdown::on_signal();
     let telemetry = Arc::new(Telemetry::new());
+    // Every setting is checked before anything starts, so a mistake leaves nothing to undo
+    // (a bad tokens file used to be found after the broker had created its topics).
+    args.http.api_config(args.rules.rules()?)?;
+    let mut gold = args.gold.config(&args.lake)?;
+    gold.validate().map_err(|e| anyhow::anyhow!("gold: {e}"))?;
     let lake = args.lake.lake()?;
     lake.check(true).await?;
     // The broker's SQLite log lives in the lake folder, or in ./data when the lake is remote.
@@ -39,7 +44,7 @@ pub async fn run(args: UpArgs, started: Instant) -> anyhow::Result<ExitCode> {
     std::fs::create_dir_all(&broker_data)
         .with_context(|| format!("cannot create the broker's data folder {}", broker_data.display()))?;
 
-    let (broker, storage_note) =
+    let (broker, storage_note, _lock) =
         start_with_topics(args.broker_addr, None, args.broker_storage, &broker_data, &args.topics).await?;
     let bootstrap = broker.bootstrap();
     let trending = trending_cache(&args.lake, args.gold.top_n)?;
@@ -60,7 +65,6 @@ pub async fn run(args: UpArgs, started: Instant) -> anyhow::Result<ExitCode> {
         silver.drain_on_stop = Some(std::time::Duration::from_secs(15));
     }
 
-    let mut gold = args.gold.config(&args.lake)?;
     // One process: gold reads each silver flush as it lands rather than at its next poll.
     let flushed = Arc::new(tokio::sync::Notify::new());
     silver.committed = Some(flushed.clone());
