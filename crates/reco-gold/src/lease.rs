@@ -100,20 +100,11 @@ impl Lease {
         let holder = new_holder();
         let mut told = None;
         loop {
-            let newest = newest(lake).await?;
-            let now = now_ms();
-            let next = match &newest {
-                None => Some(0),
-                Some(r) if r.free(now) => Some(r.seq + 1),
-                Some(_) => None,
+            let held = match Lease::take(lake, ttl, &holder).await? {
+                Ok(lease) => return Ok(Some(lease)),
+                Err(held) => held,
             };
-            if let Some(seq) = next {
-                match Lease::create_at(lake, ttl, &holder, seq, newest).await? {
-                    Some(lease) => return Ok(Some(lease)),
-                    None => continue, // another job created it first: read who
-                }
-            }
-            let held = newest.expect("a held lease has a record");
+            let now = now_ms();
             if told.as_ref() != Some(&held.holder) {
                 warn!(
                     holder = held.holder,
@@ -132,17 +123,22 @@ impl Lease {
 
     /// Takes the lease of `lake` now unless a live job holds it: `Err` names that job.
     pub async fn try_take(lake: &Lake, ttl: Duration) -> Result<std::result::Result<Lease, String>> {
-        let holder = new_holder();
+        Ok(Lease::take(lake, ttl, &new_holder()).await?.map_err(|held| held.holder))
+    }
+
+    /// Takes the lease for `holder` if it is free; else the record of the live job holding it.
+    async fn take(lake: &Lake, ttl: Duration, holder: &str) -> Result<std::result::Result<Lease, Record>> {
         loop {
             let newest = newest(lake).await?;
             let seq = match &newest {
                 None => 0,
                 Some(r) if r.free(now_ms()) => r.seq + 1,
-                Some(r) => return Ok(Err(r.holder.clone())),
+                Some(r) => return Ok(Err(r.clone())),
             };
-            if let Some(lease) = Lease::create_at(lake, ttl, &holder, seq, newest).await? {
+            if let Some(lease) = Lease::create_at(lake, ttl, holder, seq, newest).await? {
                 return Ok(Ok(lease));
             }
+            // Another job created that number first: read who.
         }
     }
 
