@@ -3656,10 +3656,13 @@ impl Storage for Delegate {
                     .await
                     .inspect_err(|err| error!(?err, group_id))?
                 {
+                    // reco patch: the column holds the group as JSON text; the release
+                    // wrapped that text as a JSON string, so every DescribeGroups failed with
+                    // "expected struct GroupDetail" (and logged it twice).
                     let value = row
                         .get_str(1)
                         .map_err(Error::from)
-                        .map(serde_json::Value::from)
+                        .and_then(|value| serde_json::from_str(value).map_err(Into::into))
                         .inspect_err(|err| error!(?err, group_id))?;
 
                     let current = serde_json::from_value::<GroupDetail>(value)
