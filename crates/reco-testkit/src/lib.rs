@@ -9,6 +9,7 @@ mod metrics;
 pub mod neighbors;
 pub mod proc;
 pub mod proxy;
+pub mod readme;
 pub mod s3;
 pub mod up;
 

@@ -3,25 +3,16 @@
 //! moved), and the output the README shows is what comes back.
 
 use std::{
-    path::Path,
     process::Command,
     time::{Duration, Instant},
 };
 
-use reco_testkit::{http, up::RecoUp};
+use reco_testkit::{
+    http,
+    readme::{block_after, readme},
+    up::RecoUp,
+};
 use serde_json::Value;
-
-fn readme() -> String {
-    std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../../README.md")).unwrap()
-}
-
-/// The first ```sh block after the heading `heading`.
-fn block_after(readme: &str, heading: &str) -> String {
-    let section = &readme[readme.find(heading).unwrap_or_else(|| panic!("README has {heading:?}"))..];
-    let start = section.find("```sh\n").expect("a sh block") + "```sh\n".len();
-    let end = section[start..].find("```").expect("the block ends");
-    section[start..start + end].to_owned()
-}
 
 /// Runs README shell text with the API's address in place of `localhost:8000`.
 fn run_shell(script: &str, api: &str) -> String {
