@@ -227,6 +227,13 @@ pub(crate) struct ConnectionManager {
     db: Arc<Mutex<Database>>,
 }
 
+/// reco patch: records per multi-row insert (8 parameters each; SQLite allows 32,766).
+const RECORDS_PER_INSERT: usize = 512;
+
+/// reco patch: the multi-row insert's head; `record_insert.sql` without the partition lookup.
+const INSERT_RECORDS: &str = "insert into record \
+    (topition, offset_id, attributes, producer_id, producer_epoch, timestamp, k, v) values ";
+
 pub(crate) struct PoolConnection {
     connection: Connection,
 }
@@ -760,46 +767,65 @@ impl Delegate {
                     })
                     .inspect(|tansu_lake_sink| debug!(tansu_lake_sink))?)
         {
-            for (delta, record) in inflated.records.iter().enumerate() {
-                debug!(delta, elapsed = elapsed_millis(start));
-
-                let delta = i64::try_from(delta)?;
-                let offset = high.unwrap_or_default() + delta;
-                let key = record.key.as_deref();
-                let value = record.value.as_deref();
-
-                debug!(?delta, ?offset);
-
+            // reco patch: a batch's records go in with one multi-row insert per chunk, against
+            // the partition's row id looked up once. The release ran `record_insert.sql` per
+            // record: a statement compiled for every record, each resolving the partition
+            // through a three-table join (third_party/README.md).
+            let topition_id = connection
+                .query_one(
+                    "topition_select_id.sql",
+                    (self.cluster.as_str(), topic, partition),
+                )
+                .await
+                .and_then(|row| row.get::<i64>(0))
+                .map_err(|err| {
+                    if matches!(err, libsql::Error::QueryReturnedNoRows) {
+                        return Error::Api(ErrorCode::UnknownTopicOrPartition);
+                    }
+                    error!(?err, ?topic, ?partition);
+                    Error::from(err)
+                })?;
+            let (producer_id, producer_epoch) = if transaction_id.is_none() {
+                (Value::Null, Value::Null)
+            } else {
+                (
+                    Value::Integer(inflated.producer_id),
+                    Value::Integer(i64::from(inflated.producer_epoch)),
+                )
+            };
+            let bytes = |b: &Option<Bytes>| b.as_ref().map_or(Value::Null, |b| Value::Blob(b.to_vec()));
+            let base = high.unwrap_or_default();
+            for (n, chunk) in inflated.records.chunks(RECORDS_PER_INSERT).enumerate() {
+                let first = base + i64::try_from(n * RECORDS_PER_INSERT)?;
+                let mut sql = String::with_capacity(INSERT_RECORDS.len() + chunk.len() * 18);
+                sql.push_str(INSERT_RECORDS);
+                let mut params = Vec::with_capacity(chunk.len() * 8);
+                for (i, record) in chunk.iter().enumerate() {
+                    sql.push_str(if i == 0 { "(?,?,?,?,?,?,?,?)" } else { ",(?,?,?,?,?,?,?,?)" });
+                    params.extend([
+                        Value::Integer(topition_id),
+                        Value::Integer(first + i64::try_from(i)?),
+                        Value::Integer(i64::from(inflated.attributes)),
+                        producer_id.clone(),
+                        producer_epoch.clone(),
+                        Value::Integer(inflated.base_timestamp + record.timestamp_delta),
+                        bytes(&record.key),
+                        bytes(&record.value),
+                    ]);
+                }
                 _ = connection
-                    .execute(
-                        "record_insert.sql",
-                        (
-                            self.cluster.as_str(),
-                            topic,
-                            partition,
-                            offset,
-                            inflated.attributes,
-                            if transaction_id.is_none() {
-                                None
-                            } else {
-                                Some(inflated.producer_id)
-                            },
-                            if transaction_id.is_none() {
-                                None
-                            } else {
-                                Some(inflated.producer_epoch)
-                            },
-                            inflated.base_timestamp + record.timestamp_delta,
-                            key,
-                            value,
-                        ),
-                    )
+                    .connection
+                    .execute(&sql, libsql::params_from_iter(params))
                     .await
-                    .inspect_err(|err| error!(?err, ?topic, ?partition, ?offset, ?key, ?value))
+                    .inspect_err(|err| error!(?err, ?topic, ?partition, first))
                     .map_err(unique_constraint(ErrorCode::UnknownServerError))?;
+            }
 
-                debug!(delta, after_record_insert = elapsed_millis(start));
+            debug!(after_record_insert = elapsed_millis(start));
 
+            // Headers are rare (reco's API sends none): one insert each, as in the release.
+            for (delta, record) in inflated.records.iter().enumerate() {
+                let offset = base + i64::try_from(delta)?;
                 for header in record.headers.iter().as_ref() {
                     let key = header.key.as_deref();
                     let value = header.value.as_deref();
@@ -814,11 +840,7 @@ impl Delegate {
                             error!(?err, ?topic, ?partition, ?offset, ?key, ?value);
                         });
                 }
-
-                debug!(delta, after_header_insert = elapsed_millis(start));
             }
-
-            debug!(after_record_insert = elapsed_millis(start));
 
             if let Some(transaction_id) = transaction_id
                 && attributes.transaction
