@@ -32,11 +32,12 @@ test: ## Run every test (installs what the tests need first)
 
 BENCH_EVENTS ?= 1000000
 BENCH_REPORT ?= $(CARGO_TARGET_DIR)/bench-report.md
-bench: ## Benchmarks, release build: API (wrk), silver vs bare rdkafka, gold core, latency and backlog catch-up, freshness + RSS per service, recommendation quality
+bench: ## Benchmarks, release build: API (wrk), ingest vs the embedded broker's ceiling, silver vs bare rdkafka, gold core, latency and backlog catch-up, freshness + RSS per service, recommendation quality
 	./scripts/test-deps.sh
 	cargo build --release -p reco --bin reco
 	@rm -f $(BENCH_REPORT)
 	RECO_BENCH_REPORT=$(BENCH_REPORT) ./scripts/bench-api.sh 5
+	RECO_BENCH_REPORT=$(BENCH_REPORT) ./scripts/bench-ingest.sh 8 300000
 	RECO_BENCH_REPORT=$(BENCH_REPORT) cargo run --release -p reco-silver --example silver_bench -- $(BENCH_EVENTS) delta s3
 	RECO_BENCH_REPORT=$(BENCH_REPORT) cargo run --release -p reco-gold --example window_bench -- 2000000
 	RECO_BENCH_REPORT=$(BENCH_REPORT) cargo run --release -p reco-gold --example gold_latency -- 20 delta

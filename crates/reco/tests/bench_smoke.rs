@@ -32,6 +32,30 @@ fn api_bench_script_prints_its_table() {
     assert!(stdout.contains("peak RSS of reco up"), "{stdout}");
 }
 
+/// `make bench`'s ingest part on a tiny size: per broker storage, the first event in silver,
+/// the bare producer's ceiling, the API's batches and single events, the FastAPI baseline and
+/// `GET /health/live`, each a positive figure.
+#[test]
+fn ingest_bench_script_prints_a_row_per_storage() {
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../../scripts/bench-ingest.sh");
+    let out = Command::new("bash")
+        .args([script, "1", "20000"])
+        .env("RECO_BIN", env!("CARGO_BIN_EXE_reco"))
+        .output()
+        .expect("run scripts/bench-ingest.sh");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}{}", String::from_utf8_lossy(&out.stderr));
+    for storage in ["sqlite", "memory"] {
+        let row =
+            stdout.lines().find(|l| l.starts_with(&format!("| {storage} |"))).unwrap_or_else(|| panic!("{stdout}"));
+        let cells: Vec<&str> = row.split('|').map(str::trim).collect();
+        for (i, cell) in cells.iter().enumerate().skip(2).take(10) {
+            let figure: f64 = cell.split_whitespace().next().unwrap_or("").parse().unwrap_or(0.0);
+            assert!(figure > 0.0, "column {i} of {row}");
+        }
+    }
+}
+
 /// The freshness benchmark's code, compiled into this test from the example's own source: the
 /// test needs no example binary, which `cargo nextest run --all-targets` does not leave at
 /// `examples/freshness` and a stale one from an earlier build would hide (issue 14).

@@ -234,6 +234,12 @@ const RECORDS_PER_INSERT: usize = 512;
 const INSERT_RECORDS: &str = "insert into record \
     (topition, offset_id, attributes, producer_id, producer_epoch, timestamp, k, v) values ";
 
+/// reco patch: whether a partition has header rows at or after an offset.
+const HEADERS_FROM: &str = "select exists (select 1 from header h \
+    join topition tp on tp.id = h.topition join topic t on tp.topic = t.id \
+    join cluster c on t.cluster = c.id \
+    where c.name = ?1 and t.name = ?2 and tp.partition = ?3 and h.offset_id >= ?4)";
+
 pub(crate) struct PoolConnection {
     connection: Connection,
 }
@@ -2383,6 +2389,22 @@ impl Storage for Delegate {
 
         let c = self.connection().await?;
 
+        // reco patch: whether any record from `offset` on has headers. The release queried
+        // each fetched record's headers with a statement compiled per record: with silver
+        // reading, most of the broker's CPU went to SQLite's statement compiler
+        // (third_party/README.md). reco's API sends no headers; other producers may.
+        let has_headers = c
+            .connection
+            .query(
+                HEADERS_FROM,
+                (self.cluster.as_str(), topition.topic(), topition.partition(), offset),
+            )
+            .await
+            .inspect_err(|err| error!(?err))?
+            .next()
+            .await?
+            .map_or(Ok(false), |row| row.get::<i64>(0).map(|n| n != 0))?;
+
         let mut records = c
             .query(
                 "record_fetch.sql",
@@ -2421,36 +2443,40 @@ impl Storage for Delegate {
                             .inspect_err(|err| error!(?err))?,
                     );
 
-                let mut headers = c
-                    .query(
-                        "header_fetch.sql",
-                        (
-                            self.cluster.as_str(),
-                            topition.topic(),
-                            topition.partition(),
-                            offset,
-                        ),
-                    )
-                    .await?;
+                // reco patch: skipped when no record of this fetch has headers (one
+                // query per fetch instead of a compiled header query per record).
+                if has_headers {
+                    let mut headers = c
+                        .query(
+                            "header_fetch.sql",
+                            (
+                                self.cluster.as_str(),
+                                topition.topic(),
+                                topition.partition(),
+                                offset,
+                            ),
+                        )
+                        .await?;
 
-                while let Some(header) = headers.next().await? {
-                    let mut header_builder = Header::builder();
+                    while let Some(header) = headers.next().await? {
+                        let mut header_builder = Header::builder();
 
-                    if let Some(k) = header
-                        .get::<Option<Vec<u8>>>(0)
-                        .inspect_err(|err| error!(?err))?
-                    {
-                        header_builder = header_builder.key(Bytes::from(k));
+                        if let Some(k) = header
+                            .get::<Option<Vec<u8>>>(0)
+                            .inspect_err(|err| error!(?err))?
+                        {
+                            header_builder = header_builder.key(Bytes::from(k));
+                        }
+
+                        if let Some(v) = header
+                            .get::<Option<Vec<u8>>>(1)
+                            .inspect_err(|err| error!(?err))?
+                        {
+                            header_builder = header_builder.value(Bytes::from(v));
+                        }
+
+                        record_builder = record_builder.header(header_builder);
                     }
-
-                    if let Some(v) = header
-                        .get::<Option<Vec<u8>>>(1)
-                        .inspect_err(|err| error!(?err))?
-                    {
-                        header_builder = header_builder.value(Bytes::from(v));
-                    }
-
-                    record_builder = record_builder.header(header_builder);
                 }
 
                 record_builder
@@ -2563,36 +2589,40 @@ impl Storage for Delegate {
                                 .inspect_err(|err| error!(?err))?,
                         );
 
-                    let mut headers = c
-                        .query(
-                            "header_fetch.sql",
-                            (
-                                self.cluster.as_str(),
-                                topition.topic(),
-                                topition.partition(),
-                                offset,
-                            ),
-                        )
-                        .await?;
+                    // reco patch: skipped when no record of this fetch has headers (one
+                    // query per fetch instead of a compiled header query per record).
+                    if has_headers {
+                        let mut headers = c
+                            .query(
+                                "header_fetch.sql",
+                                (
+                                    self.cluster.as_str(),
+                                    topition.topic(),
+                                    topition.partition(),
+                                    offset,
+                                ),
+                            )
+                            .await?;
 
-                    while let Some(header) = headers.next().await? {
-                        let mut header_builder = Header::builder();
+                        while let Some(header) = headers.next().await? {
+                            let mut header_builder = Header::builder();
 
-                        if let Some(k) = header
-                            .get::<Option<Vec<u8>>>(0)
-                            .inspect_err(|err| error!(?err))?
-                        {
-                            header_builder = header_builder.key(Bytes::from(k));
+                            if let Some(k) = header
+                                .get::<Option<Vec<u8>>>(0)
+                                .inspect_err(|err| error!(?err))?
+                            {
+                                header_builder = header_builder.key(Bytes::from(k));
+                            }
+
+                            if let Some(v) = header
+                                .get::<Option<Vec<u8>>>(1)
+                                .inspect_err(|err| error!(?err))?
+                            {
+                                header_builder = header_builder.value(Bytes::from(v));
+                            }
+
+                            record_builder = record_builder.header(header_builder);
                         }
-
-                        if let Some(v) = header
-                            .get::<Option<Vec<u8>>>(1)
-                            .inspect_err(|err| error!(?err))?
-                        {
-                            header_builder = header_builder.value(Bytes::from(v));
-                        }
-
-                        record_builder = record_builder.header(header_builder);
                     }
 
                     record_builder
