@@ -49,9 +49,12 @@ fn ingest_bench_script_prints_a_row_per_storage() {
         let row =
             stdout.lines().find(|l| l.starts_with(&format!("| {storage} |"))).unwrap_or_else(|| panic!("{stdout}"));
         let cells: Vec<&str> = row.split('|').map(str::trim).collect();
+        // Nine figures after the storage; the ratios (columns 5, 7 and 10) may round to 0.00
+        // in a debug build, the measured figures may not be zero.
         for (i, cell) in cells.iter().enumerate().skip(2).take(9) {
-            let figure: f64 = cell.split_whitespace().next().unwrap_or("").parse().unwrap_or(0.0);
-            assert!(figure > 0.0, "column {i} of {row}");
+            let figure: f64 = cell.split_whitespace().next().unwrap_or("").parse().unwrap_or(-1.0);
+            let ratio = [5, 7, 10].contains(&i);
+            assert!(if ratio { figure >= 0.0 } else { figure > 0.0 }, "column {i} of {row}");
         }
     }
 }
