@@ -38,21 +38,8 @@ post_status() {
 TOKEN="bench-$(head -c 16 /dev/urandom | od -An -tx1 | tr -d ' \n')"
 printf 'bench:%s\n' "$TOKEN" >"$WORK/tokens"
 AUTH="wrk.headers[\"Authorization\"] = \"Bearer $TOKEN\""
-cat >"$WORK/single.lua" <<'LUA'
-wrk.method = "POST"
-wrk.headers["Content-Type"] = "application/json"
-wrk.body = '{"type":"view","user_id":"u1","item_id":"m1"}'
-LUA
-{
-    echo 'wrk.method = "POST"'
-    echo 'wrk.headers["Content-Type"] = "application/json"'
-    printf 'wrk.body = %s[' "'"
-    for i in $(seq 100); do
-        [ "$i" -gt 1 ] && printf ','
-        printf '{"type":"view","user_id":"u%d","item_id":"m%d"}' "$i" $((i % 17))
-    done
-    printf "]'\n"
-} >"$WORK/batch.lua"
+source scripts/bench-wrk.sh
+write_loads "$WORK"
 for f in single batch; do { cat "$WORK/$f.lua"; echo "$AUTH"; } >"$WORK/$f-auth.lua"; done
 # Co-visits for the recommendation endpoints: 100 users viewing 8 of 40 items within minutes
 # of each other, before the trending hours below, whose events move the watermark past them.
@@ -81,23 +68,6 @@ for _ in $(seq 150); do curl -sf "$URL/items/p1/similar" >/dev/null && break; sl
 curl -sf "$URL/users/b1/recommendations" | grep -q '"source":"neighbors"' \
     || { echo "no neighbour lists for the recommendations within 30 s" >&2; exit 1; }
 
-# wrk's report → "req/s p50 p99" (latencies in ms). A load that got any answer outside 2xx
-# measured something else (401s, 503s): the script stops instead of printing it.
-run() {
-    local threads=$(( $1 < 2 ? $1 : 2 ))
-    wrk -t"$threads" -c"$1" -d"${DUR}s" --latency ${3:+-s "$3"} "$URL$2" | awk '
-        function ms(v) { if (v ~ /us$/) return v / 1000; if (v ~ /ms$/) return v + 0; if (v ~ /s$/) return v * 1000; return v }
-        /Requests\/sec/ { rps = $2 }
-        $1 == "50.000%" { p50 = ms($2) }
-        $1 == "99.000%" { p99 = ms($2) }
-        $1 == "50%" { p50 = ms($2) }
-        $1 == "99%" { p99 = ms($2) }
-        /Non-2xx or 3xx responses/ { bad = $NF }
-        END {
-            if (bad > 0) { printf "%d answers outside 2xx\n", bad > "/dev/stderr"; exit 1 }
-            printf "%.0f %.2f %.2f\n", rps, p50, p99
-        }'
-}
 read -r BASE B50 B99 < <(run 32 /health/live)
 echo "API benchmark: wrk, ${DUR}s per load, $(nproc) cores, $BIN; baseline GET /health/live at 32 connections = $BASE req/s"
 echo

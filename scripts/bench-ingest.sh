@@ -42,31 +42,8 @@ start_up() {
     done
     [ -n "$FIRST" ] || { echo "$1: the first event never reached silver" >&2; exit 1; }
 }
-# wrk → "req/s p50 p99"; any answer outside 2xx stops the script (it measured something else).
-run() {
-    wrk -t2 -c"$1" -d"${DUR}s" --latency ${3:+-s "$3"} "$URL$2" | awk '
-        function ms(v) { if (v ~ /us$/) return v / 1000; if (v ~ /ms$/) return v + 0; if (v ~ /s$/) return v * 1000; return v }
-        /Requests\/sec/ { rps = $2 }
-        $1 == "50.000%" || $1 == "50%" { p50 = ms($2) }
-        $1 == "99.000%" || $1 == "99%" { p99 = ms($2) }
-        /Non-2xx or 3xx responses/ { bad = $NF }
-        END { if (bad > 0) { printf "%d answers outside 2xx\n", bad > "/dev/stderr"; exit 1 }
-              printf "%.0f %.2f %.2f\n", rps, p50, p99 }'
-}
-cat >"$WORK/single.lua" <<'LUA'
-wrk.method = "POST"
-wrk.headers["Content-Type"] = "application/json"
-wrk.body = '{"type":"view","user_id":"u1","item_id":"m1"}'
-LUA
-{
-    echo 'wrk.method = "POST"'; echo 'wrk.headers["Content-Type"] = "application/json"'
-    printf 'wrk.body = %s[' "'"
-    for i in $(seq 100); do
-        [ "$i" -gt 1 ] && printf ','
-        printf '{"type":"view","user_id":"u%d","item_id":"m%d"}' "$i" $((i % 17))
-    done
-    printf "]'\n"
-} >"$WORK/batch.lua"
+source scripts/bench-wrk.sh
+write_loads "$WORK"
 
 echo "Ingest vs the embedded broker's ceiling: $(nproc) cores, wrk ${DUR}s per load, $RECORDS records for the bare producer, $BIN"
 echo
