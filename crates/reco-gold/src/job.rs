@@ -73,6 +73,7 @@ pub(crate) struct Job {
     last_checkpoint: Instant,
     /// Per (aggregate, table): the warning about events beyond the state horizon.
     beyond_horizon: BTreeMap<(&'static str, &'static str), Throttle>,
+    late: BTreeMap<(&'static str, &'static str), Throttle>,
 }
 
 impl Job {
@@ -117,6 +118,7 @@ impl Job {
             last_read: None,
             last_checkpoint: Instant::now(),
             beyond_horizon: BTreeMap::new(),
+            late: BTreeMap::new(),
         })
     }
 
@@ -221,6 +223,7 @@ impl Job {
             for i in &feeding {
                 let aggregate = &mut self.hosted[*i].aggregate;
                 let (mut late, mut beyond) = (0_u64, 0_u64);
+                let mut first_late: Option<(i32, i64)> = None;
                 let mut inputs: BTreeMap<i32, usize> = BTreeMap::new();
                 for batch in &batches {
                     for event in batch.events() {
@@ -230,7 +233,10 @@ impl Job {
                             .or_insert_with(|| aggregate.watermarks().input(topic, partition, now));
                         match aggregate.record(source, input, &event, now) {
                             Recorded::OnTime | Recorded::OutOfRange => {}
-                            Recorded::Late => late += 1,
+                            Recorded::Late => {
+                                late += 1;
+                                first_late.get_or_insert((partition, event.event_time_us));
+                            }
                             Recorded::BeyondHorizon => beyond += 1,
                         }
                     }
@@ -240,6 +246,23 @@ impl Job {
                     aggregate.watermarks().hold_table(topic, now);
                 }
                 let name = aggregate.name();
+                if let Some((partition, event_us)) = first_late {
+                    let throttle = self.late.entry((name, topic)).or_insert_with(|| Throttle::new(WARN_EVERY));
+                    if let Some(events) = throttle.add(late, Instant::now()) {
+                        let marks = aggregate.watermarks();
+                        info!(
+                            topic,
+                            aggregate = name,
+                            events,
+                            partition,
+                            event_us,
+                            silver_versions = format!("{from}..{upto}"),
+                            watermark_us = ?marks.current(),
+                            inputs = marks.describe(now),
+                            "events behind the watermark were counted late (their windows re-published)"
+                        );
+                    }
+                }
                 aggregate.counted(&self.telemetry, &table, rows, late, beyond);
                 let throttle = self.beyond_horizon.entry((name, topic)).or_insert_with(|| Throttle::new(WARN_EVERY));
                 if let Some(events) = throttle.add(beyond, Instant::now()) {

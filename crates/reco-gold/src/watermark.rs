@@ -15,10 +15,15 @@
 //!   input silver names before its first row exists holds the watermark until it has rows or
 //!   idles. While catching up, "no data yet" means "not read yet".
 //! - **Empty inputs.** An input without rows whose Kafka log silver reported empty
-//!   ([`Watermarks::empty`]) holds nothing: there is nothing of it to wait for. A topic's
-//!   partitions that no client wrote to (a few users post, the rest of the key space is quiet)
-//!   would otherwise hold every window open for an idle timeout, by which time the inputs with
-//!   data have idled too.
+//!   ([`Watermarks::empty`]) counts as if it had data up to the newest event read from any
+//!   input when the report came (its *frontier*): a record produced to it after silver looked
+//!   carries a time near what everyone else was sending then, so it is on time as long as it
+//!   comes within the lateness. A topic's partitions that no client writes to (a few users
+//!   post, the rest of the key space is quiet) then hold nothing the others do not, instead of
+//!   every window for an idle timeout. Not "holds nothing at all": a partition found empty
+//!   just before its first records, whose silver worker then dies, would let the others move
+//!   the watermark past those records (seen in the chaos test, where a network stall at start
+//!   delayed the first records).
 //! - **All idle.** When no input holds the watermark, it stands at the minimum over the inputs
 //!   that have data, where it would be had they stayed active: after a burst the windows it
 //!   passed complete, instead of waiting for traffic that may never come.
@@ -36,6 +41,11 @@ pub struct InputMark {
     pub table: String,
     pub partition: i32,
     pub max_event_us: Option<i64>,
+    /// Silver last reported its Kafka log empty when the newest event read from any input was
+    /// this (nothing since said it has data). Checkpointed: a restart must know which inputs
+    /// without rows are empty and which are only unread.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub empty_frontier_us: Option<i64>,
 }
 
 #[derive(Clone, Debug)]
@@ -43,8 +53,6 @@ struct Input {
     mark: InputMark,
     /// Processing time of the last data (or of the last hold).
     last_data_at_us: i64,
-    /// Silver reported its Kafka log empty (and nothing since said it has data).
-    empty: bool,
 }
 
 /// Index of an input, from [`Watermarks::input`].
@@ -66,9 +74,12 @@ impl Watermarks {
         Watermarks { lateness_us, idle_timeout_us, inputs: Vec::new(), watermark: None, limit: None }
     }
 
-    /// Rebuilds from a checkpoint; every input that had data counts as active from `now_us`, so
-    /// a restart skips no input it knew; one that never had data counts as idle, so it does not
-    /// hold the watermark for an idle timeout after every restart.
+    /// Rebuilds from a checkpoint; every input counts as active from `now_us`, so a restart
+    /// skips no input it knew. That includes inputs without rows: one may be a partition whose
+    /// silver worker has not committed yet (its records wait in Kafka), and judging it idle
+    /// would let the others' progress make its events late (seen in the chaos test: a gold
+    /// restart while one silver worker was still joining its group). Only an input silver
+    /// reported empty stands at its frontier, as before the restart.
     pub fn restore(
         lateness_us: i64,
         idle_timeout_us: i64,
@@ -79,9 +90,8 @@ impl Watermarks {
         let mut w = Watermarks::new(lateness_us, idle_timeout_us);
         w.watermark = watermark;
         for mark in marks {
-            let at = if mark.max_event_us.is_some() { now_us } else { now_us.saturating_sub(idle_timeout_us) };
-            let id = w.input(&mark.table, mark.partition, at);
-            w.inputs[id].mark.max_event_us = mark.max_event_us;
+            let id = w.input(&mark.table, mark.partition, now_us);
+            w.inputs[id].mark = mark;
         }
         w
     }
@@ -91,8 +101,8 @@ impl Watermarks {
         if let Some(id) = self.inputs.iter().position(|i| i.mark.partition == partition && i.mark.table == table) {
             return id;
         }
-        let mark = InputMark { table: table.to_owned(), partition, max_event_us: None };
-        self.inputs.push(Input { mark, last_data_at_us: now_us, empty: false });
+        let mark = InputMark { table: table.to_owned(), partition, max_event_us: None, empty_frontier_us: None };
+        self.inputs.push(Input { mark, last_data_at_us: now_us });
         self.inputs.len() - 1
     }
 
@@ -107,13 +117,16 @@ impl Watermarks {
     pub fn hold_input(&mut self, input: InputId, now_us: i64) {
         let i = &mut self.inputs[input];
         i.last_data_at_us = i.last_data_at_us.max(now_us);
-        i.empty = false;
+        i.mark.empty_frontier_us = None;
     }
 
     /// Silver found `input`'s Kafka log empty: until its first rows (or a report that it has
-    /// data waiting), it holds nothing.
+    /// data waiting), it stands at the newest event read so far from any input. Call after
+    /// observing the rows of the commit that said so.
     pub fn empty(&mut self, input: InputId) {
-        self.inputs[input].empty = true;
+        let newest = self.max_event();
+        let frontier = &mut self.inputs[input].mark.empty_frontier_us;
+        *frontier = (*frontier).max(newest);
     }
 
     /// `table` has data waiting to be read: its inputs are not idle.
@@ -123,11 +136,14 @@ impl Watermarks {
         }
     }
 
-    /// Whether `input` holds the watermark: not idle, and not an empty log without rows.
+    /// Whether `input` holds the watermark: it had data (or a hold) within the idle timeout.
     fn holds(&self, input: &Input, now_us: i64) -> bool {
-        let idle = now_us.saturating_sub(input.last_data_at_us) >= self.idle_timeout_us;
-        let empty = input.empty && input.mark.max_event_us.is_none();
-        !(idle || empty)
+        now_us.saturating_sub(input.last_data_at_us) < self.idle_timeout_us
+    }
+
+    /// Where `input` stands: its newest event, or for an empty log its frontier.
+    fn position(input: &Input) -> Option<i64> {
+        input.mark.max_event_us.or(input.mark.empty_frontier_us)
     }
 
     /// True when no input holds the watermark (none had data for the idle timeout, or none is
@@ -145,8 +161,9 @@ impl Watermarks {
             self.inputs
                 .iter()
                 .filter(|i| self.holds(i, now_us))
-                .map(|i| i.mark.max_event_us.map(|m| m - self.lateness_us))
-                // An active input that has no event yet holds the watermark where it is.
+                .map(|i| Watermarks::position(i).map(|m| m - self.lateness_us))
+                // An active input that has no event yet (and is not known empty) holds the
+                // watermark where it is.
                 .try_fold(None::<i64>, |acc, w| w.map(|w| Some(acc.map_or(w, |a| a.min(w)))))
                 .flatten()
         };
@@ -175,6 +192,19 @@ impl Watermarks {
     /// Every input's position, to checkpoint.
     pub fn marks(&self) -> Vec<InputMark> {
         self.inputs.iter().map(|i| i.mark.clone()).collect()
+    }
+
+    /// Every input as one line for a log: newest event, seconds since its last data, whether
+    /// it holds the watermark (what an operator asks when events turn out late).
+    pub fn describe(&self, now_us: i64) -> String {
+        let line = |i: &Input| {
+            let quiet = now_us.saturating_sub(i.last_data_at_us) as f64 / 1e6;
+            let holds = if self.holds(i, now_us) { "holds" } else { "idle" };
+            let empty = i.mark.empty_frontier_us.map(|f| format!(" empty_frontier_us={f}")).unwrap_or_default();
+            let (table, partition, max) = (&i.mark.table, i.mark.partition, i.mark.max_event_us);
+            format!("{table}/{partition} max_event_us={max:?}{empty} quiet_s={quiet:.1} {holds}")
+        };
+        self.inputs.iter().map(line).collect::<Vec<_>>().join("; ")
     }
 
     /// `(input, watermark)` of every input, for metrics.
@@ -239,7 +269,7 @@ mod tests {
     }
 
     #[test]
-    fn an_empty_log_without_rows_holds_nothing_until_it_has_data() {
+    fn an_empty_log_stands_at_the_newest_event_read_when_silver_found_it_empty() {
         let mut w = Watermarks::new(0, 60 * S);
         let a = w.input("views", 0, NOW);
         let (b, c) = (w.input("views", 1, NOW), w.input("clicks", 2, NOW));
@@ -247,16 +277,42 @@ mod tests {
         assert_eq!(w.update(NOW), None, "b and c may still have rows");
         w.empty(b);
         w.empty(c);
-        assert_eq!(w.update(NOW), Some(1000 * S));
-        // c's first rows: it holds from now on (its event is late), empty or not.
-        w.observe(c, 900 * S, NOW + S);
-        w.observe(a, 2000 * S, NOW + S);
+        assert_eq!(w.update(NOW), Some(1000 * S), "b and c hold nothing a does not");
+        // a runs on; b and c stay where they were found empty, so records produced to them
+        // since (times near 1000) are not late.
+        w.observe(a, 5000 * S, NOW + S);
         assert_eq!(w.update(NOW + S), Some(1000 * S));
-        // b has data waiting: it holds again.
-        w.hold_input(b, NOW + 2 * S);
-        w.observe(c, 3000 * S, NOW + 2 * S);
-        assert_eq!(w.update(NOW + 2 * S), Some(1000 * S));
-        assert!(!w.all_idle(NOW + 2 * S));
+        // c's first rows: it stands at its own events from now on.
+        w.observe(c, 1200 * S, NOW + 2 * S);
+        assert_eq!(w.update(NOW + 2 * S), Some(1000 * S), "b still at 1000");
+        // A later report that b is still empty moves it to the newest event then.
+        w.empty(b);
+        assert_eq!(w.update(NOW + 2 * S), Some(1200 * S), "now c, the slowest with data");
+        // b has data waiting: it holds where its rows will say.
+        w.hold_input(b, NOW + 3 * S);
+        w.observe(c, 9000 * S, NOW + 3 * S);
+        assert_eq!(w.update(NOW + 3 * S), Some(1200 * S));
+        assert!(!w.all_idle(NOW + 3 * S));
+    }
+
+    #[test]
+    fn a_partition_found_empty_before_its_first_records_does_not_make_them_late() {
+        // The chaos test's start: a network stall delays the first records; silver-1 finds
+        // views 1 empty, commits its other partitions and dies before reading views 1.
+        let mut w = Watermarks::new(300 * S, 60 * S);
+        let (a, b) = (w.input("views", 0, NOW), w.input("views", 1, NOW));
+        w.observe(a, 10_000 * S, NOW);
+        w.empty(b);
+        // Silver-2 keeps committing views 0 while silver-1 restarts.
+        for k in 1..=20 {
+            w.observe(a, (10_000 + 60 * k) * S, NOW + k * S);
+            w.update(NOW + k * S);
+        }
+        // Views 1's records, sent while views 0's were at 10,000, come 20 s later: on time.
+        assert!(w.current().is_some_and(|wm| wm <= 9_900 * S), "{:?}", w.current());
+        // Unless it never comes back: after the idle timeout it holds nothing.
+        w.observe(a, 20_000 * S, NOW + 61 * S);
+        assert_eq!(w.update(NOW + 61 * S), Some(19_700 * S));
     }
 
     #[test]
@@ -284,5 +340,28 @@ mod tests {
         let r = Watermarks::restore(0, 60 * S, w.current(), w.marks(), NOW + 1000 * S);
         assert_eq!((r.current(), r.marks()), (w.current(), w.marks()));
         assert!(!r.all_idle(NOW + 1000 * S), "restored inputs are active");
+    }
+
+    #[test]
+    fn a_restored_input_without_rows_holds_and_an_empty_one_keeps_its_frontier() {
+        let mut w = Watermarks::new(0, 60 * S);
+        let a = w.input("views", 0, NOW);
+        let (unread, empty) = (w.input("views", 1, NOW), w.input("views", 2, NOW));
+        w.observe(a, 1000 * S, NOW);
+        w.hold_input(unread, NOW);
+        w.empty(empty);
+        assert_eq!(w.update(NOW), None, "views 1 holds: its records are not read yet");
+        // Restarted: views 1 still holds (its worker may not have committed yet), views 2
+        // stands where it was found empty.
+        let mut r = Watermarks::restore(0, 60 * S, w.current(), w.marks(), NOW + 30 * S);
+        r.observe(a, 2000 * S, NOW + 31 * S);
+        assert_eq!(r.update(NOW + 31 * S), None);
+        assert_eq!(r.marks()[2].empty_frontier_us, Some(1000 * S));
+        // Views 1's rows arrive: views 2's frontier is now the slowest.
+        r.observe(unread, 1500 * S, NOW + 32 * S);
+        assert_eq!(r.update(NOW + 32 * S), Some(1000 * S));
+        // Checkpoints written before `empty` was recorded still read.
+        let old: InputMark = serde_json::from_str(r#"{"table":"views","partition":3,"max_event_us":null}"#).unwrap();
+        assert_eq!(old.empty_frontier_us, None);
     }
 }

@@ -14,6 +14,8 @@ pub enum Error {
     EmbeddedBroker { addr: String, message: String },
     #[error("{setting}: {message}")]
     Config { setting: String, message: String },
+    #[error("consumer group {group}: {message}")]
+    Group { group: String, message: String },
     #[error("Kafka protocol exchange with {bootstrap}: {message}")]
     Protocol { bootstrap: String, message: String },
 }

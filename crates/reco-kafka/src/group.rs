@@ -6,10 +6,14 @@ use std::time::Duration;
 use rdkafka::{
     Offset, TopicPartitionList,
     consumer::{BaseConsumer, Consumer},
+    types::RDKafkaErrorCode,
 };
 use serde::Serialize;
 
-use crate::{Error, QuietContext, Result, client_config, topics::run_blocking};
+use crate::{
+    Error, QuietContext, Result, client_config,
+    topics::{admin, options, run_blocking},
+};
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct GroupMember {
@@ -92,4 +96,22 @@ pub async fn group_status(bootstrap: &str, group: &str, topics: &[String], timeo
         Ok(GroupStatus { group, state, members, partitions })
     })
     .await
+}
+
+/// Forgets `group` on the broker: its members, its assignment and its committed offsets. For a
+/// group only its caller uses (`reco up`'s silver worker on its own embedded broker): a member
+/// left behind by a killed process would otherwise make the next one wait for its session to
+/// expire. A group the broker does not know is no error.
+pub async fn delete_group(bootstrap: &str, group: &str) -> Result<()> {
+    let admin = admin(bootstrap)?;
+    let results = admin.delete_groups(&[group], &options()).await?;
+    for result in results {
+        match result {
+            Ok(_) | Err((_, RDKafkaErrorCode::GroupIdNotFound)) => {}
+            Err((_, code)) => {
+                return Err(Error::Group { group: group.to_owned(), message: format!("cannot delete it: {code}") });
+            }
+        }
+    }
+    Ok(())
 }

@@ -176,11 +176,11 @@ pub async fn ensure_topics(bootstrap: &str, specs: &[TopicSpec], fix: bool) -> R
     Ok(reports)
 }
 
-fn admin(bootstrap: &str) -> Result<AdminClient<QuietContext>> {
+pub(crate) fn admin(bootstrap: &str) -> Result<AdminClient<QuietContext>> {
     Ok(client_config(bootstrap).create_with_context(QuietContext)?)
 }
 
-fn options() -> AdminOptions {
+pub(crate) fn options() -> AdminOptions {
     AdminOptions::new().request_timeout(Some(ADMIN_TIMEOUT)).operation_timeout(Some(ADMIN_TIMEOUT))
 }
 

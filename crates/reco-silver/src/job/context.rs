@@ -11,11 +11,11 @@ use std::{
 
 use rdkafka::{
     ClientContext, Offset, Statistics, TopicPartitionList,
-    consumer::{BaseConsumer, Consumer, ConsumerContext},
+    consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext},
     types::RDKafkaRespErr,
 };
 use reco_telemetry::Telemetry;
-use tracing::{info, warn};
+use tracing::{debug, info, warn};
 
 /// The consumer's callbacks and what they share with the loop.
 pub(super) struct Context {
@@ -65,13 +65,25 @@ impl ConsumerContext for Context {
                     tpl.elements().iter().map(|e| (e.topic().to_owned(), e.partition())).collect();
                 // Operators (and a stalled test) need to see who holds what after a rebalance.
                 info!(partitions = ?assigned, "partitions assigned");
+                // The table's offsets go to the group too, so lag reads right from the start
+                // even when the group's offsets are gone (`reco up` deletes its group at start).
+                let mut table_offsets = TopicPartitionList::new();
                 for (topic, partition) in assigned {
-                    let at = resume_at.get(&(topic.clone(), partition)).map_or(Offset::Beginning, |o| fetch_from(*o));
+                    let resume = resume_at.get(&(topic.clone(), partition)).copied();
+                    let at = resume.map_or(Offset::Beginning, fetch_from);
                     // Cannot fail: the partition was just read from this list.
                     let _ = tpl.set_partition_offset(&topic, partition, at);
+                    if let Some(offset) = resume {
+                        let _ = table_offsets.add_partition_offset(&topic, partition, Offset::Offset(offset));
+                    }
                 }
                 if let Err(e) = consumer.assign(tpl) {
                     warn!(error = %e, "cannot take the assigned partitions");
+                }
+                if table_offsets.count() > 0
+                    && let Err(e) = consumer.commit(&table_offsets, CommitMode::Async)
+                {
+                    debug!(error = %e, "group offset commit failed (lag display only)");
                 }
             }
             _ => {

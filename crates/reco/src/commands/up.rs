@@ -9,7 +9,7 @@ use std::{process::ExitCode, sync::Arc, time::Instant};
 use anyhow::Context;
 use reco_telemetry::Telemetry;
 use tokio::task::JoinSet;
-use tracing::{error, info};
+use tracing::{error, info, warn};
 
 use crate::{
     cli::{BrokerStorageKind, UpArgs},
@@ -53,8 +53,18 @@ pub async fn run(args: UpArgs, started: Instant) -> anyhow::Result<ExitCode> {
     let metrics_url = api.metrics_url()?;
 
     let mut silver = args.silver.config(&bootstrap, &args.lake, &args.rules)?;
-    // One process, one worker: a restarted `reco up` takes its partitions straight back.
-    silver.instance_id.get_or_insert_with(|| "reco-up".into());
+    // One process, one worker, on a broker no one else uses (the data folder is locked): the
+    // group is forgotten at start (a member left by a killed `reco up` would hold the round
+    // for its session timeout) and the worker joins as a dynamic member. The coordinator
+    // pauses static members 3 s in each of JoinGroup and SyncGroup, waiting for peers that
+    // never come here: the first event posted after ready reached silver 6.5 s later. Now the
+    // lone member leads its round at once. (Lag stays visible: silver commits the table's
+    // offsets to the group as it takes its partitions.)
+    if silver.instance_id.is_none()
+        && let Err(e) = reco_kafka::group::delete_group(&bootstrap, &silver.group_id).await
+    {
+        warn!(error = %e, "could not reset silver's consumer group; its first round may wait for an old member");
+    }
     // A memory broker starts with empty topics at every start while the lake keeps its
     // offsets: that reset is expected, so silver reads the new log rather than refusing it.
     // And what it acknowledged dies with it: silver reads it all before stopping.

@@ -127,6 +127,9 @@ async fn scenario(name: &str, s3: Option<&S3Server>) {
         cluster.services.insert(format!("serve-{i}"), serve);
         apis.push(addr);
     }
+    // `RECO_CHAOS_SILVER_LOG=info` shows each assignment and commit conflict.
+    let silver_log =
+        std::env::var("RECO_CHAOS_SILVER_LOG").unwrap_or_else(|_| "error,rdkafka=off,librdkafka=off".into());
     for i in 1..=2 {
         // Dynamic members: with two static ones (`RECO_SILVER_INSTANCE_ID`) tansu 0.6 never
         // assigned either of them a partition (seen here; one static member works).
@@ -134,7 +137,7 @@ async fn scenario(name: &str, s3: Option<&S3Server>) {
             ("KAFKA_BOOTSTRAP_SERVERS", bootstrap.as_str()),
             ("LAKEHOUSE_PATH", place.location.as_str()),
             ("RECO_SILVER_SESSION_TIMEOUT_MS", "6000"),
-            ("RUST_LOG", "error,rdkafka=off,librdkafka=off"),
+            ("RUST_LOG", silver_log.as_str()),
         ];
         env.extend_from_slice(&lake_env);
         let args = ["silver", "--metrics-addr", "127.0.0.1:0", "--max-batch-age-ms", "500"];
