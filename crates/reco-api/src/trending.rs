@@ -277,20 +277,8 @@ pub(crate) async fn get_trending(
     let Some(window) = cache.windows.iter().find(|w| w.name == requested) else {
         return Err(bad_param("window", format!("must be one of {}, got {requested:?}", names.join(", "))));
     };
-    let limit = match q.limit.as_deref() {
-        None => DEFAULT_LIMIT.min(cache.max_limit),
-        Some(s) => match s.parse::<usize>() {
-            Ok(n) if (1..=cache.max_limit).contains(&n) => n,
-            _ => {
-                return Err(bad_param("limit", format!("must be an integer from 1 to {}, got {s:?}", cache.max_limit)));
-            }
-        },
-    };
-    let provisional = match q.provisional.as_deref() {
-        None | Some("false") | Some("0") => false,
-        Some("true") | Some("1") => true,
-        Some(s) => return Err(bad_param("provisional", format!("must be true or false, got {s:?}"))),
-    };
+    let limit = parse_limit(q.limit.as_deref(), cache.max_limit)?;
+    let provisional = parse_provisional(q.provisional.as_deref())?;
     let found = match q.at.as_deref() {
         None => cache.latest(&window.name, provisional),
         Some(s) => {
@@ -301,40 +289,7 @@ pub(crate) async fn get_trending(
         }
     };
     let Some((start_us, rows)) = found else {
-        // Before the oldest kept window, "not published by then" can be wrong: the gold job's
-        // retention removes windows that ended a week (by default) behind its watermark.
-        if let (Some(at), Some(oldest)) = (q.at.as_deref().and_then(parse_at), cache.oldest_start(window).await)
-            && at < oldest + window.length_us
-        {
-            return Err(ApiError::new(
-                StatusCode::NOT_FOUND,
-                "no_window",
-                format!(
-                    "no {} window that had ended by {} is kept: the oldest kept ends at {}; earlier windows held \
-                     no events, or the gold job removed them (RECO_GOLD_RETENTION_HOURS behind its watermark, a \
-                     week by default); `reco gold backfill --from … --to …` recomputes them from silver",
-                    window.name,
-                    ts(at).to_rfc3339(),
-                    ts(oldest + window.length_us).to_rfc3339()
-                ),
-            ));
-        }
-        let when = if q.at.is_some() { " by that time" } else { " yet" };
-        // Say so when only provisional windows exist (a short replay, a quiet first hour).
-        let hint = if !provisional && q.at.is_none() && cache.latest(&window.name, true).is_some() {
-            "; a provisional one is readable with provisional=true"
-        } else {
-            ""
-        };
-        return Err(ApiError::new(
-            StatusCode::NOT_FOUND,
-            "no_window",
-            format!(
-                "no {}{} window has been published{when}; the gold job publishes one when the watermark passes a window's end{hint}",
-                if provisional { "" } else { "complete " },
-                window.name
-            ),
-        ));
+        return Err(no_window(cache, window, &q, provisional).await);
     };
     let computed_at_us = rows.first().map_or(0, |r| r.computed_at_us);
     let complete = is_complete(&rows);
@@ -357,4 +312,63 @@ pub(crate) async fn get_trending(
             })
             .collect(),
     }))
+}
+
+/// `limit`: 1 to the cache's maximum, the default when absent.
+fn parse_limit(limit: Option<&str>, max: usize) -> Result<usize, ApiError> {
+    match limit {
+        None => Ok(DEFAULT_LIMIT.min(max)),
+        Some(s) => match s.parse::<usize>() {
+            Ok(n) if (1..=max).contains(&n) => Ok(n),
+            _ => Err(bad_param("limit", format!("must be an integer from 1 to {max}, got {s:?}"))),
+        },
+    }
+}
+
+/// `provisional`: true or false (1 or 0), false when absent.
+fn parse_provisional(provisional: Option<&str>) -> Result<bool, ApiError> {
+    match provisional {
+        None | Some("false") | Some("0") => Ok(false),
+        Some("true") | Some("1") => Ok(true),
+        Some(s) => Err(bad_param("provisional", format!("must be true or false, got {s:?}"))),
+    }
+}
+
+/// The 404 when no window answers: removed by retention, not published yet, or only
+/// provisional so far, each said as such.
+async fn no_window(cache: &TrendingCache, window: &ServedWindow, q: &TrendingQuery, provisional: bool) -> ApiError {
+    // Before the oldest kept window, "not published by then" can be wrong: the gold job's
+    // retention removes windows that ended a week (by default) behind its watermark.
+    if let (Some(at), Some(oldest)) = (q.at.as_deref().and_then(parse_at), cache.oldest_start(window).await)
+        && at < oldest + window.length_us
+    {
+        return ApiError::new(
+            StatusCode::NOT_FOUND,
+            "no_window",
+            format!(
+                "no {} window that had ended by {} is kept: the oldest kept ends at {}; earlier windows held \
+                 no events, or the gold job removed them (RECO_GOLD_RETENTION_HOURS behind its watermark, a \
+                 week by default); `reco gold backfill --from … --to …` recomputes them from silver",
+                window.name,
+                ts(at).to_rfc3339(),
+                ts(oldest + window.length_us).to_rfc3339()
+            ),
+        );
+    }
+    let when = if q.at.is_some() { " by that time" } else { " yet" };
+    // Say so when only provisional windows exist (a short replay, a quiet first hour).
+    let hint = if !provisional && q.at.is_none() && cache.latest(&window.name, true).is_some() {
+        "; a provisional one is readable with provisional=true"
+    } else {
+        ""
+    };
+    ApiError::new(
+        StatusCode::NOT_FOUND,
+        "no_window",
+        format!(
+            "no {}{} window has been published{when}; the gold job publishes one when the watermark passes a window's end{hint}",
+            if provisional { "" } else { "complete " },
+            window.name
+        ),
+    )
 }

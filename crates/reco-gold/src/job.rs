@@ -8,7 +8,7 @@ use std::{
     time::Instant,
 };
 
-use reco_lake::{GoldTable, SilverFeed, Upstream};
+use reco_lake::{GoldTable, SilverFeed, Upstream, read::EventBatch};
 use reco_telemetry::{Telemetry, Throttle};
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
@@ -222,58 +222,13 @@ impl Job {
             let rows: u64 = batches.iter().map(|b| b.len() as u64).sum();
             for i in &feeding {
                 let aggregate = &mut self.hosted[*i].aggregate;
-                let (mut late, mut beyond) = (0_u64, 0_u64);
-                let mut first_late: Option<(i32, i64)> = None;
-                let mut inputs: BTreeMap<i32, usize> = BTreeMap::new();
-                for batch in &batches {
-                    for event in batch.events() {
-                        let partition = event.kafka_partition;
-                        let input = *inputs
-                            .entry(partition)
-                            .or_insert_with(|| aggregate.watermarks().input(topic, partition, now));
-                        match aggregate.record(source, input, &event, now) {
-                            Recorded::OnTime | Recorded::OutOfRange => {}
-                            Recorded::Late => {
-                                late += 1;
-                                first_late.get_or_insert((partition, event.event_time_us));
-                            }
-                            Recorded::BeyondHorizon => beyond += 1,
-                        }
-                    }
-                }
+                let fed = hand_over(aggregate.as_mut(), source, &batches, now);
                 if upto < latest {
                     // Versions still waiting: this table's inputs are catching up, not idle.
                     aggregate.watermarks().hold_table(topic, now);
                 }
-                let name = aggregate.name();
-                if let Some((partition, event_us)) = first_late {
-                    let throttle = self.late.entry((name, topic)).or_insert_with(|| Throttle::new(WARN_EVERY));
-                    if let Some(events) = throttle.add(late, Instant::now()) {
-                        let marks = aggregate.watermarks();
-                        info!(
-                            topic,
-                            aggregate = name,
-                            events,
-                            partition,
-                            event_us,
-                            silver_versions = format!("{from}..{upto}"),
-                            watermark_us = ?marks.current(),
-                            inputs = marks.describe(now),
-                            "events behind the watermark were counted late (their windows re-published)"
-                        );
-                    }
-                }
-                aggregate.counted(&self.telemetry, &table, rows, late, beyond);
-                let throttle = self.beyond_horizon.entry((name, topic)).or_insert_with(|| Throttle::new(WARN_EVERY));
-                if let Some(events) = throttle.add(beyond, Instant::now()) {
-                    warn!(
-                        topic,
-                        aggregate = name,
-                        events,
-                        "events older than the state horizon were not counted (since the last such line; \
-                         reco_gold_beyond_horizon_events_total counts them all; `reco gold backfill` recomputes a range)"
-                    );
-                }
+                aggregate.counted(&self.telemetry, &table, rows, fed.late, fed.beyond);
+                self.report(*i, topic, &fed, (from, upto), now);
                 self.hosted[*i].versions.insert(topic.to_owned(), upto);
             }
             more |= upto < latest;
@@ -291,6 +246,41 @@ impl Job {
             }
         }
         Ok(more)
+    }
+
+    /// Logs, throttled, what aggregate `i` could not count on time from `topic`'s silver
+    /// versions `from..upto`: late events with the state of every input (what an operator asks
+    /// when windows re-publish), events beyond the state horizon with the way to recount them.
+    fn report(&mut self, i: usize, topic: &'static str, fed: &Fed, (from, upto): (i64, i64), now: i64) {
+        let aggregate = &mut self.hosted[i].aggregate;
+        let name = aggregate.name();
+        if let Some((partition, event_us)) = fed.first_late {
+            let throttle = self.late.entry((name, topic)).or_insert_with(|| Throttle::new(WARN_EVERY));
+            if let Some(events) = throttle.add(fed.late, Instant::now()) {
+                let marks = aggregate.watermarks();
+                info!(
+                    topic,
+                    aggregate = name,
+                    events,
+                    partition,
+                    event_us,
+                    silver_versions = format!("{from}..{upto}"),
+                    watermark_us = ?marks.current(),
+                    inputs = marks.describe(now),
+                    "events behind the watermark were counted late (their windows re-published)"
+                );
+            }
+        }
+        let throttle = self.beyond_horizon.entry((name, topic)).or_insert_with(|| Throttle::new(WARN_EVERY));
+        if let Some(events) = throttle.add(fed.beyond, Instant::now()) {
+            warn!(
+                topic,
+                aggregate = name,
+                events,
+                "events older than the state horizon were not counted (since the last such line; \
+                 reco_gold_beyond_horizon_events_total counts them all; `reco gold backfill` recomputes a range)"
+            );
+        }
     }
 
     /// What silver knew of Kafka when it made the commits read this cycle: every partition of the
@@ -333,6 +323,37 @@ impl Job {
         self.last_checkpoint = Instant::now();
         Ok(())
     }
+}
+
+/// What one aggregate made of one table's rows in a cycle.
+struct Fed {
+    late: u64,
+    beyond: u64,
+    /// `(Kafka partition, event time)` of the first late event, for the log line.
+    first_late: Option<(i32, i64)>,
+}
+
+/// Hands `batches` of `source` to `aggregate`, each Kafka partition an input of its watermark.
+fn hand_over(aggregate: &mut dyn Aggregate, source: Source, batches: &[EventBatch], now: i64) -> Fed {
+    let mut fed = Fed { late: 0, beyond: 0, first_late: None };
+    let mut inputs: BTreeMap<i32, usize> = BTreeMap::new();
+    for batch in batches {
+        for event in batch.events() {
+            let partition = event.kafka_partition;
+            let input = *inputs
+                .entry(partition)
+                .or_insert_with(|| aggregate.watermarks().input(source.topic(), partition, now));
+            match aggregate.record(source, input, &event, now) {
+                Recorded::OnTime | Recorded::OutOfRange => {}
+                Recorded::Late => {
+                    fed.late += 1;
+                    fed.first_late.get_or_insert((partition, event.event_time_us));
+                }
+                Recorded::BeyondHorizon => fed.beyond += 1,
+            }
+        }
+    }
+    fed
 }
 
 /// Writes publications, one commit (or set of renames) per publication, then reports them.

@@ -17,7 +17,7 @@ use rdkafka::{
     util::Timeout,
 };
 
-use tracing::warn;
+use tracing::{debug, warn};
 
 use crate::{Error, Result, client_config, topics::run_blocking};
 
@@ -58,11 +58,11 @@ pub struct Delivery {
 }
 
 /// Two librdkafka producers to the same cluster, differing only in `linger.ms`. One setting
-/// cannot serve both kinds of load (measured on 2 cores, `reco up`, wrk, 2026-11-30): with no
-/// linger a lone request goes out at once (p50 0.4 ms at one connection), but under many
-/// concurrent requests every record wakes librdkafka's broker thread and travels in a request
-/// of its own (4,000-5,000 req/s at 32 connections); with a linger of 2 ms records share
-/// requests (9,300 req/s at 32) but even a lone request waits for the linger (p50 2.7 ms).
+/// cannot serve both kinds of load: with no linger a lone request goes out at once, but under
+/// many concurrent requests every record wakes librdkafka's broker thread and travels in a
+/// request of its own (about half the throughput at 32 connections); with a linger of a few
+/// milliseconds records share requests, but even a lone request waits for the linger
+/// (measurements in docs/BENCHMARKS.md).
 /// So the producer picks per request: when no more than one other request is waiting for its
 /// acknowledgment, the immediate lane; else the batching lane, whose 1 ms linger is shorter
 /// than what those requests wait anyway. Ordering is unaffected for a client that waits for
@@ -230,6 +230,27 @@ impl EventProducer {
             Ok(())
         })
         .await
+    }
+
+    /// Looks up `topics` on both lanes before the first event: the first produce otherwise
+    /// waits for the topic's metadata and leader (about 0.85 s on a broker that just created
+    /// the topics, measured under `reco up`). Best effort: a broker that does not answer yet
+    /// is looked up on first use, as before.
+    pub async fn warm_up(&self, topics: &[&'static str], timeout: Duration) {
+        let (lanes, _) = self.current();
+        let topics = topics.to_vec();
+        let warmed = run_blocking(move || {
+            for producer in [&lanes.immediate, &lanes.batching] {
+                for topic in &topics {
+                    producer.client().fetch_metadata(Some(topic), timeout)?;
+                }
+            }
+            Ok(())
+        })
+        .await;
+        if let Err(e) = warmed {
+            debug!(error = %e, "producer warm-up: topics not looked up yet");
+        }
     }
 
     /// Checks that the cluster answers a metadata request within `timeout`.

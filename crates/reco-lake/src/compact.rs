@@ -185,9 +185,23 @@ async fn compact_table(table: &mut DeltaTable, schema: &SchemaRef, policy: Compa
         }
     }
 
+    commit(table, read_version as i64, actions, policy.target_bytes, stats).await
+}
+
+/// Commits a rewrite as one Optimize (no data change), fenced by the version it read: when a
+/// concurrent compaction wins, this one's files stay orphans and it reports a conflict.
+async fn commit(
+    table: &mut DeltaTable,
+    read_version: i64,
+    actions: Vec<Action>,
+    target_bytes: u64,
+    mut stats: CompactStats,
+) -> Result<CompactStats> {
+    let name = table.table_url().to_string();
+    let err = |source| Error::Delta { table: name.clone(), source: Box::new(source) };
     let snapshot = table.snapshot().map_err(err)?;
-    let operation = DeltaOperation::Optimize { predicate: None, target_size: policy.target_bytes as i64 };
-    let txn = Transaction::new(COMPACT_APP_ID, read_version as i64);
+    let operation = DeltaOperation::Optimize { predicate: None, target_size: target_bytes as i64 };
+    let txn = Transaction::new(COMPACT_APP_ID, read_version);
     let result = CommitBuilder::from(CommitProperties::default().with_application_transactions(vec![txn]))
         .with_actions(actions)
         .build(Some(snapshot), table.log_store(), operation)

@@ -20,15 +20,16 @@ use rdkafka::{
     consumer::{Consumer, ConsumerContext, StreamConsumer},
 };
 
-/// One partition's `(low, high)` watermarks as the broker answered, `None` when it did not.
+/// One partition's log bounds `(log start, high watermark)` as the broker answered, `None`
+/// when it did not.
 pub(crate) type Mark = (String, i32, Option<(i64, i64)>);
 
-/// Asks the broker for the watermarks of `partitions`: two ListOffsets requests for all of them
+/// Asks the broker for the log bounds of `partitions`: two ListOffsets requests for all of them
 /// (earliest, latest), at once on blocking threads. librdkafka's per-partition watermark query sends
 /// two requests per partition; eighteen at once from a worker of three topics, answered late
 /// under load, timed out, and librdkafka closes a connection whose requests time out, the
 /// consumer's fetch with it.
-pub(crate) async fn ask_watermarks<C: ConsumerContext + 'static>(
+pub(crate) async fn ask_log_bounds<C: ConsumerContext + 'static>(
     consumer: &Arc<StreamConsumer<C>>,
     partitions: Vec<(String, i32)>,
 ) -> Vec<Mark> {

@@ -36,14 +36,14 @@ impl Job {
 
     /// The partition's `(log start, high watermark)`, asked of the broker on a blocking thread;
     /// `None` when it does not answer in time.
-    pub(super) async fn watermarks(&self, topic: &str, partition: i32) -> Option<(i64, i64)> {
+    pub(super) async fn ask_bounds(&self, topic: &str, partition: i32) -> Option<(i64, i64)> {
         let (consumer, owned) = (Arc::clone(&self.consumer), topic.to_owned());
         let asked =
             tokio::task::spawn_blocking(move || consumer.fetch_watermarks(&owned, partition, Duration::from_secs(5)));
         match asked.await {
             Ok(Ok(marks)) => Some(marks),
             Ok(Err(e)) => {
-                warn!(topic, partition, error = %e, "cannot read the partition's watermarks");
+                warn!(topic, partition, error = %e, "cannot read the partition's log bounds");
                 None
             }
             Err(_) => None,
@@ -55,7 +55,7 @@ impl Job {
     /// record it may read: deleted by retention (below the log start), or transaction markers,
     /// aborted or compacted records. Counted by reason; only retention is a loss.
     pub(super) async fn count_skipped(&self, topic: &str, partition: i32, expected: i64, got: i64) {
-        let start = self.watermarks(topic, partition).await.map(|(low, _)| low);
+        let start = self.ask_bounds(topic, partition).await.map(|(low, _)| low);
         let deleted = start.map_or(0, |low| low.min(got) - expected).max(0);
         let gap = got - expected - deleted;
         if deleted > 0 {
@@ -105,14 +105,14 @@ impl Job {
     /// (high watermark past both the next offset to accept and librdkafka's fetch position,
     /// which passes transaction markers). Written with the commit for the gold job: a partition
     /// that silver is still catching up on must not count as idle there, however long it is
-    /// since its last rows. The watermarks come from the broker (one request for all, on a
+    /// since its last rows. The log bounds come from the broker (one request for all, on a
     /// blocking thread); when it does not answer, the partition counts as behind, which at
     /// worst holds gold's watermark for one more idle timeout.
     pub(super) async fn partitions_behind(&mut self, scope: Scope) -> BTreeMap<String, Vec<i32>> {
         let reads: HashMap<&str, HashMap<i32, i64>> =
             self.config.topics.iter().map(|t| (t.as_str(), self.reads(t, scope))).collect();
         let asks = reads.iter().flat_map(|(t, r)| r.keys().map(|p| (t.to_string(), *p))).collect();
-        let marks = catchup::ask_watermarks(&self.consumer, asks).await;
+        let marks = catchup::ask_log_bounds(&self.consumer, asks).await;
         let mut behind: BTreeMap<String, Vec<i32>> =
             self.config.topics.iter().map(|t| (t.clone(), Vec::new())).collect();
         for (topic, p, mark) in &marks {
@@ -181,13 +181,13 @@ impl Job {
             .collect()
     }
 
-    /// Starts asking the broker for every assigned partition's watermarks (see `catchup.rs`).
+    /// Starts asking the broker for every assigned partition's log bounds (see `catchup.rs`).
     pub(super) fn ask_caught_up(&mut self) -> JoinHandle<Vec<catchup::Mark>> {
         self.catchup.asking();
         let fetch = self.consumer.position().unwrap_or_default();
         let asks = fetch.elements().iter().map(|e| (e.topic().to_owned(), e.partition())).collect();
         let consumer = Arc::clone(&self.consumer);
-        tokio::spawn(async move { catchup::ask_watermarks(&consumer, asks).await })
+        tokio::spawn(async move { catchup::ask_log_bounds(&consumer, asks).await })
     }
 
     /// The broker answered [`Job::ask_caught_up`]; true when every partition is read to the

@@ -103,8 +103,8 @@ pub(super) const BATCH_REACH: i64 = 10_000;
 /// Where to fetch from to read `offset` onwards. A Kafka broker answers a fetch with the batch
 /// that contains the offset; the embedded broker (tansu 0.6) answers with the first batch that
 /// *starts* at or after it, silently skipping the rest of a batch the offset falls inside. So
-/// fetches start up to one batch early and the records below `offset` are skipped here; the
-/// first full `make reliability` run lost events exactly there.
+/// fetches start up to one batch early and the records below `offset` are skipped here;
+/// starting at `offset` itself would lose the rest of that batch.
 pub(super) fn fetch_from(offset: i64) -> Offset {
     Offset::Offset((offset - BATCH_REACH).max(0))
 }

@@ -283,7 +283,7 @@ impl Job {
             Arrival::WentBack(found) => {
                 // Offsets going down is only a reset when the log ends before what was read;
                 // otherwise it is a re-read, skipped as any other.
-                if self.watermarks(topic, partition).await.is_some_and(|(_, high)| high < expected) {
+                if self.ask_bounds(topic, partition).await.is_some_and(|(_, high)| high < expected) {
                     return self.reset_partition(topic, partition, found).map(|()| false);
                 }
                 return Ok(false);
@@ -382,11 +382,12 @@ impl Job {
             dedupe,
         };
         if let Some(stored) = committed
-            && let Some((_, high)) = self.watermarks(topic, partition).await
+            && let Some((_, high)) = self.ask_bounds(topic, partition).await
             && high < stored
         {
-            // Not yet a verdict on one answer (tansu's memory storage used to report the
-            // newest batch's first offset as the end): the re-read settles it
+            // Not yet a verdict on one answer (a broker may report the newest batch's first
+            // offset as the end, as tansu's memory storage did before its patch): the re-read
+            // settles it
             // (see `check_short_logs`).
             debug!(topic, partition, stored, high, "the broker reports the log ending before silver's offset");
             state.short_log_since = Some(Instant::now());
@@ -411,7 +412,7 @@ impl Job {
             })
             .collect();
         for (topic, partition, position, read) in quiet {
-            match self.watermarks(&topic, partition).await {
+            match self.ask_bounds(&topic, partition).await {
                 Some((_, high)) if high < position && read >= high => {
                     let end = high.max(read);
                     self.reset_partition(&topic, partition, format!("the log ends at offset {end}"))?

@@ -80,6 +80,8 @@ impl Api {
             ..ProducerSettings::default()
         })
         .context("cannot create the Kafka producer")?;
+        let topics = reco_core::EventType::ALL.map(reco_core::EventType::topic);
+        producer.warm_up(&topics, Duration::from_secs(1)).await;
         let listener = TcpListener::bind(addr)
             .await
             .with_context(|| format!("cannot listen on {addr} (set --http-addr / RECO_HTTP_ADDR)"))?;

@@ -9,6 +9,7 @@ use std::{process::ExitCode, sync::Arc, time::Instant};
 use anyhow::Context;
 use reco_telemetry::Telemetry;
 use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
 use tracing::{error, info, warn};
 
 use crate::{
@@ -28,7 +29,7 @@ pub async fn run(args: UpArgs, started: Instant) -> anyhow::Result<ExitCode> {
     let shutdown = shutdown::on_signal();
     let telemetry = Arc::new(Telemetry::new());
     // Every setting is checked before anything starts, so a mistake leaves nothing to undo
-    // (a bad tokens file used to be found after the broker had created its topics).
+    // (a bad tokens file found after the broker created its topics would leave them behind).
     args.http.api_config(args.rules.rules()?)?;
     let mut gold = args.gold.config(&args.lake)?;
     gold.validate().map_err(|e| anyhow::anyhow!("gold: {e}"))?;
@@ -52,28 +53,7 @@ pub async fn run(args: UpArgs, started: Instant) -> anyhow::Result<ExitCode> {
     let http_addr = api.listener.local_addr()?;
     let metrics_url = api.metrics_url()?;
 
-    let mut silver = args.silver.config(&bootstrap, &args.lake, &args.rules)?;
-    // One process, one worker, on a broker no one else uses (the data folder is locked): the
-    // group is forgotten at start (a member left by a killed `reco up` would hold the round
-    // for its session timeout) and the worker joins as a dynamic member. The coordinator
-    // pauses static members 3 s in each of JoinGroup and SyncGroup, waiting for peers that
-    // never come here: the first event posted after ready reached silver 6.5 s later. Now the
-    // lone member leads its round at once. (Lag stays visible: silver commits the table's
-    // offsets to the group as it takes its partitions.)
-    if silver.instance_id.is_none()
-        && let Err(e) = reco_kafka::group::delete_group(&bootstrap, &silver.group_id).await
-    {
-        warn!(error = %e, "could not reset silver's consumer group; its first round may wait for an old member");
-    }
-    // A memory broker starts with empty topics at every start while the lake keeps its
-    // offsets: that reset is expected, so silver reads the new log rather than refusing it.
-    // And what it acknowledged dies with it: silver reads it all before stopping.
-    if args.broker_storage == BrokerStorageKind::Memory {
-        if args.silver.on_offset_reset.is_none() {
-            silver.on_offset_reset = reco_silver::OnOffsetReset::Continue;
-        }
-        silver.drain_on_stop = Some(std::time::Duration::from_secs(15));
-    }
+    let mut silver = silver_config(&args, &bootstrap).await?;
 
     // One process: gold reads each silver flush as it lands rather than at its next poll.
     let flushed = Arc::new(tokio::sync::Notify::new());
@@ -108,6 +88,41 @@ pub async fn run(args: UpArgs, started: Instant) -> anyhow::Result<ExitCode> {
     println!("  lakehouse  {}  (format: {:?}; silver and gold jobs running)", lake.display(), args.lake.storage_format);
     println!("Press Ctrl-C to stop.");
 
+    let failed = supervise(components, &shutdown).await;
+    broker.stop().await;
+    info!("reco up stopped");
+    Ok(if failed { ExitCode::FAILURE } else { ExitCode::SUCCESS })
+}
+
+/// Silver's settings under `reco up`: its own group on its own broker, one worker.
+async fn silver_config(args: &UpArgs, bootstrap: &str) -> anyhow::Result<reco_silver::SilverConfig> {
+    let mut silver = args.silver.config(bootstrap, &args.lake, &args.rules)?;
+    // One process, one worker, on a broker no one else uses (the data folder is locked): the
+    // group is forgotten at start (a member left by a killed `reco up` would hold the round
+    // for its session timeout) and the worker joins as a dynamic member. The coordinator
+    // pauses static members 3 s in each of JoinGroup and SyncGroup, waiting for peers that
+    // never come here: the first event posted after ready reached silver 6.5 s later. Now the
+    // lone member leads its round at once. (Lag stays visible: silver commits the table's
+    // offsets to the group as it takes its partitions.)
+    if silver.instance_id.is_none()
+        && let Err(e) = reco_kafka::group::delete_group(bootstrap, &silver.group_id).await
+    {
+        warn!(error = %e, "could not reset silver's consumer group; its first round may wait for an old member");
+    }
+    // A memory broker starts with empty topics at every start while the lake keeps its
+    // offsets: that reset is expected, so silver reads the new log rather than refusing it.
+    // And what it acknowledged dies with it: silver reads it all before stopping.
+    if args.broker_storage == BrokerStorageKind::Memory {
+        if args.silver.on_offset_reset.is_none() {
+            silver.on_offset_reset = reco_silver::OnOffsetReset::Continue;
+        }
+        silver.drain_on_stop = Some(std::time::Duration::from_secs(15));
+    }
+    Ok(silver)
+}
+
+/// Waits for every component; whatever ends first stops the rest. True when one failed.
+async fn supervise(mut components: JoinSet<(&'static str, anyhow::Result<()>)>, shutdown: &CancellationToken) -> bool {
     let mut failed = false;
     while let Some(joined) = components.join_next().await {
         match joined {
@@ -124,7 +139,5 @@ pub async fn run(args: UpArgs, started: Instant) -> anyhow::Result<ExitCode> {
         // Whatever ended first, the rest follow.
         shutdown.cancel();
     }
-    broker.stop().await;
-    info!("reco up stopped");
-    Ok(if failed { ExitCode::FAILURE } else { ExitCode::SUCCESS })
+    failed
 }
