@@ -6,14 +6,15 @@
 //! Flink and Spark combine the watermarks of several partitions: in a fast replay or a backlog
 //! one partition (or one table) runs hours or days ahead of another inside a single silver
 //! commit, and a maximum would judge the slower inputs' on-time events as late, or drop them as
-//! beyond the horizon. Three further rules:
+//! beyond the horizon. Further rules:
 //!
 //! - **Idleness.** An input without data for the idle timeout (processing time) stops holding
 //!   the others back, and holds them again as soon as it has data. An input known to have data
 //!   waiting is not idle: a table with silver versions still unread ([`Watermarks::hold_table`]),
 //!   or a partition silver says it has not read to the end ([`Watermarks::hold_input`]); and an
 //!   input silver names before its first row exists holds the watermark until it has rows or
-//!   idles. While catching up, "no data yet" means "not read yet".
+//!   idles. While catching up, "no data yet" means "not read yet". A restart counts every
+//!   input of its checkpoint as active from then on ([`Watermarks::restore`]).
 //! - **Empty inputs.** An input without rows whose Kafka log silver reported empty
 //!   ([`Watermarks::empty`]) counts as if it had data up to the newest event read from any
 //!   input when the report came (its *frontier*): a record produced to it after silver looked
