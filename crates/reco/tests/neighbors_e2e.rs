@@ -110,25 +110,33 @@ async fn posted_interactions_become_exact_neighbour_lists_served_by_the_api() {
     // The API serves the lists (after its refresh), most similar first, `limit` of them.
     let (item, list) = expected.iter().max_by_key(|(_, l)| l.len()).unwrap();
     let uri = format!("/items/{item}/similar?limit=5");
-    // The API re-reads the table every second: wait until it has read the version checked
-    // above (the first neighbour as recounted), not merely until it has some list.
-    let first = list[0].0.clone();
-    let served = wait_until(Duration::from_secs(10), || async {
+    // The API re-reads the table every second: wait until it serves the version checked above
+    // (an earlier one, published while the stream was still coming, can share its first
+    // neighbour); a wrong list never matches and fails after 10 s.
+    let matches = |body: &Value| {
+        let items = body["items"].as_array().cloned().unwrap_or_default();
+        body["item_id"] == item.as_str()
+            && items.len() == list.len().min(5)
+            && items.iter().zip(list).all(|(got, (id, score, support))| {
+                got["item_id"] == id.as_str()
+                    && got["support"].as_u64() == Some(u64::from(*support))
+                    && got["score"].as_f64().is_some_and(|s| (s - score).abs() < 1e-9)
+            })
+    };
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
         let r = http::get(&api, &uri).await.unwrap();
-        r.status == 200 && serde_json::from_str::<Value>(&r.text()).unwrap()["items"][0]["item_id"] == first.as_str()
-    });
-    assert!(served.await, "GET {uri} serves the published list");
-    let response = http::get(&api, &uri).await.unwrap();
-    let body: Value = serde_json::from_str(&response.text()).unwrap();
-    assert_eq!(body["item_id"], item.as_str());
-    let items = body["items"].as_array().unwrap();
-    assert_eq!(items.len(), list.len().min(5));
-    for (got, (id, score, support)) in items.iter().zip(list) {
-        assert_eq!(got["item_id"], id.as_str(), "{body}");
-        assert_eq!(got["support"].as_u64(), Some(u64::from(*support)));
-        assert!((got["score"].as_f64().unwrap() - score).abs() < 1e-9, "{body}");
+        let body: Value = serde_json::from_str(&r.text()).unwrap_or_default();
+        if r.status == 200 && r.headers.contains_key("etag") && matches(&body) {
+            break;
+        }
+        let status = r.status;
+        assert!(
+            std::time::Instant::now() < deadline,
+            "GET {uri} serves the published list {list:?}; last answer {status} {body}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    assert!(response.headers.contains_key("etag"));
 
     let unknown = http::get(&api, "/items/never-seen/similar").await.unwrap();
     assert_eq!(unknown.status, 404);
