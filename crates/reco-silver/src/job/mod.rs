@@ -386,9 +386,7 @@ impl Job {
             && high < stored
         {
             // Not yet a verdict on one answer (a broker may report the newest batch's first
-            // offset as the end, as tansu's memory storage did before its patch): the re-read
-            // settles it
-            // (see `check_short_logs`).
+            // offset as the end): the re-read settles it (see `check_short_logs`).
             debug!(topic, partition, stored, high, "the broker reports the log ending before silver's offset");
             state.short_log_since = Some(Instant::now());
         }
