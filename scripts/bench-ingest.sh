@@ -4,7 +4,8 @@
 # of a running `reco up` (scripts/bare_producer.py: acks=all, idempotent, lz4), then wrk's
 # 100-event batches and single events at 32 connections against the API, the seed's FastAPI
 # stack producing to the same broker, and GET /health/live as the HTTP ceiling. Also the time
-# from the ready line to the first event in silver on a fresh lake. One markdown table.
+# from the ready line to the first event in silver on a fresh lake. Each load starts once silver
+# has written the previous one's records (an idle platform). One markdown table.
 #   scripts/bench-ingest.sh [SECONDS per load] [RECORDS for the bare producer]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -42,6 +43,17 @@ start_up() {
     done
     [ -n "$FIRST" ] || { echo "$1: the first event never reached silver" >&2; exit 1; }
 }
+# settle: waits (up to 3 minutes) until silver's row count stops moving, so the next load runs
+# on an idle platform instead of beside silver and gold working through the last one's records.
+settle() {
+    local prev=-1 cur
+    for _ in $(seq 180); do
+        cur=$(curl -sf "$URL/metrics" | awk '/^reco_silver_rows_written_total\{/ { n += $NF } END { printf "%d", n }')
+        [ "$cur" = "$prev" ] && return 0
+        prev=$cur; sleep 1
+    done
+    echo "silver still busy after 3 minutes" >&2
+}
 source scripts/bench-wrk.sh
 write_loads "$WORK"
 
@@ -52,9 +64,12 @@ echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
 for storage in sqlite memory; do
     start_up "$storage"
     BARE=$("$VENV/bin/python" scripts/bare_producer.py "$BROKER" "$RECORDS" | awk '{print $(NF-1)}')
+    settle
     read -r LIVE _ _ < <(run 32 /health/live)
     read -r BATCH _ BATCH99 < <(run 32 /events "$WORK/batch.lua")
+    settle
     read -r SINGLE _ SINGLE99 < <(run 32 /events "$WORK/single.lua")
+    settle
     FPORT=$((20000 + RANDOM % 20000))
     KAFKA_BOOTSTRAP_SERVERS="$BROKER" "$VENV/bin/uvicorn" --app-dir scripts fastapi_baseline:app --workers 2 \
         --loop uvloop --http httptools --host 127.0.0.1 --port "$FPORT" --log-level warning >"$WORK/fastapi.log" 2>&1 &

@@ -15,7 +15,9 @@
 #   - wrk (Debian package): the load generator of the API benchmark, whose script the test
 #     suite runs once on a tiny size;
 #   - stunnel4 and openssl (Debian packages): the TLS test puts the embedded broker behind a
-#     TLS-terminating proxy, with a test CA made by the openssl command.
+#     TLS-terminating proxy, with a test CA made by the openssl command;
+#   - chromium and chromium-driver (Debian packages): the console test drives a headless
+#     Chromium through chromedriver (crates/reco/tests/it/console.rs).
 set -euo pipefail
 command -v cargo >/dev/null || { echo "cargo is required: https://rustup.rs" >&2; exit 1; }
 
@@ -61,6 +63,8 @@ command -v wrk >/dev/null || MISSING="$MISSING wrk"
 command -v curl >/dev/null || MISSING="$MISSING curl"
 command -v stunnel4 >/dev/null || command -v stunnel >/dev/null || MISSING="$MISSING stunnel4"
 command -v openssl >/dev/null || MISSING="$MISSING openssl"
+command -v chromium >/dev/null || MISSING="$MISSING chromium"
+command -v chromedriver >/dev/null || MISSING="$MISSING chromium-driver"
 if [ -n "$MISSING" ]; then
     echo "test-deps: installing the Debian packages:$MISSING"
     # On a host with systemd the package also enables its own service on :9090; the test

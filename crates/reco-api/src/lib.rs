@@ -9,6 +9,7 @@
 //! beacons, and `/metrics` moved off the public router.
 
 pub mod auth;
+mod console;
 mod error;
 mod events;
 mod health;
@@ -69,6 +70,8 @@ pub struct ApiConfig {
     pub rate_limit: Option<RateLimit>,
     /// Serve `/metrics` on this router. Off when the metrics have their own listener.
     pub metrics_on_api: bool,
+    /// Serve the web console (`GET /`, `/console/…`, module `console`).
+    pub console: bool,
 }
 
 impl Default for ApiConfig {
@@ -84,6 +87,7 @@ impl Default for ApiConfig {
             text_plain: false,
             rate_limit: None,
             metrics_on_api: true,
+            console: true,
         }
     }
 }
@@ -110,7 +114,8 @@ pub fn app(state: AppState) -> Router {
     let config = state.config.clone();
     let kinds: Vec<&'static str> = reco_core::ErrorKind::ALL.iter().map(|k| k.as_str()).collect();
     let token_names = config.tokens.as_ref().map(|t| t.names()).unwrap_or_default();
-    telemetry.ingest.known(&kinds, &token_names);
+    let topics = reco_core::EventType::ALL.map(reco_core::EventType::topic);
+    telemetry.ingest.known(&kinds, &token_names, &topics);
 
     let guard = |guarded| from_fn_with_state((state.clone(), guarded), auth::require_token);
     let mut events = post(events::post_events);
@@ -140,6 +145,9 @@ pub fn app(state: AppState) -> Router {
     if config.metrics_on_api {
         router = router.route("/metrics", get(metrics));
     }
+    if config.console {
+        router = router.merge(console_routes(&state));
+    }
     let mut router = router
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
@@ -150,6 +158,22 @@ pub fn app(state: AppState) -> Router {
     }
     // Outermost, so it sees the final status of every request, timeouts included.
     router.layer(from_fn_with_state(telemetry, track_http)).with_state(state)
+}
+
+/// The console's page, assets and data, each answer with the console's security headers. Its
+/// data needs a token whenever tokens are configured, even where the API's reads do not: the
+/// metrics say more about the platform than its lists do.
+fn console_routes(state: &AppState) -> Router<AppState> {
+    let guard = from_fn_with_state((state.clone(), auth::Guarded::Read), auth::require_token);
+    Router::new()
+        .route("/", get(console::index))
+        .route("/console", get(console::to_index))
+        .route("/console/", get(console::index))
+        .route("/console/console.js", get(console::script))
+        .route("/console/console.css", get(console::style))
+        .route("/console/favicon.svg", get(console::icon))
+        .route("/console/metrics", get(console::metrics).route_layer(guard))
+        .layer(axum::middleware::from_fn(console::security_headers))
 }
 
 /// CORS for the allowed origins (checked when the configuration is read), or `None`.
@@ -197,7 +221,7 @@ async fn metrics(State(state): State<AppState>) -> Response {
     render_metrics(&state.telemetry)
 }
 
-fn render_metrics(telemetry: &Telemetry) -> Response {
+pub(crate) fn render_metrics(telemetry: &Telemetry) -> Response {
     ([(header::CONTENT_TYPE, reco_telemetry::CONTENT_TYPE)], telemetry.render()).into_response()
 }
 

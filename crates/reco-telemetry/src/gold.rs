@@ -54,8 +54,16 @@ fn now_secs() -> f64 {
 
 impl GoldMetrics {
     pub(crate) fn register(r: &mut Registry) -> Self {
+        let m = Self::new();
+        m.register_inputs(r);
+        m.register_publishing(r);
+        r.register_collector(Box::new(m.freshness.clone()));
+        m
+    }
+
+    fn new() -> Self {
         let buckets = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0];
-        let m = GoldMetrics {
+        GoldMetrics {
             events_in: Family::default(),
             late_events: Family::default(),
             beyond_horizon: Family::default(),
@@ -74,67 +82,81 @@ impl GoldMetrics {
                 "reco_gold_freshness_seconds",
                 "Now minus the end of the newest window published, per gold table",
             ),
-        };
-        r.register("reco_gold_events_in", "Silver rows counted by the gold job, by silver table", m.events_in.clone());
+        }
+    }
+
+    /// What gold reads: events counted, late and beyond the horizon, silver versions.
+    fn register_inputs(&self, r: &mut Registry) {
+        r.register(
+            "reco_gold_events_in",
+            "Silver rows counted by the gold job, by silver table",
+            self.events_in.clone(),
+        );
         r.register(
             "reco_gold_late_events",
             "Events that arrived after a window they belong to was published (it is published again), by table",
-            m.late_events.clone(),
+            self.late_events.clone(),
         );
         r.register(
             "reco_gold_beyond_horizon_events",
             "Events older than the state horizon, not counted, by table",
-            m.beyond_horizon.clone(),
+            self.beyond_horizon.clone(),
         );
         r.register(
             "reco_gold_silver_versions_consumed",
             "Silver table versions (Delta commits or batch-log entries) read, by table",
-            m.versions_consumed.clone(),
+            self.versions_consumed.clone(),
         );
-        r.register("reco_gold_silver_version", "Newest silver table version read, by table", m.silver_version.clone());
+        r.register(
+            "reco_gold_silver_version",
+            "Newest silver table version read, by table",
+            self.silver_version.clone(),
+        );
+    }
+
+    /// What gold publishes and how: windows, watermarks, state, cycle and checkpoint times.
+    fn register_publishing(&self, r: &mut Registry) {
         r.register(
             "reco_gold_windows_published",
             "Window row sets written (first publications and re-publications), by window length",
-            m.windows_published.clone(),
+            self.windows_published.clone(),
         );
         r.register(
             "reco_gold_windows_republished",
             "Windows written again because late events changed them, by window length",
-            m.windows_republished.clone(),
+            self.windows_republished.clone(),
         );
         r.register(
             "reco_gold_windows_provisional",
             "Windows published before the watermark passed their end (all input idle, or shutdown), by window length",
-            m.windows_provisional.clone(),
+            self.windows_provisional.clone(),
         );
         r.register(
             "reco_gold_last_publish_timestamp_seconds",
             "Wall-clock time of the last window publication, by window length",
-            m.last_publish.clone(),
+            self.last_publish.clone(),
         );
         r.register(
             "reco_gold_watermark_seconds",
             "Event-time watermark of the job (minimum over active inputs), seconds since the epoch",
-            m.watermark.clone(),
+            self.watermark.clone(),
         );
         r.register(
             "reco_gold_input_watermark_seconds",
             "Event-time watermark of one input (a silver table's Kafka partition), seconds since the epoch",
-            m.input_watermark.clone(),
+            self.input_watermark.clone(),
         );
-        r.register("reco_gold_state_entries", "Window state size: items × panes held", m.state_entries.clone());
+        r.register("reco_gold_state_entries", "Window state size: items × panes held", self.state_entries.clone());
         r.register(
             "reco_gold_cycle_duration_seconds",
             "Time of one read → count → publish cycle",
-            m.cycle_duration.clone(),
+            self.cycle_duration.clone(),
         );
         r.register(
             "reco_gold_checkpoint_duration_seconds",
             "Time to write one state checkpoint",
-            m.checkpoint_duration.clone(),
+            self.checkpoint_duration.clone(),
         );
-        r.register_collector(Box::new(m.freshness.clone()));
-        m
     }
 
     /// Creates the per-window and per-table series at 0 before anything happens, so dashboards

@@ -93,10 +93,16 @@ impl IngestMetrics {
     }
 
     /// Creates every refusal reason (`reasons`: the request refusals and the validation error
-    /// kinds) and every token name at 0, so dashboards show 0 rather than "no data".
-    pub fn known(&self, reasons: &[&'static str], token_names: &[String]) {
+    /// kinds), every token name and every event topic's accepted and unacknowledged counters at
+    /// 0, so dashboards (and the console) show 0 rather than "no data".
+    pub fn known(&self, reasons: &[&'static str], token_names: &[String], topics: &[&str]) {
         for &reason in REQUEST_REFUSALS.iter().chain(reasons) {
             let _ = self.rejected.get_or_create(&ReasonLabel { reason });
+        }
+        for topic in topics {
+            let label = TopicLabel { topic: (*topic).to_owned() };
+            let _ = self.accepted.get_or_create(&label);
+            let _ = self.unacknowledged.get_or_create(&label);
         }
         for name in token_names {
             let _ = self.authenticated.get_or_create(&TokenLabel { token: name.clone() });

@@ -124,7 +124,15 @@ pub struct SilverMetrics {
 
 impl SilverMetrics {
     pub(crate) fn register(r: &mut Registry) -> Self {
-        let m = SilverMetrics {
+        let m = Self::new();
+        m.register_flow(r);
+        m.register_commits(r);
+        r.register_collector(Box::new(m.freshness.clone()));
+        m
+    }
+
+    fn new() -> Self {
+        SilverMetrics {
             records_in: Family::default(),
             rows_written: Family::default(),
             deadlettered: Family::default(),
@@ -146,81 +154,87 @@ impl SilverMetrics {
                 "reco_silver_freshness_seconds",
                 "Now minus the newest event time written, per table (event-time lag; large for replays of old data)",
             ),
-        };
-        r.register("reco_silver_records_in", "Kafka records read by the silver job, by topic", m.records_in.clone());
-        r.register("reco_silver_rows_written", "Rows committed, by table", m.rows_written.clone());
+        }
+    }
+
+    /// What passes through: records in, rows out, dead letters, duplicates, skipped offsets, lag.
+    fn register_flow(&self, r: &mut Registry) {
+        r.register("reco_silver_records_in", "Kafka records read by the silver job, by topic", self.records_in.clone());
+        r.register("reco_silver_rows_written", "Rows committed, by table", self.rows_written.clone());
         r.register(
             "reco_silver_deadlettered",
             "Records written to a dead-letter table, by topic and error kind",
-            m.deadlettered.clone(),
+            self.deadlettered.clone(),
         );
         r.register(
             "reco_silver_duplicates",
             "Records dropped as duplicates of an event_id within the horizon, by topic",
-            m.duplicates.clone(),
+            self.duplicates.clone(),
         );
         r.register(
             "reco_silver_commit_conflicts",
             "Commits refused because another writer moved the offsets, by topic",
-            m.conflicts.clone(),
+            self.conflicts.clone(),
         );
         r.register(
             "reco_silver_offsets_skipped",
             "Kafka offsets passed without a record, by topic and reason (retention: deleted before silver \
              read them; gap: never returned to a read_committed consumer, as transaction markers, aborted \
              or compacted records)",
-            m.offsets_skipped.clone(),
+            self.offsets_skipped.clone(),
         );
         r.register(
             "reco_silver_offset_resets",
             "Partitions whose Kafka log no longer continues the one silver read (broker storage lost, topic \
              re-created, another cluster), read again from the log start, by topic",
-            m.offset_resets.clone(),
+            self.offset_resets.clone(),
         );
         r.register(
             "reco_silver_consumer_lag",
             "Records behind the partition's end, per topic and partition",
-            m.consumer_lag.clone(),
+            self.consumer_lag.clone(),
         );
+    }
+
+    /// How commits and compactions go: durations, sizes, versions, times.
+    fn register_commits(&self, r: &mut Registry) {
         r.register(
             "reco_silver_batch_flush_duration_seconds",
             "Time to write and commit one batch",
-            m.flush_duration.clone(),
+            self.flush_duration.clone(),
         );
-        r.register("reco_silver_commit_rows", "Rows per commit (silver and dead-letter)", m.commit_rows.clone());
-        r.register("reco_silver_commit_bytes", "Data bytes per commit", m.commit_bytes.clone());
+        r.register("reco_silver_commit_rows", "Rows per commit (silver and dead-letter)", self.commit_rows.clone());
+        r.register("reco_silver_commit_bytes", "Data bytes per commit", self.commit_bytes.clone());
         r.register(
             "reco_silver_table_version",
             "Last committed version per silver table (Delta version or batch-log entry)",
-            m.table_version.clone(),
+            self.table_version.clone(),
         );
         r.register(
             "reco_silver_newest_event_time_seconds",
             "Newest event time written per table, seconds since the epoch",
-            m.newest_event_time.clone(),
+            self.newest_event_time.clone(),
         );
         r.register(
             "reco_silver_last_commit_timestamp_seconds",
             "Wall-clock time of the last commit per topic",
-            m.last_commit.clone(),
+            self.last_commit.clone(),
         );
         r.register(
             "reco_silver_compactions",
             "Compaction runs of a topic's tables, by result (ok, conflict: another compactor won, error)",
-            m.compactions.clone(),
+            self.compactions.clone(),
         );
         r.register(
             "reco_silver_compacted_files",
             "Small files rewritten (removed) by compaction, by topic",
-            m.compacted_files.clone(),
+            self.compacted_files.clone(),
         );
         r.register(
             "reco_silver_compaction_duration_seconds",
             "Duration of a compaction run of a topic's tables",
-            m.compaction_duration.clone(),
+            self.compaction_duration.clone(),
         );
-        r.register_collector(Box::new(m.freshness.clone()));
-        m
     }
 
     /// Handles on the per-record counters of `topic`, to keep once and increment without a

@@ -26,8 +26,12 @@ pub type Case = (&'static str, String, u16, &'static str, Option<(Option<usize>,
 /// Bad `POST /events` bodies for an API with `body_limit_bytes = 4096` and
 /// `max_batch_events = 10` (`RECO_BODY_LIMIT_BYTES`, `RECO_MAX_BATCH_EVENTS`).
 pub fn api_corpus() -> Vec<Case> {
-    let far_future = (chrono::Utc::now() + chrono::Duration::days(1)).to_rfc3339();
-    let rating = |r: Value| json!({"type": "rating", "user_id": "u", "item_id": "i", "rating": r}).to_string();
+    [not_events(), bad_ids_and_ratings(), bad_times_and_text()].concat()
+}
+
+/// Bodies that are not JSON, not events, or too large.
+fn not_events() -> Vec<Case> {
+    let overflow = json!({"type": "rating", "user_id": "u", "item_id": "i", "rating": null}).to_string();
     vec![
         ("malformed JSON", "{\"type\": \"view\",".into(), 400, "invalid_json", None),
         ("not JSON at all", "hello".into(), 400, "invalid_json", None),
@@ -39,10 +43,33 @@ pub fn api_corpus() -> Vec<Case> {
             "invalid_json",
             None,
         ),
-        ("number overflow", rating(json!(null)).replace("null", "1e999"), 400, "invalid_json", None),
+        ("number overflow", overflow.replace("null", "1e999"), 400, "invalid_json", None),
         ("JSON string body", "\"view\"".into(), 422, "validation_failed", None),
         ("JSON number body", "42".into(), 422, "validation_failed", None),
         ("empty batch", "[]".into(), 422, "validation_failed", None),
+        ("event is an array", "[[1, 2]]".into(), 422, "validation_failed", None),
+        (
+            "one bad item in a batch",
+            format!("[{}, {}, {}]", view(), with("item_id", json!("")), view()),
+            422,
+            "validation_failed",
+            Some((Some(1), "item_id")),
+        ),
+        ("batch too large", format!("[{}]", vec![view().to_string(); 11].join(",")), 413, "batch_too_large", None),
+        (
+            "body over the limit",
+            format!("{{\"type\": \"view\", \"pad\": \"{}\"}}", "x".repeat(5000)),
+            413,
+            "body_too_large",
+            None,
+        ),
+    ]
+}
+
+/// Events with a missing, mistyped or out-of-range type, id or rating.
+fn bad_ids_and_ratings() -> Vec<Case> {
+    let rating = |r: Value| json!({"type": "rating", "user_id": "u", "item_id": "i", "rating": r}).to_string();
+    vec![
         ("missing type", without("type"), 422, "validation_failed", Some((None, "type"))),
         ("unknown type", with("type", json!("purchase")), 422, "validation_failed", Some((None, "type"))),
         ("type not a string", with("type", json!(1)), 422, "validation_failed", Some((None, "type"))),
@@ -79,6 +106,13 @@ pub fn api_corpus() -> Vec<Case> {
         ("rating \"NaN\"", rating(json!("NaN")), 422, "validation_failed", Some((None, "rating"))),
         ("rating above range", rating(json!(5.01)), 422, "validation_failed", Some((None, "rating"))),
         ("rating below range", rating(json!(-1)), 422, "validation_failed", Some((None, "rating"))),
+    ]
+}
+
+/// Events with an impossible timestamp or text no id may hold.
+fn bad_times_and_text() -> Vec<Case> {
+    let far_future = (chrono::Utc::now() + chrono::Duration::days(1)).to_rfc3339();
+    vec![
         (
             "timestamp before 1970",
             with("timestamp", json!("1969-07-20T20:17:00Z")),
@@ -118,22 +152,6 @@ pub fn api_corpus() -> Vec<Case> {
             Some((None, "timestamp")),
         ),
         ("session_id array", with("session_id", json!(["s"])), 422, "validation_failed", Some((None, "session_id"))),
-        ("event is an array", "[[1, 2]]".into(), 422, "validation_failed", None),
-        (
-            "one bad item in a batch",
-            format!("[{}, {}, {}]", view(), with("item_id", json!("")), view()),
-            422,
-            "validation_failed",
-            Some((Some(1), "item_id")),
-        ),
-        ("batch too large", format!("[{}]", vec![view().to_string(); 11].join(",")), 413, "batch_too_large", None),
-        (
-            "body over the limit",
-            format!("{{\"type\": \"view\", \"pad\": \"{}\"}}", "x".repeat(5000)),
-            413,
-            "body_too_large",
-            None,
-        ),
     ]
 }
 

@@ -3,6 +3,7 @@
 
 pub mod bad;
 pub mod bench;
+pub mod browser;
 pub mod gold;
 pub mod http;
 mod metrics;

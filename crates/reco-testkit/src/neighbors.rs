@@ -102,29 +102,7 @@ fn order(kind: Kind) -> (u8, u64) {
 /// pairs in one map, caps and forgetting as the rules say. Events must not be late (each
 /// recorded after the last advance before its time).
 pub fn recount(config: &Rules, steps: &[Step]) -> Lists {
-    type Pairs = HashMap<(String, String), (f64, u32)>;
-    // User → (named session, last event, history newest first, positives in the session).
-    type Session = (Option<String>, i64, Vec<(String, f64)>, u32);
-    let mut users: HashMap<String, Session> = HashMap::new();
-    let mut mass: HashMap<String, f64> = HashMap::new();
-    let mut pairs: Pairs = HashMap::new();
-    let mut epoch: Option<i64> = None;
-    let mut forgot: Option<i64> = None;
-    let key = |a: &str, b: &str| if a < b { (a.to_owned(), b.to_owned()) } else { (b.to_owned(), a.to_owned()) };
-    let growth = |t: i64, epoch: i64| {
-        if config.half_life_us == 0 { 1.0 } else { ((t - epoch) as f64 / config.half_life_us as f64).exp2() }
-    };
-    // The partners of each item, kept beside the pair map (a scan of every pair per eviction
-    // made runs past the candidate cap quadratic).
-    let mut partners: HashMap<String, HashSet<String>> = HashMap::new();
-    // `a`'s weakest pair: the smallest value, then the greatest partner name.
-    let weakest = |pairs: &Pairs, partners: &HashMap<String, HashSet<String>>, a: &str| {
-        partners[a]
-            .iter()
-            .map(|b| (b, pairs[&key(a, b)].0))
-            .min_by(|p, q| p.1.total_cmp(&q.1).then_with(|| q.0.cmp(p.0)))
-            .map(|(b, _)| key(a, b))
-    };
+    let mut naive = Naive::new(config);
     let mut recorded: Vec<Event> = Vec::new();
     for step in steps {
         let watermark = match step {
@@ -140,79 +118,146 @@ pub fn recount(config: &Rules, steps: &[Step]) -> Lists {
             (x.time_us, &x.user, &x.item, order(x.kind)).cmp(&(y.time_us, &y.user, &y.item, order(y.kind)))
         });
         for e in due {
-            let u = users.entry(e.user.clone()).or_insert((e.session.clone(), e.time_us, Vec::new(), 0));
-            let idle = e.time_us - u.1;
-            let same = match (&e.session, &u.0) {
-                (Some(s), Some(c)) => s == c && idle <= config.named_session_idle_us,
-                (None, None) => idle <= config.session_gap_us,
-                _ => false,
-            };
-            if !same {
-                *u = (e.session.clone(), u.1, Vec::new(), 0);
+            naive.apply(&e);
+        }
+        naive.forget(watermark);
+    }
+    naive.lists()
+}
+
+type Pairs = HashMap<(String, String), (f64, u32)>;
+/// A user's named session, last event, history newest first, and positives in the session.
+type Session = (Option<String>, i64, Vec<(String, f64)>, u32);
+
+fn pair_key(a: &str, b: &str) -> (String, String) {
+    if a < b { (a.to_owned(), b.to_owned()) } else { (b.to_owned(), a.to_owned()) }
+}
+
+fn growth(config: &Rules, t: i64, epoch: i64) -> f64 {
+    if config.half_life_us == 0 { 1.0 } else { ((t - epoch) as f64 / config.half_life_us as f64).exp2() }
+}
+
+/// The recount's state, kept as plainly as the rules read.
+struct Naive<'a> {
+    config: &'a Rules,
+    users: HashMap<String, Session>,
+    mass: HashMap<String, f64>,
+    pairs: Pairs,
+    /// The partners of each item, kept beside the pair map (a scan of every pair per eviction
+    /// made runs past the candidate cap quadratic).
+    partners: HashMap<String, HashSet<String>>,
+    epoch: Option<i64>,
+    forgot: Option<i64>,
+}
+
+impl<'a> Naive<'a> {
+    fn new(config: &'a Rules) -> Self {
+        Naive {
+            config,
+            users: HashMap::new(),
+            mass: HashMap::new(),
+            pairs: HashMap::new(),
+            partners: HashMap::new(),
+            epoch: None,
+            forgot: None,
+        }
+    }
+
+    /// One event, in application order.
+    fn apply(&mut self, e: &Event) {
+        let config = self.config;
+        let u = self.users.entry(e.user.clone()).or_insert((e.session.clone(), e.time_us, Vec::new(), 0));
+        let idle = e.time_us - u.1;
+        let same = match (&e.session, &u.0) {
+            (Some(s), Some(c)) => s == c && idle <= config.named_session_idle_us,
+            (None, None) => idle <= config.session_gap_us,
+            _ => false,
+        };
+        if !same {
+            *u = (e.session.clone(), u.1, Vec::new(), 0);
+        }
+        u.1 = u.1.max(e.time_us);
+        let Some(w) = weight(config, e.kind) else { return };
+        let epoch = *self.epoch.get_or_insert(e.time_us);
+        let g = growth(config, e.time_us, epoch);
+        if let Some(at) = u.2.iter().position(|(i, _)| *i == e.item) {
+            let (_, before) = u.2.remove(at);
+            u.2.insert(0, (e.item.clone(), before.max(w)));
+            return;
+        }
+        let d = 1.0 / (std::f64::consts::E + f64::from(u.3)).ln();
+        let history = u.2.clone();
+        u.2.insert(0, (e.item.clone(), w));
+        u.2.truncate(config.history);
+        u.3 += 1;
+        *self.mass.entry(e.item.clone()).or_default() += d * w * g;
+        for (i, wi) in history {
+            let k = pair_key(&i, &e.item);
+            self.partners.entry(k.0.clone()).or_default().insert(k.1.clone());
+            self.partners.entry(k.1.clone()).or_default().insert(k.0.clone());
+            let p = self.pairs.entry(k).or_default();
+            p.0 += d * (wi * w).sqrt() * g;
+            p.1 += 1;
+            self.evict(&i);
+            self.evict(&e.item);
+        }
+    }
+
+    /// Drops `a`'s weakest pairs (the smallest value, then the greatest partner name) until it
+    /// has at most the candidate cap.
+    fn evict(&mut self, a: &str) {
+        while self.partners[a].len() > self.config.candidates {
+            let weakest = self.partners[a]
+                .iter()
+                .map(|b| (b, self.pairs[&pair_key(a, b)].0))
+                .min_by(|p, q| p.1.total_cmp(&q.1).then_with(|| q.0.cmp(p.0)))
+                .map(|(b, _)| pair_key(a, b));
+            let k = weakest.unwrap();
+            self.pairs.remove(&k);
+            self.partners.get_mut(&k.0).unwrap().remove(&k.1);
+            self.partners.get_mut(&k.1).unwrap().remove(&k.0);
+        }
+    }
+
+    /// Forgets pairs below the floor, once per quarter half-life of watermark.
+    fn forget(&mut self, watermark: i64) {
+        let step = self.config.half_life_us / 4;
+        if step <= 0 {
+            return;
+        }
+        let at = watermark.div_euclid(step) * step;
+        if self.forgot.is_some_and(|f| f >= at) {
+            return;
+        }
+        self.forgot = Some(at);
+        let floor = self.config.forget_below * growth(self.config, at, self.epoch.unwrap_or(0));
+        let partners = &mut self.partners;
+        self.pairs.retain(|k, p| {
+            let keep = p.0 >= floor;
+            if !keep {
+                partners.get_mut(&k.0).unwrap().remove(&k.1);
+                partners.get_mut(&k.1).unwrap().remove(&k.0);
             }
-            u.1 = u.1.max(e.time_us);
-            let Some(w) = weight(config, e.kind) else { continue };
-            let epoch = *epoch.get_or_insert(e.time_us);
-            let g = growth(e.time_us, epoch);
-            if let Some(at) = u.2.iter().position(|(i, _)| *i == e.item) {
-                let (_, before) = u.2.remove(at);
-                u.2.insert(0, (e.item.clone(), before.max(w)));
+            keep
+        });
+    }
+
+    fn lists(&self) -> Lists {
+        let mut lists = Lists::new();
+        for ((a, b), (v, support)) in &self.pairs {
+            if *support < self.config.min_support {
                 continue;
             }
-            let d = 1.0 / (std::f64::consts::E + f64::from(u.3)).ln();
-            let history = u.2.clone();
-            u.2.insert(0, (e.item.clone(), w));
-            u.2.truncate(config.history);
-            u.3 += 1;
-            *mass.entry(e.item.clone()).or_default() += d * w * g;
-            for (i, wi) in history {
-                let k = key(&i, &e.item);
-                partners.entry(k.0.clone()).or_default().insert(k.1.clone());
-                partners.entry(k.1.clone()).or_default().insert(k.0.clone());
-                let p = pairs.entry(k).or_default();
-                p.0 += d * (wi * w).sqrt() * g;
-                p.1 += 1;
-                for a in [&i, &e.item] {
-                    while partners[a.as_str()].len() > config.candidates {
-                        let k = weakest(&pairs, &partners, a).unwrap();
-                        pairs.remove(&k);
-                        partners.get_mut(&k.0).unwrap().remove(&k.1);
-                        partners.get_mut(&k.1).unwrap().remove(&k.0);
-                    }
-                }
-            }
+            let score = v / (self.mass[a] * self.mass[b]).sqrt();
+            lists.entry(a.clone()).or_default().push((b.clone(), score, *support));
+            lists.entry(b.clone()).or_default().push((a.clone(), score, *support));
         }
-        let step = config.half_life_us / 4;
-        if step > 0 {
-            let at = watermark.div_euclid(step) * step;
-            if forgot.is_none_or(|f| f < at) {
-                forgot = Some(at);
-                let floor = config.forget_below * growth(at, epoch.unwrap_or(0));
-                pairs.retain(|k, p| {
-                    let keep = p.0 >= floor;
-                    if !keep {
-                        partners.get_mut(&k.0).unwrap().remove(&k.1);
-                        partners.get_mut(&k.1).unwrap().remove(&k.0);
-                    }
-                    keep
-                });
-            }
+        for list in lists.values_mut() {
+            list.sort_by(|x, y| y.1.total_cmp(&x.1).then_with(|| x.0.cmp(&y.0)));
+            list.truncate(self.config.top_k);
         }
+        lists
     }
-    let mut lists = Lists::new();
-    for ((a, b), (v, support)) in &pairs {
-        if *support < config.min_support {
-            continue;
-        }
-        let score = v / (mass[a] * mass[b]).sqrt();
-        lists.entry(a.clone()).or_default().push((b.clone(), score, *support));
-        lists.entry(b.clone()).or_default().push((a.clone(), score, *support));
-    }
-    for list in lists.values_mut() {
-        list.sort_by(|x, y| y.1.total_cmp(&x.1).then_with(|| x.0.cmp(&y.0)));
-        list.truncate(config.top_k);
-    }
-    lists
 }
 
 /// Commits `events` into the silver tables of `lake` (views, clicks, ratings), as the silver

@@ -70,78 +70,21 @@ pub enum ReplayError {
     File { path: String, message: String },
 }
 
+/// One source row: its line (or row number) and its columns, or why it could not be read.
+type SourceRow = (u64, Result<Row, String>);
+
 /// Reads `path` (format from its extension: `.csv`, `.jsonl`/`.ndjson`, `.parquet`).
 pub fn load(path: &Path, mapping: &Mapping) -> Result<Loaded, ReplayError> {
     let err = |message: String| ReplayError::File { path: path.display().to_string(), message };
     let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
     let ext = path.extension().map(|e| e.to_string_lossy().to_lowercase()).unwrap_or_default();
-    let mut rows: Vec<(u64, Result<Row, String>)> = Vec::new();
-    match ext.as_str() {
-        "csv" => {
-            let mut reader =
-                csv::ReaderBuilder::new().flexible(true).from_path(path).map_err(|e| err(e.to_string()))?;
-            let headers = reader.headers().map_err(|e| err(e.to_string()))?.clone();
-            for record in reader.records() {
-                match record {
-                    Ok(r) => {
-                        let line = r.position().map_or(0, |p| p.line());
-                        let map = headers.iter().zip(r.iter()).map(|(h, v)| (h.to_owned(), v.to_owned())).collect();
-                        rows.push((line, Ok(map)));
-                    }
-                    Err(e) => {
-                        let line = e.position().map_or(0, |p| p.line());
-                        rows.push((line, Err(e.to_string())));
-                    }
-                }
-            }
-        }
-        "jsonl" | "ndjson" | "json" => {
-            let text = std::fs::read_to_string(path).map_err(|e| err(e.to_string()))?;
-            for (i, line) in text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty()) {
-                let parsed = serde_json::from_str::<serde_json::Map<String, Value>>(line)
-                    .map(|obj| {
-                        obj.into_iter()
-                            .filter(|(_, v)| !v.is_null())
-                            .map(|(k, v)| (k, v.as_str().map_or_else(|| v.to_string(), str::to_owned)))
-                            .collect()
-                    })
-                    .map_err(|e| format!("not a JSON object: {e}"));
-                rows.push((i as u64 + 1, parsed));
-            }
-        }
-        "parquet" => {
-            let batches = reco_lake::read::read_parquet(path, &[]).map_err(|e| err(e.to_string()))?;
-            let mut row = 0;
-            for b in batches {
-                let schema = b.schema();
-                for i in 0..b.num_rows() {
-                    row += 1;
-                    let mut map = HashMap::new();
-                    for (field, column) in schema.fields().iter().zip(b.columns()) {
-                        if column.is_null(i) {
-                            continue;
-                        }
-                        let value = match column.data_type() {
-                            // Timestamps as microseconds, whatever their unit.
-                            DataType::Timestamp(..) => cast(column, &DataType::Timestamp(TimeUnit::Microsecond, None))
-                                .map(|c| {
-                                    c.as_primitive::<reco_lake::deltalake::arrow::datatypes::TimestampMicrosecondType>()
-                                        .value(i)
-                                        .to_string()
-                                })
-                                .map_err(|e| e.to_string()),
-                            _ => array_value_to_string(column, i).map_err(|e| e.to_string()),
-                        };
-                        if let Ok(v) = value {
-                            map.insert(field.name().clone(), v);
-                        }
-                    }
-                    rows.push((row, Ok(map)));
-                }
-            }
-        }
-        other => return Err(err(format!("unknown format {other:?}: use .csv, .jsonl or .parquet"))),
+    let rows = match ext.as_str() {
+        "csv" => csv_rows(path),
+        "jsonl" | "ndjson" | "json" => json_rows(path),
+        "parquet" => parquet_rows(path),
+        other => Err(format!("unknown format {other:?}: use .csv, .jsonl or .parquet")),
     }
+    .map_err(err)?;
 
     let is_parquet_ts = ext == "parquet";
     let mut timed = Vec::new();
@@ -155,6 +98,75 @@ pub fn load(path: &Path, mapping: &Mapping) -> Result<Loaded, ReplayError> {
     }
     timed.sort_by_key(|(t, _)| *t);
     Ok(Loaded { events: timed.into_iter().map(|(_, e)| e).collect(), bad, rows: total })
+}
+
+fn csv_rows(path: &Path) -> Result<Vec<SourceRow>, String> {
+    let mut reader = csv::ReaderBuilder::new().flexible(true).from_path(path).map_err(|e| e.to_string())?;
+    let headers = reader.headers().map_err(|e| e.to_string())?.clone();
+    let mut rows = Vec::new();
+    for record in reader.records() {
+        match record {
+            Ok(r) => {
+                let line = r.position().map_or(0, |p| p.line());
+                let map = headers.iter().zip(r.iter()).map(|(h, v)| (h.to_owned(), v.to_owned())).collect();
+                rows.push((line, Ok(map)));
+            }
+            Err(e) => {
+                let line = e.position().map_or(0, |p| p.line());
+                rows.push((line, Err(e.to_string())));
+            }
+        }
+    }
+    Ok(rows)
+}
+
+fn json_rows(path: &Path) -> Result<Vec<SourceRow>, String> {
+    let text = std::fs::read_to_string(path).map_err(|e| e.to_string())?;
+    let mut rows = Vec::new();
+    for (i, line) in text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty()) {
+        let parsed = serde_json::from_str::<serde_json::Map<String, Value>>(line)
+            .map(|obj| {
+                obj.into_iter()
+                    .filter(|(_, v)| !v.is_null())
+                    .map(|(k, v)| (k, v.as_str().map_or_else(|| v.to_string(), str::to_owned)))
+                    .collect()
+            })
+            .map_err(|e| format!("not a JSON object: {e}"));
+        rows.push((i as u64 + 1, parsed));
+    }
+    Ok(rows)
+}
+
+fn parquet_rows(path: &Path) -> Result<Vec<SourceRow>, String> {
+    let batches = reco_lake::read::read_parquet(path, &[]).map_err(|e| e.to_string())?;
+    let mut rows = Vec::new();
+    for b in batches {
+        let schema = b.schema();
+        for i in 0..b.num_rows() {
+            let mut map = HashMap::new();
+            for (field, column) in schema.fields().iter().zip(b.columns()) {
+                if column.is_null(i) {
+                    continue;
+                }
+                let value = match column.data_type() {
+                    // Timestamps as microseconds, whatever their unit.
+                    DataType::Timestamp(..) => cast(column, &DataType::Timestamp(TimeUnit::Microsecond, None))
+                        .map(|c| {
+                            c.as_primitive::<reco_lake::deltalake::arrow::datatypes::TimestampMicrosecondType>()
+                                .value(i)
+                                .to_string()
+                        })
+                        .map_err(|e| e.to_string()),
+                    _ => array_value_to_string(column, i).map_err(|e| e.to_string()),
+                };
+                if let Ok(v) = value {
+                    map.insert(field.name().clone(), v);
+                }
+            }
+            rows.push((rows.len() as u64 + 1, Ok(map)));
+        }
+    }
+    Ok(rows)
 }
 
 fn field<'a>(row: &'a HashMap<String, String>, col: &str) -> Result<&'a str, String> {

@@ -181,7 +181,7 @@ async fn trending_with_neighbors(http: &str) -> Option<String> {
 }
 
 /// Runs the benchmark with the `reco` binary at `bin` and returns its tables (markdown). The
-/// smoke test (`tests/bench_smoke.rs`) includes this file as a module and calls this function,
+/// smoke test (`tests/it/bench_smoke.rs`) includes this file as a module and calls this function,
 /// so it needs no example binary that some earlier build left in the target directory.
 pub async fn measure(bin: &Path, seconds: f64, rate: f64, speedup: f64) -> String {
     use std::fmt::Write;

@@ -10,12 +10,11 @@ use std::{
 };
 
 use rdkafka::{
-    Message, Offset, TopicPartitionList,
+    Offset, TopicPartitionList,
     consumer::{CommitMode, Consumer, StreamConsumer},
-    message::BorrowedMessage,
 };
 use reco_core::ErrorKind;
-use reco_lake::{CommitOutcome, StreamBatch, TopicTables, Upstream, read};
+use reco_lake::{CommitOutcome, StreamBatch, TopicTables, Upstream};
 use reco_telemetry::{Telemetry, TopicCounters};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
@@ -23,17 +22,16 @@ use tracing::{debug, info, warn};
 
 mod bounds;
 mod context;
+mod record;
 
 use bounds::{Scope, assigned};
-use context::{BATCH_REACH, Context, fetch_from};
+use context::{Context, fetch_from};
 
 use crate::{
     Error, Result, SilverConfig,
     catchup::{self, CatchUp},
     compaction::Compaction,
-    decode::{Decoded, RawRecord, dead_letter, decode},
-    dedupe::Dedupe,
-    position::{Arrival, PartitionState, classify},
+    position::PartitionState,
 };
 
 /// How long the re-read of a log reported shorter than silver's offset runs before the job
@@ -246,151 +244,6 @@ impl Job {
         // have data by now, and naming it empty would let gold pass it by. The next flush asks
         // again for the partitions assigned then.
         self.log_bounds.clear();
-    }
-
-    /// Buffers one record; true when it was the last one to read to be caught up (see
-    /// `catchup.rs`).
-    async fn handle(&mut self, m: &BorrowedMessage<'_>) -> Result<bool> {
-        let topic = m.topic();
-        let (partition, offset) = (m.partition(), m.offset());
-        let loaded = self.partitions.get(topic).ok_or_else(|| Error::UnknownTopic(topic.to_owned()))?;
-        if !loaded.contains_key(&partition) {
-            let state = self.load_partition(topic, partition).await?;
-            self.partition_map(topic)?.insert(partition, state);
-        }
-        let (arrival, expected) = {
-            let Some(state) = self.partitions.get_mut(topic).and_then(|p| p.get_mut(&partition)) else {
-                return Ok(false);
-            };
-            (classify(state, offset, m.payload()), state.position.unwrap_or(0))
-        };
-        match arrival {
-            Arrival::Next => {}
-            Arrival::Seen => {
-                // Far behind (the fetch started well before the table's offset, e.g. at the
-                // log start): jump ahead rather than read everything again.
-                if expected - offset > 2 * BATCH_REACH {
-                    self.state(topic, partition)?.last_seen = None;
-                    // Only a shortcut: if it fails, the records up to `expected` keep being
-                    // read and skipped as seen.
-                    if let Err(e) = self.consumer.seek(topic, partition, fetch_from(expected), Duration::ZERO) {
-                        debug!(topic, partition, error = %e, "cannot jump ahead; reading on");
-                    }
-                }
-                return Ok(false);
-            }
-            Arrival::OtherLog(found) => return self.reset_partition(topic, partition, found).map(|()| false),
-            Arrival::WentBack(found) => {
-                // Offsets going down is only a reset when the log ends before what was read;
-                // otherwise it is a re-read, skipped as any other.
-                if self.ask_bounds(topic, partition).await.is_some_and(|(_, high)| high < expected) {
-                    return self.reset_partition(topic, partition, found).map(|()| false);
-                }
-                return Ok(false);
-            }
-        }
-        if offset > expected {
-            self.count_skipped(topic, partition, expected, offset).await;
-        }
-        let Some(state) = self.partitions.get_mut(topic).and_then(|p| p.get_mut(&partition)) else { return Ok(false) };
-        let counters = &self.counters[topic];
-        counters.record_in();
-        let now_us = chrono::Utc::now().timestamp_micros();
-        let record = RawRecord {
-            topic,
-            partition,
-            offset,
-            timestamp_us: m.timestamp().to_millis().map(|ms| ms * 1000),
-            key: m.key(),
-            payload: m.payload(),
-        };
-        let size = record.payload.map_or(0, <[u8]>::len) + record.key.map_or(0, <[u8]>::len) + 64;
-        if !self.pending.contains_key(topic) {
-            self.pending.insert(topic.to_owned(), Pending::default());
-        }
-        let Some(pending) = self.pending.get_mut(topic) else { return Ok(false) };
-        match decode(&record, &self.config.rules, now_us) {
-            Decoded::Valid(row) => {
-                if state.dedupe.insert(&row.event_id, row.event_time_us) {
-                    pending.newest_event_us = pending.newest_event_us.max(Some(row.event_time_us));
-                    pending.batch.silver.push(row);
-                } else {
-                    counters.duplicate();
-                    self.telemetry.silver.deadlettered(topic, ErrorKind::Duplicate.as_str());
-                    let message = format!("duplicate of event_id {:?} already in silver", row.event_id);
-                    pending.batch.deadletter.push(dead_letter(&record, ErrorKind::Duplicate, message, now_us));
-                }
-            }
-            Decoded::Invalid { kind, message } => {
-                self.telemetry.silver.deadlettered(topic, kind.as_str());
-                pending.batch.deadletter.push(dead_letter(&record, kind, message, now_us));
-            }
-        }
-        let entry = pending.batch.offsets.entry(partition).or_insert((state.committed, offset + 1));
-        entry.1 = offset + 1;
-        state.position = Some(offset + 1);
-        pending.bytes += size;
-        self.pending_bytes += size;
-        self.oldest_pending.get_or_insert_with(Instant::now);
-        Ok(self.catchup.read(topic, partition, offset + 1))
-    }
-
-    fn partition_map(&mut self, topic: &str) -> Result<&mut HashMap<i32, PartitionState>> {
-        self.partitions.get_mut(topic).ok_or_else(|| Error::UnknownTopic(topic.to_owned()))
-    }
-
-    /// Reads a partition's stored offset and rebuilds its de-duplication state from silver.
-    async fn load_partition(&mut self, topic: &str, partition: i32) -> Result<PartitionState> {
-        let tables = self.tables.get_mut(topic).ok_or_else(|| Error::UnknownTopic(topic.to_owned()))?;
-        let stored = tables.stored_offsets(&[partition]).await?;
-        let committed = stored.silver.get(&partition).copied();
-        let horizon_us = i64::try_from(self.config.dedupe_horizon.as_micros()).unwrap_or(i64::MAX);
-        let mut dedupe = Dedupe::new(horizon_us);
-        let mut last_committed = None;
-        if committed.is_some() {
-            // Only the newest dates can hold ids within the horizon of the newest event.
-            let files = tables.silver_files().await?;
-            let newest = files.iter().filter_map(|f| f.event_date).max();
-            let horizon_days = (horizon_us / 86_400_000_000) as i32 + 1;
-            let recent: Vec<_> = files
-                .into_iter()
-                .filter(|f| match (f.event_date, newest) {
-                    (Some(d), Some(n)) => d >= n - horizon_days,
-                    _ => true,
-                })
-                .collect();
-            let stored = tokio::task::spawn_blocking(move || read::read_ids(&recent, partition))
-                .await
-                .map_err(|e| Error::Task(e.to_string()))??;
-            let mut ids = stored.ids;
-            last_committed = stored.last.filter(|(at, _)| committed.is_some_and(|c| *at < c && *at >= c - BATCH_REACH));
-            ids.sort_by_key(|(_, t)| *t);
-            for (id, t) in ids {
-                dedupe.insert(&id, t);
-            }
-        }
-        if let Some(offset) = committed {
-            self.consumer.context().set_resume_at(topic, partition, offset);
-        }
-        debug!(topic, partition, ?committed, ids = dedupe.len(), "partition loaded");
-        let mut state = PartitionState {
-            committed,
-            position: committed,
-            last_seen: None,
-            last_committed,
-            short_log_since: None,
-            dedupe,
-        };
-        if let Some(stored) = committed
-            && let Some((_, high)) = self.ask_bounds(topic, partition).await
-            && high < stored
-        {
-            // Not yet a verdict on one answer (a broker may report the newest batch's first
-            // offset as the end): the re-read settles it (see `check_short_logs`).
-            debug!(topic, partition, stored, high, "the broker reports the log ending before silver's offset");
-            state.short_log_since = Some(Instant::now());
-        }
-        Ok(state)
     }
 
     /// Partitions whose log was reported shorter than silver's offset a while ago and whose

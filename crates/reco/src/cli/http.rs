@@ -54,6 +54,10 @@ pub struct HttpArgs {
     /// Longest a request may take before it is answered 503, in milliseconds.
     #[arg(long, env = "RECO_REQUEST_TIMEOUT_MS", default_value_t = 10_000)]
     pub request_timeout_ms: u64,
+    /// Do not serve the web console (`GET /`, `/console/`): for an API exposed to clients
+    /// only. With --api-tokens-file the console's data needs a token anyway.
+    #[arg(long, env = "RECO_NO_CONSOLE")]
+    pub no_console: bool,
     /// How far back a user's history counts for their recommendations, in days: at start the
     /// API re-reads this much of the event topics, and drops users with no event arriving for
     /// this long.
@@ -136,6 +140,7 @@ impl HttpArgs {
             text_plain: self.accept_text_plain,
             rate_limit,
             metrics_on_api: self.metrics_addr.is_none(),
+            console: !self.no_console,
         })
     }
 

@@ -150,35 +150,7 @@ async fn drive(
             .context("progress template")?
             .progress_chars("=> "),
     );
-    // Not at a terminal (a log file, CI) the bar draws nothing: a line every few seconds instead.
-    let lines = !std::io::IsTerminal::is_terminal(&std::io::stderr());
-    let ticker = tokio::spawn({
-        let (bar, tally, stop) = (bar.clone(), tally.clone(), stop.clone());
-        async move {
-            let started = std::time::Instant::now();
-            let mut last_line = started;
-            loop {
-                let [sent, accepted, malformed, refused, failed] = tally.get();
-                let counts = format!("accepted {accepted}  malformed {malformed} (refused {refused})  failed {failed}");
-                bar.set_position(sent + malformed);
-                if lines && last_line.elapsed() >= Duration::from_secs(5) {
-                    last_line = std::time::Instant::now();
-                    let secs = started.elapsed().as_secs_f64();
-                    eprintln!(
-                        "reco: {:.0} s, {} events ({:.0}/s): {counts}",
-                        secs,
-                        sent + malformed,
-                        (sent + malformed) as f64 / secs
-                    );
-                }
-                bar.set_message(counts);
-                if stop.load(std::sync::atomic::Ordering::Relaxed) {
-                    return;
-                }
-                tokio::time::sleep(Duration::from_millis(200)).await;
-            }
-        }
-    });
+    let ticker = tokio::spawn(show_progress(bar.clone(), tally.clone(), stop.clone()));
     let ctrl_c = tokio::spawn({
         let stop = stop.clone();
         async move {
@@ -211,4 +183,32 @@ async fn drive(
         }
     }
     Ok(if failed > 0 { ExitCode::FAILURE } else { ExitCode::SUCCESS })
+}
+
+/// Updates the progress bar every 200 ms until `stop`. Not at a terminal (a log file, CI) the
+/// bar draws nothing: a line every few seconds instead.
+async fn show_progress(bar: ProgressBar, tally: Arc<Tally>, stop: Arc<AtomicBool>) {
+    let lines = !std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let started = std::time::Instant::now();
+    let mut last_line = started;
+    loop {
+        let [sent, accepted, malformed, refused, failed] = tally.get();
+        let counts = format!("accepted {accepted}  malformed {malformed} (refused {refused})  failed {failed}");
+        bar.set_position(sent + malformed);
+        if lines && last_line.elapsed() >= Duration::from_secs(5) {
+            last_line = std::time::Instant::now();
+            let secs = started.elapsed().as_secs_f64();
+            eprintln!(
+                "reco: {:.0} s, {} events ({:.0}/s): {counts}",
+                secs,
+                sent + malformed,
+                (sent + malformed) as f64 / secs
+            );
+        }
+        bar.set_message(counts);
+        if stop.load(std::sync::atomic::Ordering::Relaxed) {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
 }

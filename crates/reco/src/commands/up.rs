@@ -83,6 +83,9 @@ pub async fn run(args: UpArgs, started: Instant) -> anyhow::Result<ExitCode> {
     println!(
         "  API        http://{http_addr}  (POST /events, GET /trending, GET /items/{{id}}/similar, GET /users/{{id}}/recommendations, GET /health/ready, GET /openapi.json)"
     );
+    if !args.http.no_console {
+        println!("  console    http://{http_addr}/  (the pipeline live, trending, recommendations; in a browser)");
+    }
     println!("  metrics    {metrics_url}");
     println!("  broker     {bootstrap}  (Kafka protocol; storage: {storage_note})");
     println!("  lakehouse  {}  (format: {:?}; silver and gold jobs running)", lake.display(), args.lake.storage_format);

@@ -65,7 +65,7 @@ fn ingest_bench_script_prints_a_row_per_storage() {
 /// test needs no example binary, which `cargo nextest run --all-targets` does not leave at
 /// `examples/freshness` and a stale one from an earlier build would hide (issue 14).
 #[allow(dead_code)]
-#[path = "../examples/freshness.rs"]
+#[path = "../../examples/freshness.rs"]
 mod freshness;
 
 /// The freshness benchmark on a tiny size: it runs the three services, and prints latencies

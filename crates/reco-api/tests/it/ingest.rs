@@ -1,7 +1,7 @@
 //! Events posted to the API are exactly the events in Kafka: right topic, keyed by user_id,
 //! ids assigned where missing.
 
-mod common;
+use crate::common;
 
 use std::collections::HashMap;
 

@@ -1,7 +1,7 @@
 //! A corpus of bad requests: each gets the right 4xx naming the field, and nothing at all
 //! reaches Kafka.
 
-mod common;
+use crate::common;
 
 use axum::{
     body::Body,

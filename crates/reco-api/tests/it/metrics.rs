@@ -1,7 +1,7 @@
 //! `/metrics` is parsed, not grepped: counters and histograms move by the right amounts,
 //! `endpoint` is the route template, and unknown paths share one label value.
 
-mod common;
+use crate::common;
 
 use axum::http::StatusCode;
 use common::Harness;

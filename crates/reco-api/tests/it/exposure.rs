@@ -2,7 +2,7 @@
 //! router, CORS, `text/plain` beacons and the per-caller rate limit. Real router, real
 //! producer, real embedded broker: "nothing produced" is counted in the topics.
 
-mod common;
+use crate::common;
 
 use std::{num::NonZeroU32, sync::Arc, time::Duration};
 
@@ -221,4 +221,56 @@ async fn a_burst_over_the_rate_limit_gets_429_and_the_allowed_rate_passes() {
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
     assert_eq!(produced(&h).await, 14);
+}
+
+fn get(path: &str, auth: Option<&str>) -> Request<Body> {
+    let mut r = Request::get(path);
+    if let Some(auth) = auth {
+        r = r.header(header::AUTHORIZATION, auth);
+    }
+    r.body(Body::empty()).unwrap()
+}
+
+/// The console's page and assets are public (they hold no data) and carry the headers that keep
+/// them from running foreign script or being framed; its data needs a token once tokens exist.
+#[tokio::test(flavor = "multi_thread")]
+async fn console_page_is_locked_down_and_its_data_needs_a_token() {
+    let h = harness(ApiConfig { tokens: tokens(), ..ApiConfig::default() }).await;
+    let app = h.app();
+    for (path, kind) in [
+        ("/", "text/html"),
+        ("/console/", "text/html"),
+        ("/console/console.js", "text/javascript"),
+        ("/console/console.css", "text/css"),
+        ("/console/favicon.svg", "image/svg+xml"),
+    ] {
+        let response = app.clone().oneshot(get(path, None)).await.unwrap();
+        assert_eq!(response.status(), StatusCode::OK, "{path}");
+        let headers = response.headers();
+        assert!(headers[header::CONTENT_TYPE].to_str().unwrap().starts_with(kind), "{path}: {headers:?}");
+        let csp = headers[header::CONTENT_SECURITY_POLICY].to_str().unwrap();
+        assert!(csp.contains("script-src 'self'") && !csp.contains("unsafe-inline"), "{path}: {csp}");
+        assert!(csp.contains("frame-ancestors 'none'"), "{path}: {csp}");
+        assert_eq!(headers[header::X_FRAME_OPTIONS], "DENY", "{path}");
+        assert_eq!(headers[header::X_CONTENT_TYPE_OPTIONS], "nosniff", "{path}");
+    }
+    let (status, headers, _) = send(&app, get("/console", None)).await;
+    assert_eq!((status, &headers[header::LOCATION]), (StatusCode::PERMANENT_REDIRECT, &"/console/".parse().unwrap()));
+
+    let (status, _, body) = send(&app, get("/console/metrics", None)).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "{body}");
+    let (status, _, _) = send(&app, get("/console/metrics", Some("Bearer not-a-token-of-ours"))).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    let response = app.clone().oneshot(get("/console/metrics", Some(&format!("Bearer {WEB}")))).await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let text = String::from_utf8(response.into_body().collect().await.unwrap().to_bytes().to_vec()).unwrap();
+    let samples = Samples::parse(&text);
+    assert!(samples.get("reco_api_events_rejected_total", &[("reason", "invalid_json")]).is_some(), "{text}");
+
+    // Off, the console's paths are unknown like any other.
+    let off = harness(ApiConfig { console: false, ..ApiConfig::default() }).await;
+    for path in ["/", "/console/", "/console/metrics"] {
+        let (status, _, body) = send(&off.app(), get(path, None)).await;
+        assert_eq!(status, StatusCode::NOT_FOUND, "{path}: {body}");
+    }
 }

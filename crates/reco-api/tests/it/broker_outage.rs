@@ -1,7 +1,7 @@
 //! With the broker down, `POST /events` answers 503 with Retry-After within the bounded time,
 //! never 202; once the broker is back, posting works again.
 
-mod common;
+use crate::common;
 
 use std::time::{Duration, Instant};
 
