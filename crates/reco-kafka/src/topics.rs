@@ -1,7 +1,7 @@
 //! The platform's topics (CONTRACTS §2) and `reco topics init`: create what is missing, report
 //! drift, fix config drift on request. Idempotent, so it is safe to run at every start.
 
-use std::collections::HashMap;
+use std::{collections::HashMap, time::Duration};
 
 use rdkafka::{
     admin::{AdminClient, AdminOptions, NewTopic, ResourceSpecifier, TopicReplication},
@@ -81,12 +81,23 @@ pub struct TopicReport {
 
 /// Reads partition counts and `retention.ms` of the named topics; missing topics are absent.
 pub async fn describe_topics(bootstrap: &str, names: &[String]) -> Result<Vec<TopicState>> {
-    let partitions = partition_counts(bootstrap).await?;
+    describe_topics_within(bootstrap, names, ADMIN_TIMEOUT).await
+}
+
+/// [`describe_topics`], giving up after `timeout`. librdkafka's own timeout, not a timer around
+/// the call: a call abandoned by a timer keeps its client on a blocking thread, and a process
+/// exiting meanwhile tears OpenSSL down under it (`reco status` against a TLS broker it could
+/// not verify died by a signal now and then).
+pub async fn describe_topics_within(bootstrap: &str, names: &[String], timeout: Duration) -> Result<Vec<TopicState>> {
+    let partitions = partition_counts_within(bootstrap, timeout).await?;
     let admin = admin(bootstrap)?;
     let present: Vec<&String> = names.iter().filter(|n| partitions.contains_key(*n)).collect();
     let specifiers: Vec<ResourceSpecifier> = present.iter().map(|n| ResourceSpecifier::Topic(n)).collect();
-    let configs =
-        if specifiers.is_empty() { Vec::new() } else { admin.describe_configs(&specifiers, &options()).await? };
+    let configs = if specifiers.is_empty() {
+        Vec::new()
+    } else {
+        admin.describe_configs(&specifiers, &options_within(timeout)).await?
+    };
     let mut states = Vec::new();
     for (name, config) in present.into_iter().zip(configs) {
         let config = config.map_err(|code| Error::Topic {
@@ -181,16 +192,24 @@ pub(crate) fn admin(bootstrap: &str) -> Result<AdminClient<QuietContext>> {
 }
 
 pub(crate) fn options() -> AdminOptions {
-    AdminOptions::new().request_timeout(Some(ADMIN_TIMEOUT)).operation_timeout(Some(ADMIN_TIMEOUT))
+    options_within(ADMIN_TIMEOUT)
+}
+
+fn options_within(timeout: Duration) -> AdminOptions {
+    AdminOptions::new().request_timeout(Some(timeout)).operation_timeout(Some(timeout))
 }
 
 /// Partition count per topic, from cluster metadata.
 pub async fn partition_counts(bootstrap: &str) -> Result<HashMap<String, i32>> {
+    partition_counts_within(bootstrap, ADMIN_TIMEOUT).await
+}
+
+async fn partition_counts_within(bootstrap: &str, timeout: Duration) -> Result<HashMap<String, i32>> {
     let bootstrap = bootstrap.to_owned();
     run_blocking(move || {
         let consumer: BaseConsumer<QuietContext> = client_config(&bootstrap).create_with_context(QuietContext)?;
         let metadata = consumer
-            .fetch_metadata(None, ADMIN_TIMEOUT)
+            .fetch_metadata(None, timeout)
             .map_err(|e| Error::Unreachable { bootstrap: bootstrap.clone(), message: e.to_string() })?;
         Ok(metadata
             .topics()

@@ -6,7 +6,7 @@
 
 use std::{collections::BTreeMap, process::ExitCode, time::Duration};
 
-use reco_kafka::{group::GroupStatus, topics::describe_topics};
+use reco_kafka::{group::GroupStatus, topics::describe_topics_within};
 use reco_lake::{GoldTable, gold::table_name};
 use serde::Serialize;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -73,7 +73,10 @@ async fn check_kafka(args: &StatusArgs, timeout: Duration, report: &mut Report) 
     let bootstrap = &args.kafka.kafka_bootstrap_servers;
     let specs = args.topics.specs();
     let names: Vec<String> = specs.iter().map(|s| s.name.clone()).collect();
-    let states = match tokio::time::timeout(timeout, describe_topics(bootstrap, &names)).await {
+    // librdkafka gives up at `timeout` itself (see `describe_topics_within`); the timer is a
+    // backstop only.
+    let backstop = timeout + Duration::from_secs(2);
+    let states = match tokio::time::timeout(backstop, describe_topics_within(bootstrap, &names, timeout)).await {
         Err(_) => return report.check("broker", Level::Down, format!("{bootstrap}: no answer within {timeout:?}")),
         Ok(Err(e)) => return report.check("broker", Level::Down, e.to_string()),
         Ok(Ok(states)) => states,
