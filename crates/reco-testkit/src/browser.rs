@@ -7,7 +7,7 @@
 
 use std::{
     process::{Child, Command, Stdio},
-    time::{Duration, Instant},
+    time::Duration,
 };
 
 use base64::Engine;
@@ -42,11 +42,10 @@ impl Browser {
             .spawn()
             .expect("chromedriver (Debian package chromium-driver; scripts/test-deps.sh installs it)");
         let addr = format!("127.0.0.1:{port}");
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while !http::get(&addr, "/status").await.is_ok_and(|r| r.json()["value"]["ready"] == true) {
-            assert!(Instant::now() < deadline, "chromedriver did not become ready on {addr}");
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+        let ready = crate::wait_until(Duration::from_secs(20), || async {
+            http::get(&addr, "/status").await.is_ok_and(|r| r.json()["value"]["ready"] == true)
+        });
+        assert!(ready.await, "chromedriver did not become ready on {addr}");
         let mut browser = Browser { driver, addr, session: String::new() };
         let args = [
             "--headless=new".to_owned(),
@@ -94,24 +93,6 @@ impl Browser {
             .run("const e = document.querySelector(arguments[0]); return e ? e.textContent : null;", json!([css]))
             .await;
         v.as_str().map(str::to_owned)
-    }
-
-    /// Waits until `check` gives `Some`, up to `timeout`.
-    pub async fn wait_for<T, F, Fut>(&self, timeout: Duration, mut check: F) -> Option<T>
-    where
-        F: FnMut() -> Fut,
-        Fut: std::future::Future<Output = Option<T>>,
-    {
-        let deadline = Instant::now() + timeout;
-        loop {
-            if let Some(t) = check().await {
-                return Some(t);
-            }
-            if Instant::now() >= deadline {
-                return None;
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
     }
 
     /// The WebDriver element id of the first match of `css`.

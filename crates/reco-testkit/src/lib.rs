@@ -160,13 +160,27 @@ where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = bool>,
 {
+    wait_for(timeout, || {
+        let answer = check();
+        async move { answer.await.then_some(()) }
+    })
+    .await
+    .is_some()
+}
+
+/// Polls `check` every 50 ms until it gives `Some` or `timeout` passes.
+pub async fn wait_for<T, F, Fut>(timeout: Duration, mut check: F) -> Option<T>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
     let deadline = tokio::time::Instant::now() + timeout;
     loop {
-        if check().await {
-            return true;
+        if let Some(t) = check().await {
+            return Some(t);
         }
         if tokio::time::Instant::now() >= deadline {
-            return false;
+            return None;
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }

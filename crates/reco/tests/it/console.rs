@@ -8,7 +8,7 @@
 use std::{path::PathBuf, time::Duration};
 
 use chrono::DateTime;
-use reco_testkit::{Samples, browser::Browser, gold::recount, http, up::RecoUp};
+use reco_testkit::{Samples, browser::Browser, gold::recount, http, up::RecoUp, wait_for};
 use serde_json::{Value, json};
 
 const WAIT: Duration = Duration::from_secs(30);
@@ -71,7 +71,7 @@ fn shots() -> PathBuf {
 /// The console's shown value of a `data-metric` cell, once it equals `want`.
 async fn shown_metric(b: &Browser, metric: &str, want: f64) -> Option<f64> {
     let css = format!("[data-metric=\"{metric}\"]");
-    b.wait_for(WAIT, || async { b.text(&css).await.as_deref().and_then(digits).filter(|v| *v == want) }).await
+    wait_for(WAIT, || async { b.text(&css).await.as_deref().and_then(digits).filter(|v| *v == want) }).await
 }
 
 /// Fails on any error the pages logged: script errors, CSP refusals, failed loads.
@@ -137,7 +137,7 @@ async fn console_shows_the_pipeline_trending_and_recommendations() {
         "const s = document.querySelector('{css}'); \
          return s ? [s.dataset.start, [...s.querySelectorAll('tbody tr td:nth-child(2)')].map(td => td.textContent)] : null"
     );
-    let window = b.wait_for(WAIT, || async {
+    let window = wait_for(WAIT, || async {
         let v = b.run(&script, json!([])).await;
         let holds = v[1].as_array().is_some_and(|items| items.contains(&json!("m52")));
         holds.then(|| (v[0].as_str().unwrap_or_default().to_owned(), v[1].clone()))
@@ -158,13 +158,13 @@ async fn console_shows_the_pipeline_trending_and_recommendations() {
     no_console_errors(&b, "trending").await;
 
     // A trending item opens its item view: m52's neighbours once gold has published them.
-    let neighbours = b.wait_for(WAIT, || async {
+    let neighbours = wait_for(WAIT, || async {
         let r = http::get(&api, "/items/m52/similar").await.ok()?;
         (r.status == 200).then(|| r.json())
     });
     let neighbours = neighbours.await.expect("gold publishes m52's neighbours");
     b.click(&format!("{css} a[href=\"#/item/m52\"]")).await;
-    let listed = b.wait_for(WAIT, || async {
+    let listed = wait_for(WAIT, || async {
         let v = b
             .run(
                 "return [...document.querySelectorAll('#similar tbody tr td:nth-child(2)')].map(td => td.textContent)",
@@ -181,7 +181,7 @@ async fn console_shows_the_pipeline_trending_and_recommendations() {
     // A user's recommendations and an anonymous session, as the API answers them.
     b.goto(&format!("http://{api}/#/user/u9")).await;
     let rows = "table.recommendations tbody tr td:first-child";
-    let same = b.wait_for(WAIT, || async {
+    let same = wait_for(WAIT, || async {
         let answer = http::get(&api, "/users/u9/recommendations?limit=20").await.ok()?.json();
         let want: Vec<Value> = answer["items"].as_array()?.iter().map(|i| i["item_id"].clone()).collect();
         let shown = b
@@ -193,7 +193,7 @@ async fn console_shows_the_pipeline_trending_and_recommendations() {
     b.click("nav a[data-view=explore]").await;
     b.type_into("#session-input", "m50").await;
     b.click("#session-form button").await;
-    let session = b.wait_for(WAIT, || async { b.text("#session-result").await.filter(|t| t.contains("m51")) }).await;
+    let session = wait_for(WAIT, || async { b.text("#session-result").await.filter(|t| t.contains("m51")) }).await;
     assert!(session.is_some(), "a session of m50 is recommended m51");
     let unlabelled = b
         .run("return [...document.querySelectorAll('input')].filter(i => i.labels.length === 0).length", json!([]))
@@ -205,7 +205,7 @@ async fn console_shows_the_pipeline_trending_and_recommendations() {
     b.resize(390, 844).await;
     for (page, file) in [("#/pipeline", "pipeline-narrow.png"), ("#/trending", "trending-narrow.png")] {
         b.goto(&format!("http://{api}/{page}")).await;
-        b.wait_for(WAIT, || async { b.text("main h1").await }).await.expect("a page heading");
+        wait_for(WAIT, || async { b.text("main h1").await }).await.expect("a page heading");
         tokio::time::sleep(Duration::from_millis(300)).await;
         let overflow = b
             .run("return document.documentElement.scrollWidth - document.documentElement.clientWidth", json!([]))
@@ -227,7 +227,7 @@ async fn console_with_tokens_shows_nothing_without_one() {
     let b = Browser::start(1280, 900).await;
 
     b.goto(&format!("http://{api}/")).await;
-    let asked = b.wait_for(WAIT, || async {
+    let asked = wait_for(WAIT, || async {
         let hidden = b.run("return document.getElementById('token').hidden", json!([])).await;
         (hidden == json!(false)).then_some(())
     });
@@ -236,7 +236,7 @@ async fn console_with_tokens_shows_nothing_without_one() {
 
     b.type_into("#token-input", "not-the-token-0000000000").await;
     b.click("#token-form button").await;
-    let refused = b.wait_for(WAIT, || async { b.text("#token-error").await.filter(|t| t.contains("refused")) }).await;
+    let refused = wait_for(WAIT, || async { b.text("#token-error").await.filter(|t| t.contains("refused")) }).await;
     assert!(refused.is_some(), "a wrong token is refused");
     assert_eq!(b.text("#pipeline").await, None);
 
