@@ -42,7 +42,7 @@ pub use limit::RateLimit;
 pub use openapi::ApiDoc;
 pub use recommend::{HistoryConfig, UserHistories};
 pub use similar::SimilarCache;
-pub use trending::{ServedWindow, TrendingCache};
+pub use trending::TrendingCache;
 
 /// Settings of the HTTP API. `Default` gives the documented defaults.
 #[derive(Clone, Debug)]

@@ -19,8 +19,8 @@ use axum::{
     response::Response,
 };
 use chrono::{DateTime, NaiveDate, Utc};
-use reco_core::{ErrorKind, FieldError};
-use reco_lake::{GoldRow, GoldTable, Lake, gold::table_name};
+use reco_core::{ErrorKind, FieldError, WindowSpec};
+use reco_lake::{GoldTable, Lake, TrendingRow, gold::table_name};
 use serde::{Deserialize, Serialize};
 use tokio::sync::Mutex;
 use tokio_util::sync::CancellationToken;
@@ -32,14 +32,7 @@ const DEFAULT_LIMIT: usize = 20;
 /// Seconds a client or CDN may reuse a response without asking again.
 const MAX_AGE_SECS: u32 = 5;
 
-/// One window length served, e.g. `1h` of 3600 s.
-#[derive(Clone, Debug)]
-pub struct ServedWindow {
-    pub name: String,
-    pub length_us: i64,
-}
-
-type Window = (i64, Arc<Vec<GoldRow>>);
+type Window = (i64, Arc<Vec<TrendingRow>>);
 
 #[derive(Debug, Default)]
 struct Latest {
@@ -49,7 +42,7 @@ struct Latest {
     any: Option<Window>,
 }
 
-fn is_complete(rows: &[GoldRow]) -> bool {
+fn is_complete(rows: &[TrendingRow]) -> bool {
     rows.first().is_some_and(|r| r.complete)
 }
 
@@ -57,7 +50,7 @@ fn is_complete(rows: &[GoldRow]) -> bool {
 #[derive(Debug)]
 pub struct TrendingCache {
     lake: Lake,
-    windows: Vec<ServedWindow>,
+    windows: Vec<WindowSpec>,
     /// Rows stored per window (the gold job's top N): the largest `limit`.
     max_limit: usize,
     latest: RwLock<HashMap<String, Latest>>,
@@ -65,7 +58,7 @@ pub struct TrendingCache {
 }
 
 impl TrendingCache {
-    pub fn new(lake: Lake, windows: Vec<ServedWindow>, max_limit: usize) -> Arc<TrendingCache> {
+    pub fn new(lake: Lake, windows: Vec<WindowSpec>, max_limit: usize) -> Arc<TrendingCache> {
         Arc::new(TrendingCache { lake, windows, max_limit, latest: RwLock::default(), tables: Mutex::default() })
     }
 
@@ -78,7 +71,7 @@ impl TrendingCache {
     pub async fn refresh(&self) -> Result<(), reco_lake::Error> {
         let mut tables = self.tables.lock().await;
         for w in &self.windows {
-            let name = table_name(&w.name);
+            let name = table_name(w.name);
             let changed = match tables.get_mut(&name) {
                 Some(t) => t.refresh().await?,
                 None => match GoldTable::open_existing(&self.lake, &name).await? {
@@ -112,7 +105,7 @@ impl TrendingCache {
             })
             .await
             .map_err(|e| reco_lake::Error::Arrow(e.to_string()))??;
-            self.latest.write().unwrap_or_else(std::sync::PoisonError::into_inner).insert(w.name.clone(), latest);
+            self.latest.write().unwrap_or_else(std::sync::PoisonError::into_inner).insert(w.name.to_owned(), latest);
         }
         Ok(())
     }
@@ -120,11 +113,11 @@ impl TrendingCache {
     /// The items of the newest window of the shortest length (provisional ones included: a
     /// fill wants what is trending now), rank order; the next length when it has none.
     pub(crate) fn fill_items(&self) -> Vec<String> {
-        let mut by_length: Vec<&ServedWindow> = self.windows.iter().collect();
+        let mut by_length: Vec<&WindowSpec> = self.windows.iter().collect();
         by_length.sort_by_key(|w| w.length_us);
         by_length
             .iter()
-            .find_map(|w| self.latest(&w.name, true).filter(|(_, rows)| !rows.is_empty()))
+            .find_map(|w| self.latest(w.name, true).filter(|(_, rows)| !rows.is_empty()))
             .map(|(_, rows)| rows.iter().map(|r| r.item_id.clone()).collect())
             .unwrap_or_default()
     }
@@ -143,9 +136,9 @@ impl TrendingCache {
     }
 
     /// Start of the oldest window the table keeps (`None`: no window, or no table yet).
-    async fn oldest_start(&self, window: &ServedWindow) -> Option<i64> {
+    async fn oldest_start(&self, window: &WindowSpec) -> Option<i64> {
         let tables = self.tables.lock().await;
-        tables.get(&table_name(&window.name))?.row_sets().keys().next().copied()
+        tables.get(&table_name(window.name))?.row_sets().keys().next().copied()
     }
 
     fn latest(&self, window: &str, provisional: bool) -> Option<Window> {
@@ -155,10 +148,10 @@ impl TrendingCache {
     }
 
     /// The newest window that had ended by `at_us` (complete unless `provisional`).
-    async fn at(&self, window: &ServedWindow, at_us: i64, provisional: bool) -> Result<Option<Window>, ApiError> {
+    async fn at(&self, window: &WindowSpec, at_us: i64, provisional: bool) -> Result<Option<Window>, ApiError> {
         let files: Vec<(i64, reco_lake::DataFile)> = {
             let tables = self.tables.lock().await;
-            let Some(table) = tables.get(&table_name(&window.name)) else { return Ok(None) };
+            let Some(table) = tables.get(&table_name(window.name)) else { return Ok(None) };
             let ended = table.row_sets().range(..=at_us.saturating_sub(window.length_us)).rev();
             // A provisional window is followed (in time) by at most a window length of others.
             ended
@@ -272,7 +265,7 @@ pub(crate) async fn get_trending(
             "this server has no lakehouse configured to serve trending from",
         ));
     };
-    let names: Vec<&str> = cache.windows.iter().map(|w| w.name.as_str()).collect();
+    let names: Vec<&str> = cache.windows.iter().map(|w| w.name).collect();
     let requested = q.window.as_deref().unwrap_or("1h");
     let Some(window) = cache.windows.iter().find(|w| w.name == requested) else {
         return Err(bad_param("window", format!("must be one of {}, got {requested:?}", names.join(", "))));
@@ -280,7 +273,7 @@ pub(crate) async fn get_trending(
     let limit = parse_limit(q.limit.as_deref(), cache.max_limit)?;
     let provisional = parse_provisional(q.provisional.as_deref())?;
     let found = match q.at.as_deref() {
-        None => cache.latest(&window.name, provisional),
+        None => cache.latest(window.name, provisional),
         Some(s) => {
             let Some(at_us) = parse_at(s) else {
                 return Err(bad_param("at", format!("must be an RFC 3339 time, a date or Unix seconds, got {s:?}")));
@@ -295,7 +288,7 @@ pub(crate) async fn get_trending(
     let complete = is_complete(&rows);
     let etag = format!("\"{}-{start_us}-{computed_at_us}-{complete}-{limit}\"", window.name);
     Ok(crate::cached_json(&headers, &etag, MAX_AGE_SECS, || TrendingResponse {
-        window: window.name.clone(),
+        window: window.name.to_owned(),
         window_start: ts(start_us),
         window_end: ts(start_us + window.length_us),
         complete,
@@ -336,7 +329,7 @@ fn parse_provisional(provisional: Option<&str>) -> Result<bool, ApiError> {
 
 /// The 404 when no window answers: removed by retention, not published yet, or only
 /// provisional so far, each said as such.
-async fn no_window(cache: &TrendingCache, window: &ServedWindow, q: &TrendingQuery, provisional: bool) -> ApiError {
+async fn no_window(cache: &TrendingCache, window: &WindowSpec, q: &TrendingQuery, provisional: bool) -> ApiError {
     // Before the oldest kept window, "not published by then" can be wrong: the gold job's
     // retention removes windows that ended a week (by default) behind its watermark.
     if let (Some(at), Some(oldest)) = (q.at.as_deref().and_then(parse_at), cache.oldest_start(window).await)
@@ -357,7 +350,7 @@ async fn no_window(cache: &TrendingCache, window: &ServedWindow, q: &TrendingQue
     }
     let when = if q.at.is_some() { " by that time" } else { " yet" };
     // Say so when only provisional windows exist (a short replay, a quiet first hour).
-    let hint = if !provisional && q.at.is_none() && cache.latest(&window.name, true).is_some() {
+    let hint = if !provisional && q.at.is_none() && cache.latest(window.name, true).is_some() {
         "; a provisional one is readable with provisional=true"
     } else {
         ""

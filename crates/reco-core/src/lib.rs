@@ -16,6 +16,8 @@
 
 mod event;
 mod validate;
+mod window;
 
 pub use event::{Event, EventType, format_timestamp_us};
 pub use validate::{ErrorKind, FieldError, Mode, Rules, decode_json, validate_event};
+pub use window::{TRENDING_WINDOWS, WindowSpec};

@@ -10,9 +10,10 @@
 
 use std::time::Instant;
 
+use reco_core::EventType;
 use reco_gold::{
     covisit::{Action, CoVisits, Config, Interaction},
-    window::{self, Kind, Trending},
+    window::{self, Trending},
 };
 
 /// Resident memory in bytes. The state only grows during the run, so the growth of resident
@@ -75,7 +76,7 @@ fn main() {
     let mark = trending.watermarks_mut().input("events_views", 0, now);
     let started = Instant::now();
     for (i, e) in input.iter().enumerate() {
-        let kind = if matches!(e.action, Action::Click) { Kind::Click } else { Kind::View };
+        let kind = if matches!(e.action, Action::Click) { EventType::Click } else { EventType::View };
         trending.record(mark, &e.item, kind, e.time_us, now);
         if i % 10_000 == 0 {
             trending.advance(now);
@@ -99,7 +100,8 @@ fn main() {
     core.advance(watermark);
     let rate = events as f64 / started.elapsed().as_secs_f64();
     let bytes = resident().saturating_sub(before) as f64;
-    let (items, pairs, held_users) = core.state_size();
+    let held = core.state_size();
+    let (items, pairs, held_users) = (held.items, held.pairs, held.users);
     let per_m_events = bytes / (events as f64 / 1e6);
     let per_m_users = bytes / (users as f64 / 1e6);
     println!("item neighbour core: {events} events, {users} users, {ITEMS} items, 30 days of event time");

@@ -6,7 +6,8 @@
 
 use std::time::Instant;
 
-use reco_gold::window::{Config, Kind, Trending, WindowSpec};
+use reco_core::EventType;
+use reco_gold::window::{Config, Trending, WindowSpec};
 
 const MIN: i64 = 60_000_000;
 
@@ -36,7 +37,7 @@ fn run(slide_min: i64, events: usize) -> (f64, f64, usize) {
         let u = (x % 10_000) as f64 / 10_000.0;
         let item = &items[(u * u * 10_000.0) as usize];
         let time = i as i64 * span / events as i64 - (x % 120) as i64 * 1_000_000;
-        let kind = if x.is_multiple_of(4) { Kind::Click } else { Kind::View };
+        let kind = if x.is_multiple_of(4) { EventType::Click } else { EventType::View };
         let r = Instant::now();
         t.record(input, item, kind, time, now);
         record_secs += r.elapsed().as_secs_f64();

@@ -8,32 +8,12 @@
 
 use std::sync::Arc;
 
+use reco_core::EventType;
 use reco_lake::{gold::RowSet, read::SilverEvent};
 use reco_telemetry::Telemetry;
 use serde_json::{Map, Value};
 
 use crate::{GoldConfig, Result, watermark::Watermarks};
-
-/// A silver table the gold job reads.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub enum Source {
-    Views,
-    Clicks,
-    Ratings,
-}
-
-impl Source {
-    pub const ALL: [Source; 3] = [Source::Views, Source::Clicks, Source::Ratings];
-
-    /// The Kafka topic, which is also the silver table's name.
-    pub fn topic(self) -> &'static str {
-        match self {
-            Source::Views => "events_views",
-            Source::Clicks => "events_clicks",
-            Source::Ratings => "events_ratings",
-        }
-    }
-}
 
 /// What recording an event did.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -84,7 +64,7 @@ pub trait Aggregate: Send + Sync {
     fn name(&self) -> &'static str;
 
     /// The silver tables it reads: each partition of each is an input of its watermark.
-    fn sources(&self) -> &'static [Source];
+    fn sources(&self) -> &'static [EventType];
 
     /// Whether it needs `user_id`, `session_id` and `rating` (read only when some aggregate does).
     fn needs_users(&self) -> bool;
@@ -98,7 +78,7 @@ pub trait Aggregate: Send + Sync {
     fn watermarks(&mut self) -> &mut Watermarks;
 
     /// One silver row of `source`, read from `input` at processing time `now_us`.
-    fn record(&mut self, source: Source, input: usize, event: &SilverEvent<'_>, now_us: i64) -> Recorded;
+    fn record(&mut self, source: EventType, input: usize, event: &SilverEvent<'_>, now_us: i64) -> Recorded;
 
     /// The job handed it `rows` rows of silver `table` this cycle, of which it judged `late` late
     /// and `beyond` beyond its horizon: its metrics of what it counted.

@@ -19,12 +19,13 @@ use std::{
     sync::Arc,
 };
 
+use reco_core::EventType;
 use reco_lake::{GoldTable, SilverFeed, schema::date_of};
 use reco_telemetry::Telemetry;
 
 use crate::{
     Error, GoldConfig, Result,
-    aggregate::{Mode, Recorded, Source, hosted},
+    aggregate::{Mode, Recorded, hosted},
     checkpoint::Checkpoints,
     job::now_us,
     lease::{Kept, Lease},
@@ -88,7 +89,7 @@ async fn recompute(
         .try_fold(None::<(i32, i32)>, |acc, span| {
             span.map(|(f, t)| Some(acc.map_or((f, t), |(a, b)| (a.min(f), b.max(t)))))
         });
-    let sources: BTreeSet<Source> = aggregates.iter().flat_map(|a| a.sources().iter().copied()).collect();
+    let sources: BTreeSet<EventType> = aggregates.iter().flat_map(|a| a.sources().iter().copied()).collect();
     let users = aggregates.iter().any(|a| a.needs_users());
     let mut inputs = Vec::new();
     for source in sources {

@@ -433,10 +433,23 @@ impl CoVisits {
         dirty.into_iter().map(|id| (self.names[id as usize].clone(), self.list(id))).collect()
     }
 
-    /// Items, candidate pairs and users held: the size of the state.
-    pub fn state_size(&self) -> (usize, usize, usize) {
-        (self.names.len(), self.items.iter().map(|i| i.candidates.len()).sum(), self.users.len())
+    /// The size of the state.
+    pub fn state_size(&self) -> StateSize {
+        StateSize {
+            items: self.names.len(),
+            pairs: self.items.iter().map(|i| i.candidates.len()).sum(),
+            users: self.users.len(),
+        }
     }
+}
+
+/// What [`CoVisits`] holds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct StateSize {
+    pub items: usize,
+    /// Candidate pairs (an item and a neighbour it may list).
+    pub pairs: usize,
+    pub users: usize,
 }
 
 #[cfg(test)]

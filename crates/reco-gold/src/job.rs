@@ -8,6 +8,7 @@ use std::{
     time::Instant,
 };
 
+use reco_core::EventType;
 use reco_lake::{GoldTable, SilverFeed, Upstream, read::EventBatch};
 use reco_telemetry::{Telemetry, Throttle};
 use tokio_util::sync::CancellationToken;
@@ -15,7 +16,7 @@ use tracing::{info, warn};
 
 use crate::{
     Error, GoldConfig, Result,
-    aggregate::{Aggregate, Mode, Publication, Recorded, Source, hosted},
+    aggregate::{Aggregate, Mode, Publication, Recorded, hosted},
     checkpoint::Checkpoints,
     lease::Kept,
 };
@@ -49,11 +50,11 @@ struct Hosted {
 }
 
 impl Hosted {
-    fn reads(&self, source: Source) -> bool {
+    fn reads(&self, source: EventType) -> bool {
         self.aggregate.sources().contains(&source)
     }
 
-    fn version(&self, source: Source) -> i64 {
+    fn version(&self, source: EventType) -> i64 {
         self.versions.get(source.topic()).copied().unwrap_or(-1)
     }
 }
@@ -63,7 +64,7 @@ pub(crate) struct Job {
     telemetry: Arc<Telemetry>,
     hosted: Vec<Hosted>,
     /// Every silver table some aggregate reads.
-    feeds: BTreeMap<Source, SilverFeed>,
+    feeds: BTreeMap<EventType, SilverFeed>,
     tables: BTreeMap<String, GoldTable>,
     lease: Kept,
     /// Input counted since the last checkpoint.
@@ -97,7 +98,8 @@ impl Job {
             }
             aggregates.push(Hosted { aggregate, checkpoints, versions });
         }
-        let sources: BTreeSet<Source> = aggregates.iter().flat_map(|h| h.aggregate.sources().iter().copied()).collect();
+        let sources: BTreeSet<EventType> =
+            aggregates.iter().flat_map(|h| h.aggregate.sources().iter().copied()).collect();
         let feeds = sources.iter().map(|s| (*s, SilverFeed::new(&config.lake, s.topic()))).collect();
         let mut tables = BTreeMap::new();
         for name in aggregates.iter().flat_map(|h| h.aggregate.tables()) {
@@ -197,7 +199,7 @@ impl Job {
     async fn cycle(&mut self) -> Result<bool> {
         let mut more = false;
         let mut upstreams = Vec::new();
-        let sources: Vec<Source> = self.feeds.keys().copied().collect();
+        let sources: Vec<EventType> = self.feeds.keys().copied().collect();
         for source in sources {
             let Some(feed) = self.feeds.get_mut(&source) else { continue };
             let Some(latest) = feed.latest().await? else { continue };
@@ -212,7 +214,7 @@ impl Job {
             let upto = latest.min(from + self.config.max_versions_per_cycle as i64).min(ahead.unwrap_or(i64::MAX));
             let feeding: Vec<usize> = readers.into_iter().filter(|i| self.hosted[*i].version(source) == from).collect();
             let files = feed.files_between(Some(from), upto).await?;
-            upstreams.extend(feed.upstream().cloned());
+            upstreams.extend(feed.take_upstreams().into_iter().map(|u| (source.topic(), u)));
             let users = feeding.iter().any(|i| self.hosted[*i].aggregate.needs_users());
             let batches = tokio::task::spawn_blocking(move || reco_lake::read::read_events(&files, users))
                 .await
@@ -283,21 +285,33 @@ impl Job {
         }
     }
 
-    /// What silver knew of Kafka when it made the commits read this cycle: every partition of the
-    /// topics an aggregate reads is an input, rows or not (one whose first rows come in a later
-    /// commit holds the watermark meanwhile, until idle, unless silver found its log empty),
-    /// and the partitions silver has not read to the end are catching up, not idle. Read from
-    /// every table's commits, since silver says this for all its topics: the clicks table's
-    /// first commit may come after the views table's hundredth.
-    fn wait_for_upstream(&mut self, upstreams: Vec<Upstream>) {
+    /// What silver knew of Kafka when it made the commits read this cycle (`(table's topic,
+    /// what its commit said)`): every partition of the topics an aggregate reads is an input,
+    /// rows or not (one whose first rows come in a later commit holds the watermark meanwhile,
+    /// until idle, unless silver found its log empty); the partitions silver has not read to
+    /// the end are catching up, and those whose log ends past what their writer committed wait
+    /// for a writer: neither is idle. Read from every table's commits, since silver says this
+    /// for all its topics: the clicks table's first commit may come after the views table's
+    /// hundredth.
+    fn wait_for_upstream(&mut self, upstreams: Vec<(&'static str, Upstream)>) {
         let now = now_us();
         let partitions = |list: &BTreeMap<String, Vec<i32>>, topic: &str| list.get(topic).cloned().unwrap_or_default();
-        for upstream in upstreams {
+        for (committed, upstream) in upstreams {
             for h in &mut self.hosted {
                 for source in h.aggregate.sources() {
                     let (topic, marks) = (source.topic(), h.aggregate.watermarks());
                     for partition in 0..upstream.partitions.get(topic).copied().unwrap_or(0) {
                         marks.input(topic, partition, now);
+                    }
+                    if topic == committed {
+                        for (partition, next) in &upstream.read {
+                            let input = marks.input(topic, *partition, now);
+                            marks.read(input, *next);
+                        }
+                    }
+                    for (partition, end) in upstream.log_ends.get(topic).into_iter().flatten() {
+                        let input = marks.input(topic, *partition, now);
+                        marks.log_end(input, *end, now);
                     }
                     for partition in partitions(&upstream.empty, topic) {
                         let input = marks.input(topic, partition, now);
@@ -334,7 +348,7 @@ struct Fed {
 }
 
 /// Hands `batches` of `source` to `aggregate`, each Kafka partition an input of its watermark.
-fn hand_over(aggregate: &mut dyn Aggregate, source: Source, batches: &[EventBatch], now: i64) -> Fed {
+fn hand_over(aggregate: &mut dyn Aggregate, source: EventType, batches: &[EventBatch], now: i64) -> Fed {
     let mut fed = Fed { late: 0, beyond: 0, first_late: None };
     let mut inputs: BTreeMap<i32, usize> = BTreeMap::new();
     for batch in batches {

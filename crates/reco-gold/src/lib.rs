@@ -13,13 +13,14 @@
 //! each row 12× and 96×).
 //!
 //! ```
-//! use reco_gold::window::{Config, Kind, Trending};
+//! use reco_gold::window::{Config, Trending};
+//! use reco_core::EventType;
 //! let mut t = Trending::new(Config::default());
 //! let (minute, now) = (60_000_000, 1_800_000_000_000_000); // `now`: wall clock, µs
 //! let views = t.watermarks_mut().input("events_views", 0, now); // one input per silver table partition
-//! t.record(views, "m1", Kind::View, 0, now);
-//! t.record(views, "m1", Kind::Click, 10 * minute, now);
-//! t.record(views, "m2", Kind::View, 2 * 60 * minute, now); // moves the watermark past the first hour
+//! t.record(views, "m1", EventType::View, 0, now);
+//! t.record(views, "m1", EventType::Click, 10 * minute, now);
+//! t.record(views, "m2", EventType::View, 2 * 60 * minute, now); // moves the watermark past the first hour
 //! let due = t.advance(now);
 //! let first = due.iter().find(|w| w.window == "1h" && w.start_us == 0).unwrap();
 //! assert_eq!((first.rows[0].item_id.as_str(), first.rows[0].score, first.complete), ("m1", 4.0, true));

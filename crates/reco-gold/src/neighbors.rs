@@ -7,6 +7,7 @@ use std::{
     sync::Arc,
 };
 
+use reco_core::EventType;
 use reco_lake::{
     gold::{
         RowSet,
@@ -14,17 +15,18 @@ use reco_lake::{
     },
     read::SilverEvent,
 };
+use reco_telemetry::Telemetry;
 use serde_json::{Map, Value};
 use tracing::info;
 
 use crate::{
     Error, GoldConfig, Result,
-    aggregate::{Aggregate, Publication, Recorded, Saved, Source},
+    aggregate::{Aggregate, Publication, Recorded, Saved},
     covisit::{Action, CoVisits, Config, Interaction, State},
     watermark::{InputMark, Watermarks},
 };
 
-const SOURCES: [Source; 3] = [Source::Views, Source::Clicks, Source::Ratings];
+const SOURCES: [EventType; 3] = [EventType::View, EventType::Click, EventType::Rating];
 
 /// Least processing time between two publications: a busy cycle every 200 ms would otherwise
 /// rewrite the same buckets five times a second.
@@ -129,7 +131,14 @@ fn publication(
         sets,
         clear: None,
         report: Box::new(move |_| {
-            info!(table = TABLE, buckets, items, held_items = held.0, held_pairs = held.1, "item neighbours published");
+            info!(
+                table = TABLE,
+                buckets,
+                items,
+                held_items = held.items,
+                held_pairs = held.pairs,
+                "item neighbours published"
+            );
         }),
     }])
 }
@@ -139,7 +148,7 @@ impl Aggregate for NeighborsAggregate {
         "item_neighbors"
     }
 
-    fn sources(&self) -> &'static [Source] {
+    fn sources(&self) -> &'static [EventType] {
         &SOURCES
     }
 
@@ -155,11 +164,11 @@ impl Aggregate for NeighborsAggregate {
         &mut self.marks
     }
 
-    fn record(&mut self, source: Source, input: usize, event: &SilverEvent<'_>, now_us: i64) -> Recorded {
+    fn record(&mut self, source: EventType, input: usize, event: &SilverEvent<'_>, now_us: i64) -> Recorded {
         let action = match source {
-            Source::Views => Action::View,
-            Source::Clicks => Action::Click,
-            Source::Ratings => Action::Rating(event.rating.unwrap_or(f64::NEG_INFINITY)),
+            EventType::View => Action::View,
+            EventType::Click => Action::Click,
+            EventType::Rating => Action::Rating(event.rating.unwrap_or(f64::NEG_INFINITY)),
         };
         let watermark = self.marks.current();
         self.marks.observe(input, event.event_time_us, now_us);
@@ -172,6 +181,11 @@ impl Aggregate for NeighborsAggregate {
         };
         self.provisional = false;
         if self.core.record(interaction, watermark) { Recorded::Late } else { Recorded::OnTime }
+    }
+
+    fn counted(&self, telemetry: &Telemetry, table: &str, _rows: u64, late: u64, _beyond: u64) {
+        // Created at zero with the first rows read: "none late" is a series.
+        telemetry.gold.neighbors_late(table, late);
     }
 
     fn advance(&mut self, now_us: i64) -> Result<Vec<Publication>> {
@@ -250,8 +264,8 @@ impl Aggregate for NeighborsAggregate {
     }
 
     fn state_size(&self) -> usize {
-        let (_, pairs, users) = self.core.state_size();
-        pairs + users
+        let held = self.core.state_size();
+        held.pairs + held.users
     }
 }
 

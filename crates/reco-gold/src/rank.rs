@@ -2,10 +2,10 @@
 
 use std::collections::HashMap;
 
-use crate::window::Row;
+use crate::window::RankedRow;
 
 /// Ranks counts by score, ties by `item_id` ascending, and keeps the top `n`.
-pub fn rank(totals: HashMap<&str, (u64, u64)>, view_weight: f64, click_weight: f64, n: usize) -> Vec<Row> {
+pub fn rank(totals: HashMap<&str, (u64, u64)>, view_weight: f64, click_weight: f64, n: usize) -> Vec<RankedRow> {
     top_n(totals.into_iter().map(|(i, (v, c))| (i, v, c)), view_weight, click_weight, n)
 }
 
@@ -16,7 +16,7 @@ pub fn top_n<'a>(
     view_weight: f64,
     click_weight: f64,
     n: usize,
-) -> Vec<Row> {
+) -> Vec<RankedRow> {
     let mut scored: Vec<(f64, &str, u64, u64)> =
         counts.map(|(item, v, c)| (view_weight * v as f64 + click_weight * c as f64, item, v, c)).collect();
     // Items are unique, so this is a total order.
@@ -32,7 +32,7 @@ pub fn top_n<'a>(
     scored
         .into_iter()
         .enumerate()
-        .map(|(i, (score, item, views, clicks))| Row {
+        .map(|(i, (score, item, views, clicks))| RankedRow {
             rank: i as u32 + 1,
             item_id: item.to_owned(),
             views,

@@ -4,6 +4,7 @@
 
 use std::{collections::BTreeMap, sync::Arc, time::Duration};
 
+use reco_core::EventType;
 use reco_lake::{
     deltalake::{
         arrow::{
@@ -12,7 +13,7 @@ use reco_lake::{
         },
         parquet::{arrow::ArrowWriter, basic::Compression, file::properties::WriterProperties},
     },
-    gold::{GoldRow, GoldWindow, RowSet, table_name},
+    gold::{RowSet, TrendingRow, WindowRows, table_name},
     read::SilverEvent,
 };
 use reco_telemetry::Telemetry;
@@ -21,12 +22,12 @@ use tracing::info;
 
 use crate::{
     Error, GoldConfig, Result,
-    aggregate::{Aggregate, Mode, Publication, Recorded, Saved, Source},
+    aggregate::{Aggregate, Mode, Publication, Recorded, Saved},
     watermark::Watermarks,
-    window::{Config, Kind, Snapshot, Trending, WindowResult},
+    window::{Config, RankedWindow, Snapshot, Trending},
 };
 
-const SOURCES: [Source; 2] = [Source::Views, Source::Clicks];
+const SOURCES: [EventType; 2] = [EventType::View, EventType::Click];
 
 pub(crate) struct TrendingAggregate {
     core: Trending,
@@ -59,12 +60,12 @@ impl TrendingAggregate {
     /// window's rows stamped with one `computed_at`.
     fn publications(
         &self,
-        due: Vec<WindowResult>,
+        due: Vec<RankedWindow>,
         every: bool,
         clear: impl Fn(i64) -> Option<(i64, i64)>,
     ) -> Result<Vec<Publication>> {
         let computed_at = crate::job::now_us();
-        let mut by_window: BTreeMap<&'static str, Vec<WindowResult>> = BTreeMap::new();
+        let mut by_window: BTreeMap<&'static str, Vec<RankedWindow>> = BTreeMap::new();
         for r in due {
             by_window.entry(r.window).or_default().push(r);
         }
@@ -108,7 +109,7 @@ impl Aggregate for TrendingAggregate {
         "trending"
     }
 
-    fn sources(&self) -> &'static [Source] {
+    fn sources(&self) -> &'static [EventType] {
         &SOURCES
     }
 
@@ -124,8 +125,7 @@ impl Aggregate for TrendingAggregate {
         self.core.watermarks_mut()
     }
 
-    fn record(&mut self, source: Source, input: usize, event: &SilverEvent<'_>, now_us: i64) -> Recorded {
-        let kind = if source == Source::Clicks { Kind::Click } else { Kind::View };
+    fn record(&mut self, source: EventType, input: usize, event: &SilverEvent<'_>, now_us: i64) -> Recorded {
         let t = event.event_time_us;
         if let Mode::Backfill { from_us, to_us } = self.mode {
             // Every event moves its input's watermark, in range or not: the range's windows are
@@ -136,7 +136,7 @@ impl Aggregate for TrendingAggregate {
                 return Recorded::OutOfRange;
             }
         }
-        self.core.record(input, event.item_id, kind, t, now_us)
+        self.core.record(input, event.item_id, source, t, now_us)
     }
 
     fn counted(&self, telemetry: &Telemetry, table: &str, rows: u64, late: u64, beyond: u64) {
@@ -246,15 +246,15 @@ fn scheme(config: &Config) -> Vec<(String, i64, i64)> {
 }
 
 /// Converts window results to gold rows, stamped with one `computed_at`.
-pub(crate) fn gold_windows(results: &[WindowResult], computed_at_us: i64) -> Vec<GoldWindow> {
+pub(crate) fn gold_windows(results: &[RankedWindow], computed_at_us: i64) -> Vec<WindowRows> {
     results
         .iter()
-        .map(|r| GoldWindow {
+        .map(|r| WindowRows {
             start_us: r.start_us,
             rows: r
                 .rows
                 .iter()
-                .map(|row| GoldRow {
+                .map(|row| TrendingRow {
                     window_start_us: r.start_us,
                     window_end_us: r.end_us,
                     item_id: row.item_id.clone(),

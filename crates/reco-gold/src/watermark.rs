@@ -15,6 +15,13 @@
 //!   input silver names before its first row exists holds the watermark until it has rows or
 //!   idles. While catching up, "no data yet" means "not read yet". A restart counts every
 //!   input of its checkpoint as active from then on ([`Watermarks::restore`]).
+//! - **Unread records.** A partition whose Kafka log ends past the offset its silver writer last
+//!   committed ([`Watermarks::read`], [`Watermarks::log_end`]) has records no one has read: its
+//!   writer died or stopped, and the consumer group has not handed its partitions to another
+//!   yet. Any writer's commit can say so (each reports every partition's log end), so the input
+//!   is not idle however long its own writer is silent, for up to [`UNREAD_HOLD_US`]. Without
+//!   this, traffic resuming after a lull while one writer is down lets the others' partitions
+//!   move the watermark past the down writer's records (seen in the chaos test).
 //! - **Empty inputs.** An input without rows whose Kafka log silver reported empty
 //!   ([`Watermarks::empty`]) counts as if it had data up to the newest event read from any
 //!   input when the report came (its *frontier*): a record produced to it after silver looked
@@ -47,13 +54,27 @@ pub struct InputMark {
     /// without rows are empty and which are only unread.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub empty_frontier_us: Option<i64>,
+    /// The next offset silver's writer of this partition reads, past its last commit.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub read: Option<i64>,
 }
+
+/// Longest an input counts as active only because its log holds records silver has not read:
+/// longer than a consumer group takes to give a dead or stopped member's partitions to another
+/// (its session timeout, 10 s by default in silver) or a live one that stopped polling
+/// (`max.poll.interval.ms`, 5 min by default), so a writer that does not come back holds the
+/// watermark for a bounded time. Bounded also because a log may end in transaction markers
+/// read after the writer's last commit, which look like unread records until its next one.
+pub const UNREAD_HOLD_US: i64 = 300_000_000;
 
 #[derive(Clone, Debug)]
 struct Input {
     mark: InputMark,
     /// Processing time of the last data (or of the last hold).
     last_data_at_us: i64,
+    /// Processing time since which reports have said its log holds records silver has not read
+    /// (since [`InputMark::read`] last moved).
+    unread_since_us: Option<i64>,
 }
 
 /// Index of an input, from [`Watermarks::input`].
@@ -102,8 +123,9 @@ impl Watermarks {
         if let Some(id) = self.inputs.iter().position(|i| i.mark.partition == partition && i.mark.table == table) {
             return id;
         }
-        let mark = InputMark { table: table.to_owned(), partition, max_event_us: None, empty_frontier_us: None };
-        self.inputs.push(Input { mark, last_data_at_us: now_us });
+        let mark =
+            InputMark { table: table.to_owned(), partition, max_event_us: None, empty_frontier_us: None, read: None };
+        self.inputs.push(Input { mark, last_data_at_us: now_us, unread_since_us: None });
         self.inputs.len() - 1
     }
 
@@ -128,6 +150,32 @@ impl Watermarks {
         let newest = self.max_event();
         let frontier = &mut self.inputs[input].mark.empty_frontier_us;
         *frontier = (*frontier).max(newest);
+    }
+
+    /// Silver's writer of `input` committed it up to `next` (the next offset it reads). The
+    /// newest report wins: commits of one partition come in offset order (a log reset may
+    /// start it lower).
+    pub fn read(&mut self, input: InputId, next: i64) {
+        let i = &mut self.inputs[input];
+        if i.mark.read != Some(next) {
+            i.mark.read = Some(next);
+            i.unread_since_us = None;
+        }
+    }
+
+    /// A silver writer found `input`'s Kafka log ending at `end` (records in it) at processing
+    /// time `now_us`: records past what its writer last committed are waiting, and hold the
+    /// input for up to [`UNREAD_HOLD_US`].
+    pub fn log_end(&mut self, input: InputId, end: i64, now_us: i64) {
+        let i = &mut self.inputs[input];
+        if end <= i.mark.read.unwrap_or(0) {
+            i.unread_since_us = None;
+            return;
+        }
+        let since = *i.unread_since_us.get_or_insert(now_us);
+        if now_us.saturating_sub(since) < UNREAD_HOLD_US {
+            self.hold_input(input, now_us);
+        }
     }
 
     /// `table` has data waiting to be read: its inputs are not idle.
@@ -202,8 +250,10 @@ impl Watermarks {
             let quiet = now_us.saturating_sub(i.last_data_at_us) as f64 / 1e6;
             let holds = if self.holds(i, now_us) { "holds" } else { "idle" };
             let empty = i.mark.empty_frontier_us.map(|f| format!(" empty_frontier_us={f}")).unwrap_or_default();
+            let unread = (i.unread_since_us.map(|t| format!(" unread_s={:.1}", now_us.saturating_sub(t) as f64 / 1e6)))
+                .unwrap_or_default();
             let (table, partition, max) = (&i.mark.table, i.mark.partition, i.mark.max_event_us);
-            format!("{table}/{partition} max_event_us={max:?}{empty} quiet_s={quiet:.1} {holds}")
+            format!("{table}/{partition} max_event_us={max:?}{empty}{unread} quiet_s={quiet:.1} {holds}")
         };
         self.inputs.iter().map(line).collect::<Vec<_>>().join("; ")
     }
@@ -314,6 +364,46 @@ mod tests {
         // Unless it never comes back: after the idle timeout it holds nothing.
         w.observe(a, 20_000 * S, NOW + 61 * S);
         assert_eq!(w.update(NOW + 61 * S), Some(19_700 * S));
+    }
+
+    #[test]
+    fn records_no_writer_has_read_hold_their_input_past_the_idle_timeout_for_a_bounded_time() {
+        // The chaos finding: views 0's writer stops during a lull; traffic resumes; the other
+        // writer's commits report views 0's log growing while its own writer stays silent.
+        let mut w = Watermarks::new(0, 60 * S);
+        let (mine, theirs) = (w.input("views", 0, NOW), w.input("views", 1, NOW));
+        w.observe(mine, 1000 * S, NOW);
+        w.read(mine, 500);
+        w.observe(theirs, 1000 * S, NOW);
+        w.read(theirs, 700);
+        // A lull longer than the idle timeout: the log ends where the writers read.
+        w.log_end(mine, 500, NOW + 90 * S);
+        assert!(w.all_idle(NOW + 90 * S), "nothing unread: idle");
+        // Traffic resumes; only views 1's writer reads and commits; views 0's log grows.
+        for k in 0..10 {
+            let now = NOW + (100 + k * 30) * S;
+            w.observe(theirs, (5000 + k * 100) * S, now);
+            w.read(theirs, 800 + k);
+            w.log_end(mine, 600 + k, now);
+            w.update(now);
+        }
+        assert_eq!(w.current(), Some(1000 * S), "views 0's unread records hold the watermark");
+        // Its writer comes back and commits them: on time.
+        let now = NOW + 400 * S;
+        w.observe(mine, 5100 * S, now);
+        w.read(mine, 610);
+        w.observe(theirs, 5900 * S, now);
+        assert_eq!(w.update(now), Some(5100 * S));
+        // A writer that never comes back holds for UNREAD_HOLD_US, then idles as before.
+        let start = NOW + 500 * S;
+        let mut now = start;
+        while now - start < UNREAD_HOLD_US + 60 * S {
+            w.observe(theirs, 6000 * S + (now - start), now);
+            w.log_end(mine, 700, now);
+            w.update(now);
+            now += 10 * S;
+        }
+        assert!(w.current().is_some_and(|wm| wm > 5100 * S), "released after the bound: {:?}", w.current());
     }
 
     #[test]

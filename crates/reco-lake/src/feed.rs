@@ -12,8 +12,9 @@ pub struct SilverFeed {
     delta: Option<DeltaTable>,
     /// Parquet: the newest batch-log entry seen.
     parquet_latest: i64,
-    /// What the writer of the newest commit read that says knew of Kafka.
-    upstream: Option<Upstream>,
+    /// What the writers of the commits read since the last [`SilverFeed::take_upstreams`] knew
+    /// of Kafka, oldest first.
+    upstreams: Vec<Upstream>,
     /// Delta: the newest version seen.
     delta_latest: Option<i64>,
 }
@@ -25,7 +26,7 @@ impl SilverFeed {
             topic: topic.to_owned(),
             delta: None,
             parquet_latest: -1,
-            upstream: None,
+            upstreams: Vec::new(),
             delta_latest: None,
         }
     }
@@ -34,10 +35,12 @@ impl SilverFeed {
         &self.topic
     }
 
-    /// What silver knew of Kafka (partition counts, partitions not read to the end) when it
-    /// made the newest commit [`SilverFeed::files_between`] read that says; `None` before.
-    pub fn upstream(&self) -> Option<&Upstream> {
-        self.upstream.as_ref()
+    /// What silver knew of Kafka (partition counts, partitions not read to the end, log ends)
+    /// when it made each commit [`SilverFeed::files_between`] read since the last call, oldest
+    /// first: every writer's, not only the newest one's (two workers' commits interleave, and
+    /// each speaks for its own partitions).
+    pub fn take_upstreams(&mut self) -> Vec<Upstream> {
+        std::mem::take(&mut self.upstreams)
     }
 
     /// The newest committed version; `None` while the table does not exist yet.
@@ -75,7 +78,7 @@ impl SilverFeed {
                 let key = silver_key(&self.topic);
                 let Some(table) = self.delta_table().await? else { return Ok(Vec::new()) };
                 let info = added_files(table, after, upto).await?;
-                self.upstream = info.upstream.or(self.upstream.take());
+                self.upstreams.extend(info.upstreams);
                 let added = info.files;
                 Ok(added.into_iter().map(|rel| self.lake.data_file(&format!("{key}/{rel}"))).collect())
             }
@@ -85,7 +88,7 @@ impl SilverFeed {
                     let info = parquet_log::entry_silver_files(&self.lake, &self.topic, v)?.ok_or_else(|| {
                         Error::BatchLog { path: format!("{} entry {v}", self.topic), message: "missing".into() }
                     })?;
-                    self.upstream = info.upstream.or(self.upstream.take());
+                    self.upstreams.extend(info.upstream);
                     out.extend(info.files);
                 }
                 Ok(out)
@@ -110,7 +113,11 @@ impl SilverFeed {
                     None => Vec::new(),
                 }
             }
-            (Format::Parquet, Some(v)) => self.files_between(None, v).await?,
+            (Format::Parquet, Some(v)) => {
+                let files = self.files_between(None, v).await?;
+                self.upstreams.clear(); // a snapshot has no use for them; a long log would pile them up
+                files
+            }
         };
         Ok((latest, files))
     }
@@ -133,7 +140,7 @@ impl SilverFeed {
 }
 
 /// Commits of a Delta table after `after`, up to `upto`: the relative paths added with
-/// `dataChange`, and the newest [`Upstream`] a `commitInfo` holds. Compaction rewrites
+/// `dataChange`, and the [`Upstream`] each `commitInfo` holds. Compaction rewrites
 /// (`dataChange: false`) carry no new rows and are skipped, as Delta streaming readers do.
 async fn added_files(table: &DeltaTable, after: i64, upto: i64) -> Result<AddedFiles> {
     let name = table.table_url().to_string();
@@ -151,7 +158,7 @@ async fn added_files(table: &DeltaTable, after: i64, upto: i64) -> Result<AddedF
                 Action::Add(add) if add.data_change => out.files.push(add.path),
                 Action::CommitInfo(info) => {
                     if let Some(u) = info.info.get(crate::delta::UPSTREAM) {
-                        out.upstream = serde_json::from_value(u.clone()).ok().or(out.upstream.take());
+                        out.upstreams.extend(serde_json::from_value(u.clone()).ok());
                     }
                 }
                 _ => {}
@@ -164,5 +171,5 @@ async fn added_files(table: &DeltaTable, after: i64, upto: i64) -> Result<AddedF
 #[derive(Debug, Default)]
 struct AddedFiles {
     files: Vec<String>,
-    upstream: Option<Upstream>,
+    upstreams: Vec<Upstream>,
 }

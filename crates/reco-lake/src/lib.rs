@@ -35,7 +35,7 @@ pub use compact::{COMPACT_APP_ID, CompactPolicy, CompactStats, Compactor};
 pub use deltalake;
 pub use error::{Error, Result};
 pub use feed::SilverFeed;
-pub use gold::{GoldRow, GoldTable, GoldWindow};
+pub use gold::{GoldTable, TrendingRow, WindowRows};
 pub use read::StoredIds;
 pub use schema::{DeadLetterRow, SilverRow};
 
@@ -277,6 +277,16 @@ pub struct Upstream {
     /// partition no client ever wrote to would otherwise hold every window open until it idled.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub empty: BTreeMap<String, Vec<i32>>,
+    /// Per topic: the end offset (high watermark) of every partition whose Kafka log holds
+    /// records, the writer's or not. Beside [`Upstream::read`] of the partition's own writer,
+    /// it tells gold of records no writer has read yet: a dead or stopped writer's partitions,
+    /// which another writer's commits still describe until the group hands them over.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub log_ends: BTreeMap<String, BTreeMap<i32, i64>>,
+    /// Per partition of the committed topic assigned to the writer: the next offset it reads,
+    /// past what the commit holds (and past transaction markers it read).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub read: BTreeMap<i32, i64>,
 }
 
 #[derive(Clone, Debug, PartialEq)]

@@ -67,7 +67,7 @@ fn describe(errors: &[FieldError]) -> String {
 }
 
 /// The dead-letter row of a record.
-pub fn dead_letter(record: &RawRecord<'_>, kind: ErrorKind, message: String, now_us: i64) -> DeadLetterRow {
+pub fn deadletter_row(record: &RawRecord<'_>, kind: ErrorKind, message: String, now_us: i64) -> DeadLetterRow {
     DeadLetterRow {
         kafka_topic: record.topic.to_owned(),
         kafka_partition: record.partition,

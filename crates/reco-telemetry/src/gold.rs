@@ -33,6 +33,7 @@ struct Window {
 pub struct GoldMetrics {
     events_in: Family<Table, Counter>,
     late_events: Family<Table, Counter>,
+    neighbors_late_events: Family<Table, Counter>,
     beyond_horizon: Family<Table, Counter>,
     versions_consumed: Family<Table, Counter>,
     silver_version: Family<Table, Gauge>,
@@ -66,6 +67,7 @@ impl GoldMetrics {
         GoldMetrics {
             events_in: Family::default(),
             late_events: Family::default(),
+            neighbors_late_events: Family::default(),
             beyond_horizon: Family::default(),
             versions_consumed: Family::default(),
             silver_version: Family::default(),
@@ -96,6 +98,11 @@ impl GoldMetrics {
             "reco_gold_late_events",
             "Events that arrived after a window they belong to was published (it is published again), by table",
             self.late_events.clone(),
+        );
+        r.register(
+            "reco_gold_neighbors_late_events",
+            "Events that reached the item-neighbour counts after the watermark had passed them (applied in arrival order), by table",
+            self.neighbors_late_events.clone(),
         );
         r.register(
             "reco_gold_beyond_horizon_events",
@@ -182,6 +189,11 @@ impl GoldMetrics {
         self.events_in.get_or_create(&label).inc_by(counted);
         self.late_events.get_or_create(&label).inc_by(late);
         self.beyond_horizon.get_or_create(&label).inc_by(beyond_horizon);
+    }
+
+    /// Events of `table` the item-neighbour counts applied after the watermark had passed them.
+    pub fn neighbors_late(&self, table: &str, late: u64) {
+        self.neighbors_late_events.get_or_create(&Table { table: table.to_owned() }).inc_by(late);
     }
 
     pub fn silver_versions(&self, table: &str, consumed: u64, latest: i64) {

@@ -39,11 +39,6 @@ impl UserHistories {
         self.histories.read().unwrap_or_else(PoisonError::into_inner).get(user)
     }
 
-    /// `(users, items, events applied)`.
-    pub fn counts(&self) -> (usize, usize, u64) {
-        self.histories.read().unwrap_or_else(PoisonError::into_inner).counts()
-    }
-
     /// Takes one record from an event topic.
     pub fn take(&self, record: TailRecord<'_>) {
         let Some(payload) = record.payload else { return };

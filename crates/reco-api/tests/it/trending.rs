@@ -8,9 +8,9 @@ use axum::{
     http::{HeaderMap, Request, StatusCode, header},
 };
 use http_body_util::BodyExt;
-use reco_api::{ApiConfig, AppState, ServedWindow, TrendingCache, app};
+use reco_api::{ApiConfig, AppState, TrendingCache, app};
 use reco_kafka::{EventProducer, ProducerSettings};
-use reco_lake::{Format, GoldRow, GoldTable, GoldWindow, Lake};
+use reco_lake::{Format, GoldTable, Lake, TrendingRow, WindowRows};
 use reco_telemetry::Telemetry;
 use serde_json::Value;
 use tower::ServiceExt;
@@ -19,13 +19,13 @@ const HOUR: i64 = 3_600_000_000;
 /// 2019-03-01T00:00:00Z.
 const BASE: i64 = 1_551_398_400_000_000;
 
-fn window(start_us: i64, items: usize, computed_at_us: i64) -> GoldWindow {
+fn window(start_us: i64, items: usize, computed_at_us: i64) -> WindowRows {
     window_as(start_us, items, computed_at_us, true)
 }
 
-fn window_as(start_us: i64, items: usize, computed_at_us: i64, complete: bool) -> GoldWindow {
+fn window_as(start_us: i64, items: usize, computed_at_us: i64, complete: bool) -> WindowRows {
     let rows = (0..items)
-        .map(|i| GoldRow {
+        .map(|i| TrendingRow {
             window_start_us: start_us,
             window_end_us: start_us + HOUR,
             item_id: format!("item-{i:03}"),
@@ -37,7 +37,7 @@ fn window_as(start_us: i64, items: usize, computed_at_us: i64, complete: bool) -
             computed_at_us,
         })
         .collect();
-    GoldWindow { start_us, rows }
+    WindowRows { start_us, rows }
 }
 
 /// The API's state serving `cache`. Nobody produces here; the producer only completes it.
@@ -71,11 +71,7 @@ async fn get(state: &AppState, uri: &str, headers: &[(&str, &str)]) -> (StatusCo
 async fn trending(format: Format) {
     let dir = tempfile::tempdir().unwrap();
     let lake = Lake::new(dir.path(), format).unwrap();
-    let windows = vec![
-        ServedWindow { name: "1h".into(), length_us: HOUR },
-        ServedWindow { name: "24h".into(), length_us: 24 * HOUR },
-    ];
-    let cache = TrendingCache::new(lake.clone(), windows, 50);
+    let cache = TrendingCache::new(lake.clone(), reco_core::TRENDING_WINDOWS.to_vec(), 50);
     let state = state_with(cache.clone());
 
     // Before the gold job has published anything: 404 saying so.
@@ -200,7 +196,7 @@ async fn trending_parquet() {
 async fn the_background_refresh_picks_up_new_windows() {
     let dir = tempfile::tempdir().unwrap();
     let lake = Lake::new(dir.path(), Format::Delta).unwrap();
-    let cache = TrendingCache::new(lake.clone(), vec![ServedWindow { name: "1h".into(), length_us: HOUR }], 100);
+    let cache = TrendingCache::new(lake.clone(), vec![reco_core::TRENDING_WINDOWS[0]], 100);
     let shutdown = tokio_util::sync::CancellationToken::new();
     let task = tokio::spawn(cache.clone().run(Duration::from_millis(50), shutdown.clone()));
     let mut table = GoldTable::open(&lake, "trending_now_1h").await.unwrap();

@@ -17,6 +17,7 @@ use std::{
     sync::Arc,
 };
 
+use reco_core::{EventType, TRENDING_WINDOWS};
 use serde::{Deserialize, Serialize};
 
 mod panes;
@@ -28,17 +29,9 @@ pub use crate::{
     aggregate::Recorded,
     rank::{rank, top_n},
 };
+pub use reco_core::WindowSpec;
 
 const MINUTE_US: i64 = 60_000_000;
-
-/// A window length and slide, in microseconds.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct WindowSpec {
-    /// The `window` label and API parameter, e.g. `1h`.
-    pub name: &'static str,
-    pub length_us: i64,
-    pub slide_us: i64,
-}
 
 #[derive(Clone, Debug, PartialEq)]
 pub struct Config {
@@ -59,10 +52,7 @@ pub struct Config {
 impl Default for Config {
     fn default() -> Self {
         Config {
-            windows: vec![
-                WindowSpec { name: "1h", length_us: 60 * MINUTE_US, slide_us: 5 * MINUTE_US },
-                WindowSpec { name: "24h", length_us: 24 * 60 * MINUTE_US, slide_us: 15 * MINUTE_US },
-            ],
+            windows: TRENDING_WINDOWS.to_vec(),
             pane_us: 5 * MINUTE_US,
             lateness_us: 5 * MINUTE_US,
             horizon_us: 24 * 60 * MINUTE_US + 5 * MINUTE_US,
@@ -103,14 +93,8 @@ impl Config {
     }
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Kind {
-    View,
-    Click,
-}
-
 #[derive(Clone, Debug, PartialEq)]
-pub struct Row {
+pub struct RankedRow {
     /// 1 = top. Ties on score rank by `item_id` ascending.
     pub rank: u32,
     pub item_id: String,
@@ -121,11 +105,11 @@ pub struct Row {
 
 /// One window's ranked rows, to be written (replacing any earlier row set of that window).
 #[derive(Clone, Debug, PartialEq)]
-pub struct WindowResult {
+pub struct RankedWindow {
     pub window: &'static str,
     pub start_us: i64,
     pub end_us: i64,
-    pub rows: Vec<Row>,
+    pub rows: Vec<RankedRow>,
     /// Written again after it was published complete (late events changed it).
     pub republished: bool,
     /// The watermark passed its end; false for a provisional publication.
@@ -261,16 +245,25 @@ impl Trending {
     /// is in, except for late events, which mark the published windows they fall in. Lateness
     /// is judged against the watermark of the last [`Trending::advance`], never against the
     /// progress of events recorded since: within a cycle, one input running ahead cannot make
-    /// another's on-time events late.
-    pub fn record(&mut self, input: InputId, item_id: &str, kind: Kind, event_time_us: i64, now_us: i64) -> Recorded {
+    /// another's on-time events late. A rating counts for nothing in a trending score: it moves
+    /// the watermark only.
+    pub fn record(
+        &mut self,
+        input: InputId,
+        item_id: &str,
+        kind: EventType,
+        event_time_us: i64,
+        now_us: i64,
+    ) -> Recorded {
         self.marks.observe(input, event_time_us, now_us);
         if self.watermark_us().is_some_and(|wm| event_time_us < wm - self.config.horizon_us) {
             return Recorded::BeyondHorizon;
         }
         let pane = event_time_us.div_euclid(self.config.pane_us) * self.config.pane_us;
         let one = match kind {
-            Kind::View => (1, 0),
-            Kind::Click => (0, 1),
+            EventType::View => (1, 0),
+            EventType::Click => (0, 1),
+            EventType::Rating => return Recorded::OnTime,
         };
         add_str(self.panes.entry(pane).or_default(), &mut self.items, item_id, one);
         for (spec, running) in self.config.windows.iter().zip(&mut self.running) {
@@ -305,7 +298,7 @@ impl Trending {
     /// Moves the watermark and returns the windows due at processing time `now_us`: newly
     /// complete ones, re-opened (dirty) ones, and, once every input is idle, the open windows
     /// holding data as provisional. Forgets panes no acceptable event can reach any more.
-    pub fn advance(&mut self, now_us: i64) -> Vec<WindowResult> {
+    pub fn advance(&mut self, now_us: i64) -> Vec<RankedWindow> {
         let Some(watermark) = self.marks.update(now_us) else {
             return if self.marks.all_idle(now_us) { self.take_provisional() } else { Vec::new() };
         };
@@ -319,7 +312,7 @@ impl Trending {
 
     /// [`Trending::provisional`] when data arrived since the last provisional publication
     /// (at shutdown: the windows the next run will complete stay readable meanwhile).
-    pub fn take_provisional(&mut self) -> Vec<WindowResult> {
+    pub fn take_provisional(&mut self) -> Vec<RankedWindow> {
         if !std::mem::take(&mut self.provisional_stale) {
             return Vec::new();
         }
@@ -328,7 +321,7 @@ impl Trending {
 
     /// Every open window (not yet complete) that holds data, as provisional results: for the
     /// idle timeout, a shutdown, or a backfill. Changes no state.
-    pub fn provisional(&self) -> Vec<WindowResult> {
+    pub fn provisional(&self) -> Vec<RankedWindow> {
         let Some(max_event) = self.marks.max_event() else { return Vec::new() };
         let mut out = Vec::new();
         for (i, spec) in self.config.windows.iter().enumerate() {
@@ -361,21 +354,21 @@ impl Trending {
         counts: &Counts,
         republished: bool,
         complete: bool,
-    ) -> WindowResult {
+    ) -> RankedWindow {
         let rows = top_n(
             counts.iter().map(|(item, &(v, c))| (item.as_ref(), v, c)),
             self.config.view_weight,
             self.config.click_weight,
             self.config.top_n,
         );
-        WindowResult { window: spec.name, start_us: start, end_us: start + spec.length_us, rows, republished, complete }
+        RankedWindow { window: spec.name, start_us: start, end_us: start + spec.length_us, rows, republished, complete }
     }
 
     /// Publishes (as complete) the dirty windows and every window ending by `watermark`.
-    fn close_until(&mut self, watermark: i64) -> Vec<WindowResult> {
+    fn close_until(&mut self, watermark: i64) -> Vec<RankedWindow> {
         let mut out = Vec::new();
         for i in 0..self.config.windows.len() {
-            let spec = self.config.windows[i].clone();
+            let spec = self.config.windows[i];
             let target = watermark;
             let dirty = std::mem::take(&mut self.progress[i].dirty);
             for s in dirty {
@@ -426,7 +419,7 @@ impl Trending {
         }
     }
 
-    fn compute(&self, spec: &WindowSpec, start: i64, republished: bool) -> Option<WindowResult> {
+    fn compute(&self, spec: &WindowSpec, start: i64, republished: bool) -> Option<RankedWindow> {
         let mut totals: HashMap<&str, (u64, u64)> = HashMap::new();
         for counts in self.panes.range(start..start + spec.length_us).map(|(_, c)| c) {
             for (item, (v, c)) in counts {
@@ -444,7 +437,7 @@ impl Trending {
             self.config.click_weight,
             self.config.top_n,
         );
-        Some(WindowResult {
+        Some(RankedWindow {
             window: spec.name,
             start_us: start,
             end_us: start + spec.length_us,

@@ -8,11 +8,11 @@ use crate::watermark::InputId;
 const MIN: i64 = 60_000_000;
 const HOUR: i64 = 60 * MIN;
 
-type Event = (String, Kind, i64);
-type Published = BTreeMap<(&'static str, i64), Vec<Row>>;
+type Event = (String, EventType, i64);
+type Published = BTreeMap<(&'static str, i64), Vec<RankedRow>>;
 
 /// Ranks by sorting everything (independent of the job's top-N selection).
-fn brute_rank(totals: HashMap<&str, (u64, u64)>, config: &Config) -> Vec<Row> {
+fn brute_rank(totals: HashMap<&str, (u64, u64)>, config: &Config) -> Vec<RankedRow> {
     let mut all: Vec<(f64, &str, u64, u64)> = totals
         .into_iter()
         .map(|(i, (v, c))| (config.view_weight * v as f64 + config.click_weight * c as f64, i, v, c))
@@ -21,16 +21,23 @@ fn brute_rank(totals: HashMap<&str, (u64, u64)>, config: &Config) -> Vec<Row> {
     all.into_iter()
         .take(config.top_n)
         .enumerate()
-        .map(|(r, (score, item, views, clicks))| Row { rank: r as u32 + 1, item_id: item.into(), views, clicks, score })
+        .map(|(r, (score, item, views, clicks))| RankedRow {
+            rank: r as u32 + 1,
+            item_id: item.into(),
+            views,
+            clicks,
+            score,
+        })
         .collect()
 }
 
-/// Brute force: every window (by the CONTRACTS §5 definition) holding any of `events`, ranked.
+/// Brute force: every window (by the CONTRACTS §5 definition) holding any view or click of
+/// `events`, ranked.
 fn recount(config: &Config, events: &[Event]) -> Published {
     let mut out = BTreeMap::new();
     for spec in &config.windows {
         let mut starts = BTreeSet::new();
-        for (_, _, t) in events {
+        for (_, _, t) in events.iter().filter(|(_, kind, _)| *kind != EventType::Rating) {
             let mut s = t.div_euclid(spec.slide_us) * spec.slide_us;
             while s > t - spec.length_us {
                 starts.insert(s);
@@ -41,11 +48,14 @@ fn recount(config: &Config, events: &[Event]) -> Published {
             let mut totals: HashMap<&str, (u64, u64)> = HashMap::new();
             for (item, kind, t) in events {
                 if s <= *t && *t < s + spec.length_us {
+                    let (views, clicks) = match kind {
+                        EventType::View => (1, 0),
+                        EventType::Click => (0, 1),
+                        EventType::Rating => continue, // not in a trending score
+                    };
                     let e = totals.entry(item.as_str()).or_default();
-                    match kind {
-                        Kind::View => e.0 += 1,
-                        Kind::Click => e.1 += 1,
-                    }
+                    e.0 += views;
+                    e.1 += clicks;
                 }
             }
             out.insert((spec.name, s), brute_rank(totals, config));
@@ -67,7 +77,7 @@ struct Sink {
 }
 
 impl Sink {
-    fn take(&mut self, t: &Trending, results: Vec<WindowResult>) {
+    fn take(&mut self, t: &Trending, results: Vec<RankedWindow>) {
         for r in results {
             let spec = t.config().windows.iter().find(|w| w.name == r.window).unwrap();
             assert_eq!(r.end_us - r.start_us, spec.length_us);
@@ -147,15 +157,15 @@ fn scores_and_ties() {
 #[test]
 fn windows_close_when_the_watermark_passes_their_end() {
     let mut t = trending(Config::default());
-    let hourly = |due: &[WindowResult]| -> Vec<i64> {
+    let hourly = |due: &[RankedWindow]| -> Vec<i64> {
         due.iter().filter(|w| w.window == "1h").map(|w| w.start_us / MIN).collect()
     };
-    t.record(IN, "m", Kind::View, 10 * MIN, NOW);
+    t.record(IN, "m", EventType::View, 10 * MIN, NOW);
     assert!(t.advance(NOW).is_empty(), "watermark at 5 min: nothing closed");
-    t.record(IN, "m", Kind::View, HOUR + 4 * MIN, NOW); // watermark = 59 min
+    t.record(IN, "m", EventType::View, HOUR + 4 * MIN, NOW); // watermark = 59 min
     // Windows holding 10 min that end by 59 min: [-45, 15) .. [-5, 55).
     assert_eq!(hourly(&t.advance(NOW)), vec![-45, -40, -35, -30, -25, -20, -15, -10, -5]);
-    t.record(IN, "m", Kind::View, HOUR + 5 * MIN, NOW); // watermark = 60 min
+    t.record(IN, "m", EventType::View, HOUR + 5 * MIN, NOW); // watermark = 60 min
     let due = t.advance(NOW);
     assert_eq!(hourly(&due), vec![0], "[0, 1h) closes exactly when the watermark reaches 60 min");
     assert_eq!(due[0].rows[0].views, 1);
@@ -165,12 +175,12 @@ fn windows_close_when_the_watermark_passes_their_end() {
 fn late_event_republishes_and_beyond_horizon_is_refused() {
     let config = small_config();
     let mut t = trending(config.clone());
-    t.record(IN, "m", Kind::View, 0, NOW);
-    t.record(IN, "m", Kind::View, 90 * MIN, NOW);
-    t.record(IN, "m", Kind::View, 3 * HOUR, NOW);
+    t.record(IN, "m", EventType::View, 0, NOW);
+    t.record(IN, "m", EventType::View, 90 * MIN, NOW);
+    t.record(IN, "m", EventType::View, 3 * HOUR, NOW);
     let first = t.advance(NOW);
     assert!(first.iter().any(|w| w.start_us == 0 && w.window == "1h"));
-    assert_eq!(t.record(IN, "m", Kind::Click, 2 * HOUR, NOW), Recorded::Late);
+    assert_eq!(t.record(IN, "m", EventType::Click, 2 * HOUR, NOW), Recorded::Late);
     let again: Vec<_> = t.advance(NOW).into_iter().filter(|w| w.window == "1h").collect();
     // 1h windows holding 2h start at 1h05..2h. Those ending by the watermark (2h55) are due:
     // 1h05..1h30 also hold 1h30, were published and come again; 1h35..1h55 held nothing and
@@ -182,7 +192,7 @@ fn late_event_republishes_and_beyond_horizon_is_refused() {
     assert_eq!(starts(false), vec![95, 100, 105, 110, 115]);
     assert!(again.iter().all(|w| w.rows[0].clicks == 1));
     assert_eq!(
-        t.record(IN, "m", Kind::Click, 10 * MIN, NOW),
+        t.record(IN, "m", EventType::Click, 10 * MIN, NOW),
         Recorded::BeyondHorizon,
         "older than watermark − horizon"
     );
@@ -191,7 +201,7 @@ fn late_event_republishes_and_beyond_horizon_is_refused() {
 #[test]
 fn idle_input_publishes_the_open_windows_as_provisional() {
     let mut t = trending(Config::default());
-    t.record(IN, "m", Kind::View, 30 * MIN, NOW);
+    t.record(IN, "m", EventType::View, 30 * MIN, NOW);
     assert!(t.advance(NOW + 1).iter().all(|w| w.complete), "active input: nothing provisional");
     let due = t.advance(NOW + Config::default().idle_timeout_us);
     assert_eq!(due.iter().filter(|w| w.window == "1h").count(), 12);
@@ -208,7 +218,7 @@ fn a_lull_changes_no_lateness() {
     let mut t = trending(config.clone());
     let mut now = NOW;
     for m in 0..50 {
-        t.record(IN, "m", Kind::View, m * MIN, now);
+        t.record(IN, "m", EventType::View, m * MIN, now);
         t.advance(now);
         now += 1_000_000;
     }
@@ -221,7 +231,7 @@ fn a_lull_changes_no_lateness() {
     // Traffic again, on time: nothing is late, and the provisional windows complete in turn.
     let mut completed = Vec::new();
     for m in 50..130 {
-        assert_eq!(t.record(IN, "m", Kind::Click, m * MIN, now), Recorded::OnTime, "minute {m}");
+        assert_eq!(t.record(IN, "m", EventType::Click, m * MIN, now), Recorded::OnTime, "minute {m}");
         completed.extend(t.advance(now).into_iter().filter(|w| w.window == "1h"));
         now += 1_000_000;
     }
@@ -238,9 +248,9 @@ fn a_future_event_closes_nothing_early() {
     let mut t = trending(config.clone());
     let now = 1_800_000_000 * 1_000_000 + 2 * MIN; // 2 min after a 5-min mark (1.8e9 s is one)
     for k in 0..100 {
-        t.record(IN, "m", Kind::View, now - 60 * MIN + k * 36_000_000, now);
+        t.record(IN, "m", EventType::View, now - 60 * MIN + k * 36_000_000, now);
     }
-    t.record(IN, "skewed", Kind::View, now + 10 * MIN, now);
+    t.record(IN, "skewed", EventType::View, now + 10 * MIN, now);
     let due = t.advance(now);
     assert_eq!(t.watermark_us(), Some(now - config.lateness_us));
     assert!(due.iter().all(|w| w.end_us <= now - config.lateness_us), "a window closed after the clock");
@@ -255,13 +265,13 @@ fn an_input_running_ahead_does_not_make_another_late() {
     let (fast, slow) =
         (t.watermarks_mut().input("events_views", 0, NOW), t.watermarks_mut().input("events_clicks", 1, NOW));
     for m in 0..(24 * 60) {
-        assert_eq!(t.record(fast, "f", Kind::View, m * MIN, NOW), Recorded::OnTime);
+        assert_eq!(t.record(fast, "f", EventType::View, m * MIN, NOW), Recorded::OnTime);
     }
-    t.record(slow, "s", Kind::Click, 0, NOW);
+    t.record(slow, "s", EventType::Click, 0, NOW);
     let mut due = t.advance(NOW);
     assert_eq!(t.watermark_us(), Some(-5 * MIN), "the slow input holds the watermark");
     for m in 1..(24 * 60) {
-        assert_eq!(t.record(slow, "s", Kind::Click, m * MIN, NOW), Recorded::OnTime, "minute {m}");
+        assert_eq!(t.record(slow, "s", EventType::Click, m * MIN, NOW), Recorded::OnTime, "minute {m}");
         if m % 10 == 0 {
             due.extend(t.advance(NOW));
         }
@@ -275,7 +285,7 @@ fn state_is_bounded_by_the_horizon() {
     let config = small_config();
     let mut t = trending(config.clone());
     for i in 0..2000 {
-        t.record(IN, &format!("m{}", i % 50), Kind::View, i * MIN, NOW);
+        t.record(IN, &format!("m{}", i % 50), EventType::View, i * MIN, NOW);
         t.advance(NOW);
     }
     let panes = (config.horizon_us + config.max_length() + config.lateness_us) / config.pane_us + 2;
@@ -288,7 +298,7 @@ fn items_that_left_every_pane_are_forgotten() {
     let config = small_config();
     let mut t = trending(config.clone());
     for i in 0..2000 {
-        t.record(IN, &format!("m{i}"), Kind::View, i * MIN, NOW);
+        t.record(IN, &format!("m{i}"), EventType::View, i * MIN, NOW);
         t.advance(NOW);
     }
     let reachable = (config.horizon_us + config.max_length() + config.lateness_us + 2 * config.pane_us) / MIN;
@@ -296,17 +306,15 @@ fn items_that_left_every_pane_are_forgotten() {
     assert_eq!(t.items_held(), t.state_size(), "one pane entry per item here, and each interned once");
 }
 
-fn arb_events() -> impl Strategy<Value = Vec<(String, Kind, i64)>> {
+fn arb_events() -> impl Strategy<Value = Vec<(String, EventType, i64)>> {
     // A few hours of event time in 2019, mostly in order with jitter, some far out of order.
     let base = 1_551_398_400_000_000_i64;
-    prop::collection::vec((0..8u8, any::<bool>(), 0..(6 * HOUR), prop::option::weighted(0.1, 0..(4 * HOUR))), 1..300)
+    // Ratings too: they move the watermark and count for nothing.
+    prop::collection::vec((0..8u8, 0..3usize, 0..(6 * HOUR), prop::option::weighted(0.1, 0..(4 * HOUR))), 1..300)
         .prop_map(move |raw| {
-            let mut events: Vec<(String, Kind, i64)> = raw
+            let mut events: Vec<(String, EventType, i64)> = raw
                 .into_iter()
-                .map(|(item, click, t, back)| {
-                    let kind = if click { Kind::Click } else { Kind::View };
-                    (format!("m{item}"), kind, base + t - back.unwrap_or(0))
-                })
+                .map(|(item, kind, t, back)| (format!("m{item}"), EventType::ALL[kind], base + t - back.unwrap_or(0)))
                 .collect();
             // Roughly time-ordered, as a stream would be, leaving the jitter above.
             events.sort_by_key(|e| e.2 / (20 * MIN));
@@ -381,7 +389,7 @@ fn arb_script() -> impl Strategy<Value = Vec<Step>> {
                     raw.into_iter()
                         .map(|(item, click, step, jitter, back)| {
                             t += step;
-                            let kind = if click { Kind::Click } else { Kind::View };
+                            let kind = if click { EventType::Click } else { EventType::View };
                             (format!("m{item}"), kind, t - jitter - back.unwrap_or(0))
                         })
                         .collect()

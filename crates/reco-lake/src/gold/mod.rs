@@ -25,7 +25,7 @@ use deltalake::arrow::{
     datatypes::{DataType, Int32Type, Int64Type, SchemaRef, TimeUnit, TimestampMicrosecondType},
 };
 
-pub use trending::{GoldRow, GoldWindow, read_gold, table_name};
+pub use trending::{TrendingRow, WindowRows, read_gold, table_name};
 
 use crate::{DataFile, Error, Format, Lake, Result, read::read_batches};
 

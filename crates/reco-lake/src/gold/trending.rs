@@ -39,7 +39,7 @@ pub fn schema() -> SchemaRef {
 }
 
 #[derive(Clone, Debug, PartialEq)]
-pub struct GoldRow {
+pub struct TrendingRow {
     pub window_start_us: i64,
     pub window_end_us: i64,
     pub item_id: String,
@@ -53,20 +53,20 @@ pub struct GoldRow {
 
 /// The complete row set of one window, replacing whatever the table held for it.
 #[derive(Clone, Debug, PartialEq)]
-pub struct GoldWindow {
+pub struct WindowRows {
     pub start_us: i64,
-    pub rows: Vec<GoldRow>,
+    pub rows: Vec<TrendingRow>,
 }
 
-impl TryFrom<GoldWindow> for RowSet {
+impl TryFrom<WindowRows> for RowSet {
     type Error = Error;
 
-    fn try_from(w: GoldWindow) -> Result<RowSet> {
+    fn try_from(w: WindowRows) -> Result<RowSet> {
         Ok(RowSet { key: w.start_us, batch: batch(&w.rows)? })
     }
 }
 
-pub fn batch(rows: &[GoldRow]) -> Result<RecordBatch, ArrowError> {
+pub fn batch(rows: &[TrendingRow]) -> Result<RecordBatch, ArrowError> {
     let n = rows.len();
     let mut start = TimestampMicrosecondBuilder::with_capacity(n).with_timezone("UTC");
     let mut end = TimestampMicrosecondBuilder::with_capacity(n).with_timezone("UTC");
@@ -102,7 +102,7 @@ pub fn batch(rows: &[GoldRow]) -> Result<RecordBatch, ArrowError> {
 }
 
 /// Every row of a trending data file, in rank order.
-pub fn read_gold(file: &DataFile) -> Result<Vec<GoldRow>> {
+pub fn read_gold(file: &DataFile) -> Result<Vec<TrendingRow>> {
     type Ts = TimestampMicrosecondType;
     let mut rows = Vec::new();
     for b in read_batches(file, &[])? {
@@ -115,7 +115,7 @@ pub fn read_gold(file: &DataFile) -> Result<Vec<GoldRow>> {
         let complete = col("complete")?.as_boolean();
         let computed = col("computed_at")?.as_primitive::<Ts>();
         for i in 0..b.num_rows() {
-            rows.push(GoldRow {
+            rows.push(TrendingRow {
                 window_start_us: start.value(i),
                 window_end_us: end.value(i),
                 item_id: item.value(i).to_owned(),

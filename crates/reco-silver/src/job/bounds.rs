@@ -16,6 +16,8 @@ use tokio::task::JoinHandle;
 use tracing::{debug, warn};
 
 use super::{Job, context::Context};
+use reco_lake::Upstream;
+
 use crate::{Error, OnOffsetReset, Result, catchup, position::PartitionState};
 
 impl Job {
@@ -109,32 +111,72 @@ impl Job {
     /// blocking thread); when it does not answer, the partition counts as behind, which at
     /// worst holds gold's watermark for one more idle timeout.
     pub(super) async fn partitions_behind(&mut self, scope: Scope) -> BTreeMap<String, Vec<i32>> {
-        let reads: HashMap<&str, HashMap<i32, i64>> =
-            self.config.topics.iter().map(|t| (t.as_str(), self.reads(t, scope))).collect();
+        let reads: HashMap<String, HashMap<i32, i64>> =
+            self.config.topics.iter().map(|t| (t.clone(), self.reads(t, scope))).collect();
         let asks = reads.iter().flat_map(|(t, r)| r.keys().map(|p| (t.to_string(), *p))).collect();
         let marks = catchup::ask_log_bounds(&self.consumer, asks).await;
+        self.note_bounds(&marks);
+        self.behind_in(&marks, &reads)
+    }
+
+    /// Per topic, the partitions of `reads` (next offset read) that `marks` say hold more.
+    fn behind_in(
+        &self,
+        marks: &[catchup::Mark],
+        reads: &HashMap<String, HashMap<i32, i64>>,
+    ) -> BTreeMap<String, Vec<i32>> {
         let mut behind: BTreeMap<String, Vec<i32>> =
             self.config.topics.iter().map(|t| (t.clone(), Vec::new())).collect();
-        for (topic, p, mark) in &marks {
-            let read = reads.get(topic.as_str()).and_then(|r| r.get(p)).copied().unwrap_or(0);
-            if catchup::holds_more(*mark, read)
+        for (topic, p, mark) in marks {
+            let Some(read) = reads.get(topic).and_then(|r| r.get(p)) else { continue };
+            if catchup::holds_more(*mark, *read)
                 && let Some(partitions) = behind.get_mut(topic)
             {
                 partitions.push(*p);
             }
         }
         behind.values_mut().for_each(|partitions| partitions.sort_unstable());
-        self.note_bounds(&marks);
         behind
     }
 
-    /// Per topic, the partitions whose log the broker last reported empty and of which no record
-    /// is buffered (a record read just before retention emptied the log is still to commit).
+    /// What this worker knows of Kafka for the gold job, written with its commits (see
+    /// [`Upstream`]): partition counts; its partitions left behind (none when `caught_up`: every
+    /// one was just read to the high watermark the broker reported) or found empty; and the log
+    /// end of every partition with records, its own or not, from one request for all.
+    pub(super) async fn upstream(&mut self, caught_up: bool) -> Upstream {
+        let mut upstream = Upstream { partitions: self.topic_partitions.clone(), ..Upstream::default() };
+        let asks = (self.topic_partitions.iter())
+            .filter(|(topic, _)| self.config.topics.contains(topic))
+            .flat_map(|(topic, n)| (0..*n).map(move |p| (topic.clone(), p)))
+            .collect();
+        let marks = catchup::ask_log_bounds(&self.consumer, asks).await;
+        self.note_bounds(&marks);
+        for (topic, p, mark) in &marks {
+            if let Some((low, high)) = mark
+                && high > low
+            {
+                upstream.log_ends.entry(topic.clone()).or_default().insert(*p, *high);
+            }
+        }
+        upstream.behind = if caught_up {
+            self.config.topics.iter().map(|t| (t.clone(), Vec::new())).collect()
+        } else {
+            let reads = self.config.topics.iter().map(|t| (t.clone(), self.reads(t, Scope::Assigned))).collect();
+            self.behind_in(&marks, &reads)
+        };
+        upstream.empty = self.empty_partitions();
+        upstream
+    }
+
+    /// Per topic, this worker's partitions whose log the broker last reported empty and of which
+    /// no record is buffered (a record read just before retention emptied the log is still to
+    /// commit). Only its own: another worker may hold such a record.
     pub(super) fn empty_partitions(&self) -> BTreeMap<String, Vec<i32>> {
         let mut empty: BTreeMap<String, Vec<i32>> = BTreeMap::new();
+        let assigned = self.consumer.assignment().unwrap_or_default();
         for ((topic, partition), (low, high)) in &self.log_bounds {
             let buffered = self.pending.get(topic).is_some_and(|p| p.batch.offsets.contains_key(partition));
-            if high <= low && !buffered {
+            if high <= low && !buffered && assigned.find_partition(topic, *partition).is_some() {
                 empty.entry(topic.clone()).or_default().push(*partition);
             }
         }

@@ -278,16 +278,7 @@ impl Job {
     /// Commits every pending batch, one commit per topic. `caught_up`: every assigned
     /// partition was just read to the high watermark the broker reported (none is behind).
     async fn flush(&mut self, caught_up: bool) -> Result<()> {
-        let mut upstream = Upstream::default();
-        if !self.pending.is_empty() {
-            upstream.partitions = self.topic_partitions.clone();
-            upstream.behind = if caught_up {
-                self.config.topics.iter().map(|t| (t.clone(), Vec::new())).collect()
-            } else {
-                self.partitions_behind(Scope::Assigned).await
-            };
-            upstream.empty = self.empty_partitions();
-        }
+        let upstream = if self.pending.is_empty() { Upstream::default() } else { self.upstream(caught_up).await };
         let pending = std::mem::take(&mut self.pending);
         let flushed = !pending.is_empty();
         self.pending_bytes = 0;
@@ -298,7 +289,8 @@ impl Job {
             if p.batch.offsets.is_empty() {
                 continue;
             }
-            p.batch.upstream = Some(upstream.clone());
+            let read = self.reads(&topic, Scope::Assigned).into_iter().collect();
+            p.batch.upstream = Some(Upstream { read, ..upstream.clone() });
             let started = Instant::now();
             let offsets = p.batch.offsets.clone();
             let tables = self.tables.get_mut(&topic).ok_or_else(|| Error::UnknownTopic(topic.clone()))?;

@@ -18,7 +18,7 @@ use super::{
 };
 use crate::{
     Error, Result,
-    decode::{Decoded, RawRecord, dead_letter, decode},
+    decode::{Decoded, RawRecord, deadletter_row, decode},
     dedupe::Dedupe,
     position::{Arrival, PartitionState, classify},
 };
@@ -110,12 +110,12 @@ impl Job {
                     counters.duplicate();
                     self.telemetry.silver.deadlettered(topic, ErrorKind::Duplicate.as_str());
                     let message = format!("duplicate of event_id {:?} already in silver", row.event_id);
-                    pending.batch.deadletter.push(dead_letter(&record, ErrorKind::Duplicate, message, now_us));
+                    pending.batch.deadletter.push(deadletter_row(&record, ErrorKind::Duplicate, message, now_us));
                 }
             }
             Decoded::Invalid { kind, message } => {
                 self.telemetry.silver.deadlettered(topic, kind.as_str());
-                pending.batch.deadletter.push(dead_letter(&record, kind, message, now_us));
+                pending.batch.deadletter.push(deadletter_row(&record, kind, message, now_us));
             }
         }
         let entry = pending.batch.offsets.entry(partition).or_insert((state.committed, offset + 1));

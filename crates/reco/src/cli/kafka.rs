@@ -118,12 +118,20 @@ impl std::str::FromStr for Secret {
     }
 }
 
+/// One librdkafka property and the flag (with its variable) it came from, for error messages.
+pub struct ClientOption {
+    pub key: String,
+    pub value: String,
+    pub from: &'static str,
+}
+
 impl KafkaArgs {
-    /// The librdkafka properties these settings stand for, each with the flag and variable it
-    /// came from (for error messages). Refuses a pass-through option that is not `key=value`.
-    pub fn client_options(&self) -> anyhow::Result<Vec<(String, String, &'static str)>> {
-        let mut out: Vec<(String, String, &'static str)> = Vec::new();
-        let mut put = |key: &str, value: String, from: &'static str| out.push((key.to_owned(), value, from));
+    /// The librdkafka properties these settings stand for. Refuses a pass-through option that
+    /// is not `key=value`.
+    pub fn client_options(&self) -> anyhow::Result<Vec<ClientOption>> {
+        let mut out: Vec<ClientOption> = Vec::new();
+        let mut put =
+            |key: &str, value: String, from: &'static str| out.push(ClientOption { key: key.to_owned(), value, from });
         if let Some(p) = self.kafka_security_protocol {
             let name = p.to_possible_value().map(|v| v.get_name().to_owned()).unwrap_or_default();
             put("security.protocol", name.to_lowercase(), "--kafka-security-protocol (KAFKA_SECURITY_PROTOCOL)");
@@ -168,11 +176,11 @@ impl KafkaArgs {
     /// refuses (unknown, malformed, a file it cannot load) is an error naming its flag.
     pub fn apply(&self) -> anyhow::Result<()> {
         let options = self.client_options()?;
-        let sources: Vec<(String, &'static str)> = options.iter().map(|(k, _, s)| (k.clone(), *s)).collect();
+        let sources: Vec<(String, &'static str)> = options.iter().map(|o| (o.key.clone(), o.from)).collect();
         let source = |key: &str| {
             sources.iter().rev().find(|(k, _)| k == key).map_or_else(|| key.to_owned(), |(_, s)| (*s).to_owned())
         };
-        reco_kafka::set_client_options(options.into_iter().map(|(k, v, _)| (k, v)).collect(), source)?;
+        reco_kafka::set_client_options(options.into_iter().map(|o| (o.key, o.value)).collect(), source)?;
         Ok(())
     }
 }

@@ -8,7 +8,7 @@ use std::{
 };
 
 use anyhow::Context;
-use reco_api::{AppState, HistoryConfig, ServedWindow, SimilarCache, TrendingCache, UserHistories};
+use reco_api::{AppState, HistoryConfig, SimilarCache, TrendingCache, UserHistories};
 use reco_kafka::{EventProducer, ProducerSettings};
 use reco_telemetry::Telemetry;
 use tokio::net::TcpListener;
@@ -28,12 +28,7 @@ const TRENDING_REFRESH: Duration = Duration::from_secs(1);
 
 /// The in-memory view of the gold tables behind `GET /trending`.
 pub fn trending_cache(lake: &LakeArgs, top_n: usize) -> anyhow::Result<Arc<TrendingCache>> {
-    let windows = reco_gold::window::Config::default()
-        .windows
-        .into_iter()
-        .map(|w| ServedWindow { name: w.name.to_owned(), length_us: w.length_us })
-        .collect();
-    Ok(TrendingCache::new(lake.lake()?, windows, top_n.max(1)))
+    Ok(TrendingCache::new(lake.lake()?, reco_core::TRENDING_WINDOWS.to_vec(), top_n.max(1)))
 }
 
 /// How long shutdown waits for queued events to reach the broker.

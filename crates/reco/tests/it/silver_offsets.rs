@@ -87,7 +87,7 @@ async fn silver_ids(lake: &Lake, topic: &str) -> HashMap<String, u32> {
 }
 
 /// The dead-letter rows of `topic`: (payload text, error kind).
-async fn dead_letters(lake: &Lake, topic: &str) -> Vec<(String, String)> {
+async fn deadletters(lake: &Lake, topic: &str) -> Vec<(String, String)> {
     let mut tables = TopicTables::open(lake, topic, false).await.unwrap();
     read::read_deadletter(&tables.deadletter_files().await.unwrap())
         .unwrap()
@@ -216,7 +216,7 @@ async fn a_crash_between_the_dead_letter_and_the_silver_commit_leaves_each_recor
         status.is_some_and(|s| !s.success()) && stderr.contains("RECO_FAULT=crash_between_commits"),
         "the job aborted at the fault point: {status:?}\n{stderr}"
     );
-    let after_crash = dead_letters(&lake, VIEWS).await;
+    let after_crash = deadletters(&lake, VIEWS).await;
     assert!(after_crash.iter().any(|(payload, _)| *payload == future), "the crash left the dead letters committed");
 
     let readable_at = Instant::now() + Duration::from_millis((sent_ms + 5000 - now_ms()).max(0) as u64);
@@ -227,7 +227,7 @@ async fn a_crash_between_the_dead_letter_and_the_silver_commit_leaves_each_recor
     stop(job);
     assert_exactly(&silver_ids(&lake, VIEWS).await, &valid, "silver after the restart");
     assert!(!ids.contains_key("future"));
-    let letters = dead_letters(&lake, VIEWS).await;
+    let letters = deadletters(&lake, VIEWS).await;
     let copies = |p: &str| letters.iter().filter(|(payload, _)| payload == p).count();
     assert_eq!(copies(&future), 1, "the future event dead-lettered once: {letters:?}");
     assert_eq!(copies("not json"), 1, "the bad record dead-lettered once: {letters:?}");

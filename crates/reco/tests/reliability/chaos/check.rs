@@ -29,8 +29,9 @@ pub struct Observed {
     pub complete: Windows,
     /// Complete windows seen later with other rows, with the first such sight.
     pub changed: BTreeMap<(String, i64), String>,
-    /// Late and beyond-horizon events the gold jobs counted (`reco_gold_late_events_total`,
-    /// `reco_gold_beyond_horizon_events_total`, summed over restarts), per job.
+    /// Late and beyond-horizon events the gold jobs counted (`reco_gold_late_events_total` plus
+    /// `reco_gold_neighbors_late_events_total`, `reco_gold_beyond_horizon_events_total`, summed
+    /// over restarts), per job.
     pub late: BTreeMap<String, (Counted, Counted)>,
 }
 
@@ -62,7 +63,8 @@ async fn scrape_late(golds: &[(String, String)], into: &Mutex<Observed>) {
         let Ok(r) = reco_testkit::http::get(addr, "/metrics").await else { continue };
         let samples = reco_testkit::Samples::parse(&r.text());
         let sum = |metric: &str| samples.matching(metric, &[]).map(|s| s.value).sum::<f64>();
-        let (late, beyond) = (sum("reco_gold_late_events_total"), sum("reco_gold_beyond_horizon_events_total"));
+        let late = sum("reco_gold_late_events_total") + sum("reco_gold_neighbors_late_events_total");
+        let beyond = sum("reco_gold_beyond_horizon_events_total");
         let mut observed = into.lock().unwrap();
         let entry = observed.late.entry(name.clone()).or_default();
         entry.0.update(late);
