@@ -129,12 +129,12 @@ impl Job {
         while !shutdown.is_cancelled() {
             let started = Instant::now();
             self.lease.renew().await?;
-            let more = self.cycle().await?;
+            let backlog = self.cycle().await?;
             self.telemetry.gold.cycle(started.elapsed().as_secs_f64());
             if self.unsaved && self.last_checkpoint.elapsed() >= self.config.checkpoint_interval {
                 self.checkpoint().await?;
             }
-            if !more {
+            if backlog == Backlog::Empty {
                 let notified = self.config.silver_committed.clone();
                 let silver_committed = async move {
                     match notified {
@@ -193,10 +193,11 @@ impl Job {
         result
     }
 
-    /// One round; true when silver has more versions waiting. Every table's new versions are
-    /// recorded before the watermarks move (in `advance`), so no input's events are judged
-    /// against another input's progress within the round.
-    async fn cycle(&mut self) -> Result<bool> {
+    /// One round: read what silver committed (up to `max_versions_per_cycle` per table), hand it
+    /// to the aggregates, publish what is due. Every table's new versions are recorded before
+    /// the watermarks move (in `advance`), so no input's events are judged against another
+    /// input's progress within the round.
+    async fn cycle(&mut self) -> Result<Backlog> {
         let mut more = false;
         let mut upstreams = Vec::new();
         let sources: Vec<EventType> = self.feeds.keys().copied().collect();
@@ -247,7 +248,7 @@ impl Job {
                 crash_point("gold_crash_after_publish");
             }
         }
-        Ok(more)
+        Ok(if more { Backlog::Waiting } else { Backlog::Empty })
     }
 
     /// Logs, throttled, what aggregate `i` could not count on time from `topic`'s silver
@@ -337,6 +338,13 @@ impl Job {
         self.last_checkpoint = Instant::now();
         Ok(())
     }
+}
+
+/// Whether silver has versions the last cycle left for the next.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Backlog {
+    Waiting,
+    Empty,
 }
 
 /// What one aggregate made of one table's rows in a cycle.

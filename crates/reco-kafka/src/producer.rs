@@ -74,7 +74,7 @@ struct Lanes {
 }
 
 /// The producers in use and how many times they were replaced.
-struct Slot {
+struct Producers {
     lanes: Lanes,
     generation: u64,
     created: Instant,
@@ -83,7 +83,7 @@ struct Slot {
 /// Cheap to clone; clones share one librdkafka producer.
 #[derive(Clone)]
 pub struct EventProducer {
-    slot: Arc<RwLock<Slot>>,
+    producers: Arc<RwLock<Producers>>,
     settings: ProducerSettings,
     /// `send_all` calls awaiting their acknowledgments: the load that picks the lane.
     waiting: Arc<AtomicUsize>,
@@ -106,9 +106,9 @@ impl std::fmt::Debug for EventProducer {
 impl EventProducer {
     pub fn new(settings: ProducerSettings) -> Result<Self> {
         let lanes = create_lanes(&settings)?;
-        let slot = Slot { lanes, generation: 0, created: Instant::now() };
+        let producers = Producers { lanes, generation: 0, created: Instant::now() };
         Ok(EventProducer {
-            slot: Arc::new(RwLock::new(slot)),
+            producers: Arc::new(RwLock::new(producers)),
             settings,
             waiting: Arc::new(AtomicUsize::new(0)),
             busy_until_us: Arc::new(std::sync::atomic::AtomicU64::new(0)),
@@ -117,8 +117,8 @@ impl EventProducer {
     }
 
     fn current(&self) -> (Lanes, u64) {
-        let slot = self.slot.read().unwrap_or_else(PoisonError::into_inner);
-        (slot.lanes.clone(), slot.generation)
+        let producers = self.producers.read().unwrap_or_else(PoisonError::into_inner);
+        (producers.lanes.clone(), producers.generation)
     }
 
     /// Replaces the producer after a failed delivery, at most once per `ack_timeout`.
@@ -130,16 +130,16 @@ impl EventProducer {
     /// on Kafka it costs one extra round trip after a failure. Idempotence still holds for
     /// every record the new producer sends.
     fn replace_after_failure(&self, failed_generation: u64) {
-        let mut slot = self.slot.write().unwrap_or_else(PoisonError::into_inner);
-        if slot.generation != failed_generation || slot.created.elapsed() < self.settings.ack_timeout {
+        let mut producers = self.producers.write().unwrap_or_else(PoisonError::into_inner);
+        if producers.generation != failed_generation || producers.created.elapsed() < self.settings.ack_timeout {
             return;
         }
         match create_lanes(&self.settings) {
             Ok(fresh) => {
-                let old = std::mem::replace(&mut slot.lanes, fresh);
-                slot.generation += 1;
-                slot.created = Instant::now();
-                warn!(generation = slot.generation, "replaced the Kafka producer after a failed delivery");
+                let old = std::mem::replace(&mut producers.lanes, fresh);
+                producers.generation += 1;
+                producers.created = Instant::now();
+                warn!(generation = producers.generation, "replaced the Kafka producer after a failed delivery");
                 // Dropping a producer purges and briefly flushes it: keep that off async workers.
                 tokio::task::spawn_blocking(move || drop(old));
             }
@@ -262,7 +262,7 @@ impl EventProducer {
             lanes
                 .immediate
                 .client()
-                .fetch_metadata(Some("events_views"), timeout)
+                .fetch_metadata(Some(reco_core::EventType::View.topic()), timeout)
                 .map(|_| ())
                 .map_err(|e| Error::Unreachable { bootstrap, message: e.to_string() })
         })

@@ -31,8 +31,10 @@ const DAY_MS: i64 = 24 * 60 * 60 * 1000;
 
 /// CONTRACTS §2: three partitions each; views and clicks kept 7 days, ratings 30.
 pub fn default_topics() -> Vec<TopicSpec> {
-    [("events_views", 7 * DAY_MS), ("events_clicks", 7 * DAY_MS), ("events_ratings", 30 * DAY_MS)]
+    use reco_core::EventType;
+    [(EventType::View, 7 * DAY_MS), (EventType::Click, 7 * DAY_MS), (EventType::Rating, 30 * DAY_MS)]
         .into_iter()
+        .map(|(kind, retention_ms)| (kind.topic(), retention_ms))
         .map(|(name, retention_ms)| TopicSpec {
             name: name.to_owned(),
             partitions: 3,

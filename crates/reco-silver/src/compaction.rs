@@ -20,7 +20,7 @@ use tracing::warn;
 type Outcome = (Option<Compactor>, reco_lake::Result<CompactStats>, Duration);
 
 #[derive(Default)]
-struct Slot {
+struct TableCompaction {
     /// Kept between runs so a run reads only the commits since the last (`None`: not opened
     /// yet, or dropped after an error).
     compactor: Option<Compactor>,
@@ -33,13 +33,13 @@ pub(crate) struct Compaction {
     policy: Option<CompactPolicy>,
     lake: Lake,
     telemetry: Arc<Telemetry>,
-    slots: HashMap<String, Slot>,
+    tables: HashMap<String, TableCompaction>,
 }
 
 impl Compaction {
     pub(crate) fn new(policy: Option<CompactPolicy>, lake: &Lake, telemetry: Arc<Telemetry>) -> Compaction {
         let policy = policy.filter(|p| p.min_files > 0 && lake.format == Format::Delta);
-        Compaction { policy, lake: lake.clone(), telemetry, slots: HashMap::new() }
+        Compaction { policy, lake: lake.clone(), telemetry, tables: HashMap::new() }
     }
 
     /// A batch of `topic` was committed; starts a compaction when enough commits have passed
@@ -47,17 +47,17 @@ impl Compaction {
     pub(crate) async fn committed(&mut self, topic: &str, owner: impl FnOnce() -> bool) {
         let Some(policy) = self.policy else { return };
         self.reap(topic).await;
-        if !self.slots.contains_key(topic) {
-            self.slots.insert(topic.to_owned(), Slot::default());
+        if !self.tables.contains_key(topic) {
+            self.tables.insert(topic.to_owned(), TableCompaction::default());
         }
-        let Some(slot) = self.slots.get_mut(topic) else { return };
-        slot.commits += 1;
-        if slot.running.is_some() || slot.commits < policy.min_files || !owner() {
+        let Some(table) = self.tables.get_mut(topic) else { return };
+        table.commits += 1;
+        if table.running.is_some() || table.commits < policy.min_files || !owner() {
             return;
         }
-        slot.commits = 0;
-        let (lake, topic, compactor) = (self.lake.clone(), topic.to_owned(), slot.compactor.take());
-        slot.running = Some(tokio::spawn(async move {
+        table.commits = 0;
+        let (lake, topic, compactor) = (self.lake.clone(), topic.to_owned(), table.compactor.take());
+        table.running = Some(tokio::spawn(async move {
             let started = Instant::now();
             let mut compactor = match compactor {
                 Some(c) => c,
@@ -74,15 +74,15 @@ impl Compaction {
 
     /// Collects a finished run of `topic`: metrics, and the compactor back for the next run.
     async fn reap(&mut self, topic: &str) {
-        let Some(slot) = self.slots.get_mut(topic) else { return };
-        if !slot.running.as_ref().is_some_and(JoinHandle::is_finished) {
+        let Some(table) = self.tables.get_mut(topic) else { return };
+        if !table.running.as_ref().is_some_and(JoinHandle::is_finished) {
             return;
         }
-        let Some(handle) = slot.running.take() else { return };
+        let Some(handle) = table.running.take() else { return };
         // Finished: this await does not wait.
         match handle.await {
             Ok((compactor, result, took)) => {
-                slot.compactor = compactor;
+                table.compactor = compactor;
                 record(&self.telemetry, topic, result, took);
             }
             Err(e) => {
@@ -96,8 +96,8 @@ impl Compaction {
     /// abandoned rewrite leaves only unreferenced files, never a partial commit).
     pub(crate) async fn finish(mut self, grace: Duration) {
         let deadline = tokio::time::Instant::now() + grace;
-        for (topic, slot) in &mut self.slots {
-            let Some(mut handle) = slot.running.take() else { continue };
+        for (topic, table) in &mut self.tables {
+            let Some(mut handle) = table.running.take() else { continue };
             match tokio::time::timeout_at(deadline, &mut handle).await {
                 Ok(Ok((_, result, took))) => record(&self.telemetry, topic, result, took),
                 Ok(Err(e)) => {

@@ -68,7 +68,7 @@ pub enum OnOffsetReset {
 
 /// Whether `topic`'s silver table has the `rating` column (CONTRACTS §4).
 pub(crate) fn with_rating(topic: &str) -> bool {
-    topic == "events_ratings"
+    topic == reco_core::EventType::Rating.topic()
 }
 
 /// Settings of the silver job. `Default` gives the documented defaults (lake: `./data`, Delta).
@@ -113,7 +113,7 @@ impl SilverConfig {
             group_id: "reco-silver".into(),
             instance_id: None,
             session_timeout: Duration::from_secs(10),
-            topics: ["events_views", "events_clicks", "events_ratings"].map(String::from).to_vec(),
+            topics: reco_core::EventType::ALL.map(|t| t.topic().to_owned()).to_vec(),
             lake,
             max_batch_bytes: 32 * 1024 * 1024,
             max_batch_age: Duration::from_secs(2),

@@ -294,11 +294,8 @@ async fn send(target: &Target, connection: Option<&mut Connection>, generated: V
             let mut records: Vec<(String, Vec<u8>, Vec<u8>, bool)> = Vec::new();
             let mut events = Vec::new();
             for v in valid {
-                let topic = match v["type"].as_str() {
-                    Some("click") => "events_clicks",
-                    Some("rating") => "events_ratings",
-                    _ => "events_views",
-                };
+                let kind = v["type"].as_str().and_then(reco_core::EventType::parse);
+                let topic = kind.unwrap_or(reco_core::EventType::View).topic();
                 let key = v["user_id"].as_str().unwrap_or_default().as_bytes().to_vec();
                 records.push((topic.to_owned(), key, v.to_string().into_bytes(), true));
                 events.push(v);

@@ -26,6 +26,7 @@ mod record;
 
 use bounds::{Scope, assigned};
 use context::{Context, fetch_from};
+use record::Progress;
 
 use crate::{
     Error, Result, SilverConfig,
@@ -170,7 +171,7 @@ impl Job {
                         }
                     }
                     let caught_up = match message {
-                        Ok(m) => self.handle(&m).await?,
+                        Ok(m) => self.handle(&m).await? == Progress::CaughtUp,
                         Err(e) => {
                             warn!(error = %e, "consumer error");
                             false

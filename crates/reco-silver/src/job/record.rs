@@ -23,15 +23,22 @@ use crate::{
     position::{Arrival, PartitionState, classify},
 };
 
+/// Where reading stands after one record.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Progress {
+    Reading,
+    /// It was the last record to read to be caught up (see `catchup.rs`): time to commit.
+    CaughtUp,
+}
+
 impl Job {
-    /// Buffers one record; true when it was the last one to read to be caught up (see
-    /// `catchup.rs`).
-    pub(super) async fn handle(&mut self, m: &BorrowedMessage<'_>) -> Result<bool> {
+    /// Buffers one record (or deals with a re-read, a jump or a log reset instead).
+    pub(super) async fn handle(&mut self, m: &BorrowedMessage<'_>) -> Result<Progress> {
         let (topic, partition, offset) = (m.topic(), m.partition(), m.offset());
         if !self.admit(topic, partition, offset, m.payload()).await? || !self.buffer(m) {
-            return Ok(false);
+            return Ok(Progress::Reading);
         }
-        Ok(self.catchup.read(topic, partition, offset + 1))
+        Ok(if self.catchup.read(topic, partition, offset + 1) { Progress::CaughtUp } else { Progress::Reading })
     }
 
     /// Whether the record at `offset` is the next one to buffer. Re-reads, jumps ahead and log
