@@ -1,3 +1,5 @@
+//! The crate's one error type: what went wrong talking to Kafka, named by broker, topic or setting.
+
 use rdkafka::error::KafkaError;
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;

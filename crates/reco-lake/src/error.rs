@@ -1,3 +1,5 @@
+//! The crate's one error type: which table or file, and what the store or format said.
+
 use std::path::Path;
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -1,3 +1,5 @@
+//! Log output: reco's own crates at the level asked, dependencies at WARN unless named (OPERATIONS.md).
+
 use tracing_subscriber::{EnvFilter, fmt};
 
 /// reco's own crates: a bare level in `RUST_LOG` applies to these.

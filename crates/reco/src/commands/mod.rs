@@ -1,3 +1,5 @@
+//! One module per subcommand; each `run` turns parsed options into the crates' configs and runs them.
+
 pub mod broker;
 pub mod gold;
 pub mod serve;

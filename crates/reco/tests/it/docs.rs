@@ -101,3 +101,42 @@ fn has_date(text: &str) -> bool {
     b.windows(10)
         .any(|w| w.iter().enumerate().all(|(i, c)| if i == 4 || i == 7 { *c == b'-' } else { c.is_ascii_digit() }))
 }
+
+/// ARCHITECTURE's module map lists every source file, and nothing that is gone: a newcomer
+/// looking for where a change goes finds each module there.
+#[test]
+fn the_module_map_lists_every_source_file() {
+    let text = std::fs::read_to_string(repo().join("docs/ARCHITECTURE.md")).unwrap();
+    let map = text.split("## Module map").nth(1).expect("a Module map section");
+    let block = map.split("```").nth(1).expect("the map in a code block");
+    let (mut listed, mut krate) = (std::collections::BTreeSet::new(), String::new());
+    for line in block.lines().filter(|l| !l.trim().is_empty()) {
+        if line.starts_with(' ') {
+            listed.insert(format!("{krate}/{}", line.split_whitespace().next().unwrap()));
+        } else {
+            krate = line.trim().trim_end_matches('/').to_owned();
+        }
+    }
+    let mut on_disk = std::collections::BTreeSet::new();
+    let crates = repo().join("crates");
+    let mut dirs = vec![crates.clone()];
+    while let Some(dir) = dirs.pop() {
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            let rel = path.strip_prefix(&crates).unwrap().to_string_lossy().into_owned();
+            let name = path.file_name().unwrap().to_string_lossy().into_owned();
+            if path.is_dir() && name != "tests" && name != "target" {
+                dirs.push(path);
+            } else if rel.contains("/src/")
+                && name.ends_with(".rs")
+                && !name.ends_with("_tests.rs")
+                && name != "tests.rs"
+            {
+                on_disk.insert(rel);
+            }
+        }
+    }
+    let missing: Vec<_> = on_disk.difference(&listed).collect();
+    let stale: Vec<_> = listed.difference(&on_disk).collect();
+    assert!(missing.is_empty() && stale.is_empty(), "module map: missing {missing:?}, gone {stale:?}");
+}
