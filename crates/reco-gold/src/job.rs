@@ -21,15 +21,6 @@ use crate::{
     lease::Kept,
 };
 
-/// Test-only fault injection: `RECO_FAULT=gold_crash_after_publish` aborts the process
-/// after windows were written and before the checkpoint that records them.
-fn crash_point(name: &str) {
-    if std::env::var("RECO_FAULT").is_ok_and(|v| v == name) {
-        eprintln!("RECO_FAULT={name}: aborting");
-        std::process::abort();
-    }
-}
-
 /// Least time between two warnings of one kind (a replay of old events would otherwise warn
 /// every cycle).
 const WARN_EVERY: std::time::Duration = std::time::Duration::from_secs(30);
@@ -107,7 +98,7 @@ impl Job {
             tables.insert(name, table);
         }
         let windows: Vec<&str> = config.window.windows.iter().map(|w| w.name).collect();
-        let inputs: Vec<String> = sources.iter().map(|s| format!("silver/{}", s.topic())).collect();
+        let inputs: Vec<String> = sources.iter().map(|s| reco_lake::silver_key(s.topic())).collect();
         telemetry.gold.known(&windows, &inputs.iter().map(String::as_str).collect::<Vec<_>>());
         Ok(Job {
             config,
@@ -221,7 +212,7 @@ impl Job {
                 .await
                 .map_err(|e| Error::Task(e.to_string()))??;
             let (topic, now) = (source.topic(), now_us());
-            let table = format!("silver/{topic}");
+            let table = reco_lake::silver_key(topic);
             let rows: u64 = batches.iter().map(|b| b.len() as u64).sum();
             for i in &feeding {
                 let aggregate = &mut self.hosted[*i].aggregate;
@@ -245,7 +236,7 @@ impl Job {
             if !due.is_empty() {
                 self.publish_fenced(due).await?;
                 self.unsaved = true;
-                crash_point("gold_crash_after_publish");
+                reco_lake::fault::crash_point("gold_crash_after_publish");
             }
         }
         Ok(if more { Backlog::Waiting } else { Backlog::Empty })

@@ -148,7 +148,7 @@ impl Aggregate for TrendingAggregate {
         let watermark = self.core.watermark_us();
         self.telemetry.gold.state(watermark, self.core.state_size());
         for (input, w) in self.core.watermarks().per_input() {
-            self.telemetry.gold.input_watermark(&format!("silver/{}", input.table), input.partition, w);
+            self.telemetry.gold.input_watermark(&reco_lake::silver_key(&input.table), input.partition, w);
         }
         if due.is_empty() {
             return Ok(Vec::new());

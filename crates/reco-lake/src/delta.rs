@@ -23,8 +23,8 @@ use deltalake::{
 };
 
 use crate::{
-    CommitOutcome, CommitStats, DataFile, Error, Lake, Result, StoredOffsets, StreamBatch, app_id, crash_point,
-    deadletter_key,
+    CommitOutcome, CommitStats, DataFile, Error, Lake, Result, StoredOffsets, StreamBatch, app_id, deadletter_key,
+    fault::crash_point,
     schema::{EVENT_DATE, deadletter_batch, deadletter_schema, silver_batch, silver_schema},
 };
 

@@ -14,6 +14,7 @@
 mod compact;
 mod delta;
 mod error;
+pub mod fault;
 mod feed;
 pub mod gold;
 mod parquet_log;
@@ -430,17 +431,6 @@ impl TopicTables {
 /// The Delta `txn` app id that stores a partition's offset.
 pub fn app_id(topic: &str, partition: i32) -> String {
     format!("reco-silver:{topic}:{partition}")
-}
-
-/// Test-only fault injection: `RECO_FAULT=crash_before_commit` aborts the process after a
-/// batch's data files are written and before the commit that would make them visible;
-/// `RECO_FAULT=crash_between_commits` after a Delta batch's dead-letter commit and before its
-/// silver commit.
-fn crash_point(name: &str) {
-    if std::env::var("RECO_FAULT").is_ok_and(|v| v == name) {
-        eprintln!("RECO_FAULT={name}: aborting");
-        std::process::abort();
-    }
 }
 
 fn relative(root: &Path, path: &Path) -> String {

@@ -24,7 +24,9 @@ use deltalake::{
 use serde::{Deserialize, Serialize};
 
 use crate::{
-    CommitOutcome, CommitStats, DataFile, Error, Lake, Result, StoredOffsets, StreamBatch, crash_point, relative,
+    CommitOutcome, CommitStats, DataFile, Error, Lake, Result, StoredOffsets, StreamBatch,
+    fault::crash_point,
+    relative,
     schema::{SilverRow, date_of, deadletter_batch, silver_batch},
 };
 

@@ -27,7 +27,7 @@ pub use http::{HttpMetrics, UNMATCHED_ENDPOINT, track_http};
 pub use ingest::IngestMetrics;
 pub use logging::{Throttle, init_tracing};
 pub use process::{HeapStats, set_heap_probe};
-pub use silver::{SilverMetrics, TopicCounters};
+pub use silver::{CommittedBatch, SilverMetrics, TopicCounters};
 
 /// The `Content-Type` of [`Telemetry::render`]'s output.
 pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";

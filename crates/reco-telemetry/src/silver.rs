@@ -291,35 +291,49 @@ impl SilverMetrics {
         self.consumer_lag.get_or_create(&TopicPartition { topic: topic.to_owned(), partition }).set(lag);
     }
 
-    /// One committed batch of `topic`: its duration, rows per table, bytes and versions.
-    #[allow(clippy::too_many_arguments)]
-    pub fn batch_committed(
-        &self,
-        topic: &str,
-        seconds: f64,
-        silver_rows: usize,
-        deadletter_rows: usize,
-        bytes: u64,
-        version: i64,
-        newest_event_time_us: Option<i64>,
-    ) {
-        let silver = format!("silver/{topic}");
-        let deadletter = format!("silver/_deadletter/{topic}");
+    /// One committed batch: its duration, rows per table, bytes and versions.
+    pub fn batch_committed(&self, batch: &CommittedBatch<'_>) {
+        let &CommittedBatch {
+            topic,
+            silver,
+            deadletter,
+            seconds,
+            silver_rows,
+            deadletter_rows,
+            bytes,
+            version,
+            newest_event_time_us,
+        } = batch;
         self.flush_duration.observe(seconds);
         self.commit_rows.observe((silver_rows + deadletter_rows) as f64);
         self.commit_bytes.observe(bytes as f64);
-        self.rows_written.get_or_create(&Table { table: silver.clone() }).inc_by(silver_rows as u64);
-        self.rows_written.get_or_create(&Table { table: deadletter }).inc_by(deadletter_rows as u64);
-        self.table_version.get_or_create(&Table { table: silver.clone() }).set(version);
+        self.rows_written.get_or_create(&Table { table: silver.to_owned() }).inc_by(silver_rows as u64);
+        self.rows_written.get_or_create(&Table { table: deadletter.to_owned() }).inc_by(deadletter_rows as u64);
+        self.table_version.get_or_create(&Table { table: silver.to_owned() }).set(version);
         let now = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs_f64()).unwrap_or(0.0);
         self.last_commit.get_or_create(&Topic { topic: topic.to_owned() }).set(now);
         if let Some(us) = newest_event_time_us {
             let secs = us as f64 / 1e6;
-            let gauge = self.newest_event_time.get_or_create(&Table { table: silver.clone() });
+            let gauge = self.newest_event_time.get_or_create(&Table { table: silver.to_owned() });
             if secs > gauge.get() {
                 gauge.set(secs);
-                self.freshness.observe(&silver, secs);
+                self.freshness.observe(silver, secs);
             }
         }
     }
+}
+
+/// What [`SilverMetrics::batch_committed`] records of one commit.
+#[derive(Clone, Copy, Debug)]
+pub struct CommittedBatch<'a> {
+    pub topic: &'a str,
+    /// The tables' lake keys, as the `table` label (`silver/<topic>`, `silver/_deadletter/<topic>`).
+    pub silver: &'a str,
+    pub deadletter: &'a str,
+    pub seconds: f64,
+    pub silver_rows: usize,
+    pub deadletter_rows: usize,
+    pub bytes: u64,
+    pub version: i64,
+    pub newest_event_time_us: Option<i64>,
 }

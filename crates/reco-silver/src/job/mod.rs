@@ -15,7 +15,7 @@ use rdkafka::{
 };
 use reco_core::ErrorKind;
 use reco_lake::{CommitOutcome, StreamBatch, TopicTables, Upstream};
-use reco_telemetry::{Telemetry, TopicCounters};
+use reco_telemetry::{CommittedBatch, Telemetry, TopicCounters};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
@@ -297,15 +297,17 @@ impl Job {
             let tables = self.tables.get_mut(&topic).ok_or_else(|| Error::UnknownTopic(topic.clone()))?;
             match tables.commit(p.batch).await? {
                 CommitOutcome::Committed(stats) => {
-                    self.telemetry.silver.batch_committed(
-                        &topic,
-                        started.elapsed().as_secs_f64(),
-                        stats.silver_rows,
-                        stats.deadletter_rows,
-                        stats.bytes,
-                        stats.version,
-                        p.newest_event_us,
-                    );
+                    self.telemetry.silver.batch_committed(&CommittedBatch {
+                        topic: &topic,
+                        silver: &reco_lake::silver_key(&topic),
+                        deadletter: &reco_lake::deadletter_key(&topic),
+                        seconds: started.elapsed().as_secs_f64(),
+                        silver_rows: stats.silver_rows,
+                        deadletter_rows: stats.deadletter_rows,
+                        bytes: stats.bytes,
+                        version: stats.version,
+                        newest_event_time_us: p.newest_event_us,
+                    });
                     let mut tpl = TopicPartitionList::new();
                     for (partition, (_, end)) in &offsets {
                         if let Some(s) = self.partitions.get_mut(&topic).and_then(|p| p.get_mut(partition)) {
