@@ -3,7 +3,10 @@ with the API's producer settings (acks=all, idempotent, lz4, linger 5 ms) writin
 the API's size and key shape straight to `events_views`, keyed by user so they spread over the
 partitions. Prints one line: "<records> records in <s> s: <rate> ev/s".
 
-    python scripts/bare_producer.py 127.0.0.1:9092 300000
+    python scripts/bare_producer.py 127.0.0.1:9092 300000 [compression]
+
+`compression` (default lz4) is librdkafka's `compression.type`: give the API producer's, so the
+ceiling is measured with the same work per record.
 """
 
 import json
@@ -16,12 +19,13 @@ from confluent_kafka import Producer
 
 def main() -> None:
     bootstrap, count = sys.argv[1], int(sys.argv[2])
+    compression = sys.argv[3] if len(sys.argv) > 3 else "lz4"
     producer = Producer(
         {
             "bootstrap.servers": bootstrap,
             "acks": "all",
             "enable.idempotence": True,
-            "compression.type": "lz4",
+            "compression.type": compression,
             "linger.ms": 5,
             "queue.buffering.max.messages": 1_000_000,
         }

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Ingest against the embedded broker's own ceiling, per broker storage (sqlite, the default of
 # `reco up`, and memory), all in one run: a bare librdkafka producer straight into the broker
-# of a running `reco up` (scripts/bare_producer.py: acks=all, idempotent, lz4), then wrk's
+# of a running `reco up` (scripts/bare_producer.py: acks=all, idempotent, uncompressed like the
+# API of `reco up`), then wrk's
 # 100-event batches and single events at 32 connections against the API, the seed's FastAPI
 # stack producing to the same broker, and GET /health/live as the HTTP ceiling. Also the time
 # from the ready line to the first event in silver on a fresh lake. Each load starts once silver
@@ -63,7 +64,7 @@ echo "| storage | first event in silver after ready | bare producer ev/s | API 1
 echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
 for storage in sqlite memory; do
     start_up "$storage"
-    BARE=$("$VENV/bin/python" scripts/bare_producer.py "$BROKER" "$RECORDS" | awk '{print $(NF-1)}')
+    BARE=$("$VENV/bin/python" scripts/bare_producer.py "$BROKER" "$RECORDS" none | awk '{print $(NF-1)}')
     settle
     read -r LIVE _ _ < <(run 32 /health/live)
     read -r BATCH _ BATCH99 < <(run 32 /events "$WORK/batch.lua")

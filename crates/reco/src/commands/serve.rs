@@ -42,10 +42,18 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     // at the first GET /trending.
     trending.lake().check(false).await?;
     let bootstrap = &args.kafka.kafka_bootstrap_servers;
-    let api = Api::bind(&args.http, &args.rules, SERVE_ADDR, bootstrap, telemetry, Some(trending)).await?;
+    let kafka = Kafka { bootstrap, compression: ProducerSettings::default().compression };
+    let api = Api::bind(&args.http, &args.rules, SERVE_ADDR, kafka, telemetry, Some(trending)).await?;
     info!(addr = %api.listener.local_addr()?, kafka = %bootstrap, "reco serve listening");
     api.run(shutdown).await?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// Where the API's producer sends and how.
+pub struct Kafka<'a> {
+    pub bootstrap: &'a str,
+    /// librdkafka `compression.type` (see [`ProducerSettings::compression`]).
+    pub compression: &'static str,
 }
 
 /// The API component, shared by `serve` and `up`: bound listeners plus state.
@@ -62,7 +70,7 @@ impl Api {
         http: &HttpArgs,
         rules: &RulesArgs,
         default_addr: SocketAddr,
-        bootstrap: &str,
+        kafka: Kafka<'_>,
         telemetry: Arc<Telemetry>,
         trending: Option<Arc<TrendingCache>>,
     ) -> anyhow::Result<Api> {
@@ -70,8 +78,9 @@ impl Api {
         let config = http.api_config(rules.clone())?;
         let addr = http.http_addr.unwrap_or(default_addr);
         let producer = EventProducer::new(ProducerSettings {
-            bootstrap_servers: bootstrap.to_owned(),
+            bootstrap_servers: kafka.bootstrap.to_owned(),
             ack_timeout: http.ack_timeout(),
+            compression: kafka.compression,
             ..ProducerSettings::default()
         })
         .context("cannot create the Kafka producer")?;
@@ -103,7 +112,7 @@ impl Api {
         let horizon = Duration::from_secs(http.history_days.max(1) * 24 * 3600);
         let histories = Some(UserHistories::new(HistoryConfig::default(), rules, horizon));
         let state = AppState { producer, telemetry, config: Arc::new(config), trending, similar, histories };
-        Ok(Api { listener, metrics, state, bootstrap: bootstrap.to_owned() })
+        Ok(Api { listener, metrics, state, bootstrap: kafka.bootstrap.to_owned() })
     }
 
     /// Where /metrics is served.

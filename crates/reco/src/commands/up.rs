@@ -16,7 +16,7 @@ use crate::{
     cli::{BrokerStorageKind, UpArgs},
     commands::{
         broker::start_with_topics,
-        serve::{Api, trending_cache},
+        serve::{Api, Kafka, trending_cache},
     },
     shutdown,
 };
@@ -49,7 +49,9 @@ pub async fn run(args: UpArgs, started: Instant) -> anyhow::Result<ExitCode> {
         start_with_topics(args.broker_addr, None, args.broker_storage, &broker_data, &args.topics).await?;
     let bootstrap = broker.bootstrap();
     let trending = trending_cache(&args.lake, args.gold.top_n)?;
-    let api = Api::bind(&args.http, &args.rules, LOCAL_ADDR, &bootstrap, telemetry.clone(), Some(trending)).await?;
+    // Uncompressed to the embedded broker: see `ProducerSettings::compression`.
+    let kafka = Kafka { bootstrap: &bootstrap, compression: "none" };
+    let api = Api::bind(&args.http, &args.rules, LOCAL_ADDR, kafka, telemetry.clone(), Some(trending)).await?;
     let http_addr = api.listener.local_addr()?;
     let metrics_url = api.metrics_url()?;
 
