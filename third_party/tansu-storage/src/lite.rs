@@ -1961,11 +1961,13 @@ impl Builder<String, i32, Url, Url> {
         }
 
         let (sender, receiver) = bounded_channel(1);
+        // reco patch: fetches on a lane of their own (`RequestChannelService::with_fetch_lane`):
+        // each fetch reads with its own pooled connection, a reader beside the one writer in
+        // WAL mode, bounded by the high watermark it reads first.
+        let (fetch_sender, fetch_receiver) = bounded_channel(1);
         let mut server = JoinSet::new();
 
         let _ = {
-            let cancellation = self.cancellation.clone();
-
             let storage = Delegate {
                 cluster: self.cluster,
                 node: self.node,
@@ -1979,15 +1981,18 @@ impl Builder<String, i32, Url, Url> {
                 vacuum_into,
             };
 
-            server.spawn(async move {
-                let server = ChannelRequestLayer::new(cancellation)
-                    .into_layer(RequestStorageService::new(storage));
+            for (storage, receiver) in [(storage.clone(), receiver), (storage, fetch_receiver)] {
+                let cancellation = self.cancellation.clone();
+                let _ = server.spawn(async move {
+                    let server = ChannelRequestLayer::new(cancellation)
+                        .into_layer(RequestStorageService::new(storage));
 
-                server.serve(Context::default(), receiver).await
-            })
+                    server.serve(Context::default(), receiver).await
+                });
+            }
         };
 
-        let inner = RequestChannelService::new(sender);
+        let inner = RequestChannelService::with_fetch_lane(sender, fetch_sender);
 
         Ok(Engine {
             server: Arc::new(server),

@@ -377,11 +377,22 @@ where
 #[derive(Clone, Debug)]
 pub struct RequestChannelService {
     tx: RequestSender,
+    /// reco patch: a second lane for fetches (see `with_fetch_lane`).
+    fetches: Option<RequestSender>,
 }
 
 impl RequestChannelService {
     pub fn new(tx: RequestSender) -> Self {
-        Self { tx }
+        Self { tx, fetches: None }
+    }
+
+    /// reco patch: fetches go to `fetches`, served by their own loop beside the one that
+    /// serves everything else (produces, group and topic changes, retention). For an engine
+    /// whose fetch only reads, consistently with concurrent writes (SQLite in WAL mode: the
+    /// high watermark is read first and bounds the records read), so a consumer's fetches no
+    /// longer wait behind producers' batches on one lane.
+    pub fn with_fetch_lane(tx: RequestSender, fetches: RequestSender) -> Self {
+        Self { tx, fetches: Some(fetches) }
     }
 
     fn elapsed_millis(&self, start: SystemTime) -> u64 {
@@ -419,12 +430,15 @@ where
         let operation = req.to_string();
         let attributes = [KeyValue::new("operation", operation.clone())];
 
-        let capacity = self.tx.capacity();
+        let tx = match (&req, &self.fetches) {
+            (Request::Fetch { .. }, Some(fetches)) => fetches,
+            _ => &self.tx,
+        };
+        let capacity = tx.capacity();
         STORAGE_CHANNEL_CAPACITY.record(capacity as u64, &attributes);
         debug!(operation, capacity);
 
-        self.tx
-            .reserve()
+        tx.reserve()
             .await
             .map(|permit| permit.send((req, resp_tx)))
             .inspect(|_| {
