@@ -103,28 +103,22 @@ impl Job {
         reset
     }
 
-    /// Per topic, this worker's partitions that Kafka holds more records of than it has read
-    /// (high watermark past both the next offset to accept and librdkafka's fetch position,
-    /// which passes transaction markers). Written with the commit for the gold job: a partition
-    /// that silver is still catching up on must not count as idle there, however long it is
-    /// since its last rows. The log bounds come from the broker (one request for all, on a
-    /// blocking thread); when it does not answer, the partition counts as behind, which at
-    /// worst holds gold's watermark for one more idle timeout.
-    pub(super) async fn partitions_behind(&mut self, scope: Scope) -> BTreeMap<String, Vec<i32>> {
-        let reads: HashMap<String, HashMap<i32, i64>> =
-            self.config.topics.iter().map(|t| (t.clone(), self.reads(t, scope))).collect();
+    /// Per topic, every partition (assigned or not yet) that Kafka holds more records of than
+    /// this worker has read: what a drain waits for. The log bounds come from the broker (one
+    /// request for all, on a blocking thread); a partition it does not answer for counts as
+    /// behind.
+    pub(super) async fn partitions_behind(&mut self) -> BTreeMap<String, Vec<i32>> {
+        let reads: Reads = self.config.topics.iter().map(|t| (t.clone(), self.reads(t, Scope::All))).collect();
         let asks = reads.iter().flat_map(|(t, r)| r.keys().map(|p| (t.to_string(), *p))).collect();
         let marks = catchup::ask_log_bounds(&self.consumer, asks).await;
         self.note_bounds(&marks);
         self.behind_in(&marks, &reads)
     }
 
-    /// Per topic, the partitions of `reads` (next offset read) that `marks` say hold more.
-    fn behind_in(
-        &self,
-        marks: &[catchup::Mark],
-        reads: &HashMap<String, HashMap<i32, i64>>,
-    ) -> BTreeMap<String, Vec<i32>> {
+    /// Per topic, the partitions of `reads` (next offset read) that `marks` say hold more (high
+    /// watermark past both the next offset to accept and librdkafka's fetch position, which
+    /// passes transaction markers; no answer counts as more).
+    fn behind_in(&self, marks: &[catchup::Mark], reads: &Reads) -> BTreeMap<String, Vec<i32>> {
         let mut behind: BTreeMap<String, Vec<i32>> =
             self.config.topics.iter().map(|t| (t.clone(), Vec::new())).collect();
         for (topic, p, mark) in marks {
@@ -142,8 +136,11 @@ impl Job {
     /// What this worker knows of Kafka for the gold job, written with its commits (see
     /// [`Upstream`]): partition counts; its partitions left behind (none when `caught_up`: every
     /// one was just read to the high watermark the broker reported) or found empty; and the log
-    /// end of every partition with records, its own or not, from one request for all.
-    pub(super) async fn upstream(&mut self, caught_up: bool) -> Upstream {
+    /// end of every partition with records, its own or not, from one request for all. `reads`:
+    /// the next offset of each assigned partition, per topic. A partition still being caught up
+    /// on must not count as idle in gold, however long since its last rows; a broker that does
+    /// not answer makes it "behind", which at worst holds gold's watermark one idle timeout more.
+    pub(super) async fn upstream(&mut self, caught_up: bool, reads: &Reads) -> Upstream {
         let mut upstream = Upstream { partitions: self.topic_partitions.clone(), ..Upstream::default() };
         let asks = (self.topic_partitions.iter())
             .filter(|(topic, _)| self.config.topics.contains(topic))
@@ -161,8 +158,7 @@ impl Job {
         upstream.behind = if caught_up {
             self.config.topics.iter().map(|t| (t.clone(), Vec::new())).collect()
         } else {
-            let reads = self.config.topics.iter().map(|t| (t.clone(), self.reads(t, Scope::Assigned))).collect();
-            self.behind_in(&marks, &reads)
+            self.behind_in(&marks, reads)
         };
         upstream.empty = self.empty_partitions();
         upstream
@@ -247,7 +243,10 @@ fn unknown(topic: &str, partition: i32) -> Error {
     Error::UnknownPartition { topic: topic.to_owned(), partition }
 }
 
-/// Which partitions [`Job::partitions_behind`] looks at.
+/// Per topic, the next offset this worker reads in each partition ([`Job::reads`]).
+pub(super) type Reads = HashMap<String, HashMap<i32, i64>>;
+
+/// Which partitions [`Job::reads`] looks at.
 #[derive(Clone, Copy)]
 pub(super) enum Scope {
     /// Those assigned to this worker now.

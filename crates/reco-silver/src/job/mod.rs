@@ -24,7 +24,7 @@ mod bounds;
 mod context;
 mod record;
 
-use bounds::{Scope, assigned};
+use bounds::{Reads, Scope, assigned};
 use context::{Context, fetch_from};
 use record::Progress;
 
@@ -204,7 +204,7 @@ impl Job {
         loop {
             // All partitions, assigned or not yet: a worker stopped before its first
             // assignment has read nothing, and that is not "caught up".
-            let mut behind: Vec<(String, i32)> = (self.partitions_behind(Scope::All).await.into_iter())
+            let mut behind: Vec<(String, i32)> = (self.partitions_behind().await.into_iter())
                 .flat_map(|(topic, partitions)| partitions.into_iter().map(move |p| (topic.clone(), p)))
                 .collect();
             self.check_short_logs().await?;
@@ -279,9 +279,16 @@ impl Job {
     /// Commits every pending batch, one commit per topic. `caught_up`: every assigned
     /// partition was just read to the high watermark the broker reported (none is behind).
     async fn flush(&mut self, caught_up: bool) -> Result<()> {
-        let upstream = if self.pending.is_empty() { Upstream::default() } else { self.upstream(caught_up).await };
+        if self.pending.is_empty() {
+            self.pending_bytes = 0;
+            self.oldest_pending = None;
+            return Ok(());
+        }
+        // Where each assigned partition is read to: all of it is in the tables after this flush.
+        // Asked before the batches leave `pending`: it tells which partitions have records buffered.
+        let reads: Reads = self.config.topics.iter().map(|t| (t.clone(), self.reads(t, Scope::Assigned))).collect();
+        let upstream = self.upstream(caught_up, &reads).await;
         let pending = std::mem::take(&mut self.pending);
-        let flushed = !pending.is_empty();
         self.pending_bytes = 0;
         self.oldest_pending = None;
         for (topic, mut p) in pending {
@@ -290,7 +297,7 @@ impl Job {
             if p.batch.offsets.is_empty() {
                 continue;
             }
-            let read = self.reads(&topic, Scope::Assigned).into_iter().collect();
+            let read = reads.get(&topic).map(|r| r.iter().map(|(p, o)| (*p, *o)).collect()).unwrap_or_default();
             p.batch.upstream = Some(Upstream { read, ..upstream.clone() });
             let started = Instant::now();
             let offsets = p.batch.offsets.clone();
@@ -341,7 +348,7 @@ impl Job {
             }
         }
         // Gold needs waking only when there is something new to read.
-        if let Some(committed) = self.config.committed.as_ref().filter(|_| flushed) {
+        if let Some(committed) = self.config.committed.as_ref() {
             committed.notify_one();
         }
         Ok(())
