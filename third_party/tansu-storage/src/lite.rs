@@ -13,14 +13,14 @@
 // limitations under the License.
 
 use std::{
-    collections::BTreeMap,
+    collections::{BTreeMap, HashMap},
     env,
     fmt::Debug,
     marker::PhantomData,
     ops::Deref,
     result,
     str::FromStr as _,
-    sync::{Arc, LazyLock, Mutex},
+    sync::{Arc, LazyLock, Mutex, PoisonError},
     time::{Duration, SystemTime},
 };
 
@@ -227,12 +227,37 @@ pub(crate) struct ConnectionManager {
     db: Arc<Mutex<Database>>,
 }
 
-/// reco patch: records per multi-row insert (8 parameters each; SQLite allows 32,766).
-const RECORDS_PER_INSERT: usize = 512;
+/// reco patch: one record's insert, `record_insert.sql` without the partition lookup; compiled
+/// once per connection (`PoolConnection::cached`) and run for each record.
+const INSERT_RECORD: &str = "insert into record \
+    (topition, offset_id, attributes, producer_id, producer_epoch, timestamp, k, v) \
+    values (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)";
 
-/// reco patch: the multi-row insert's head; `record_insert.sql` without the partition lookup.
-const INSERT_RECORDS: &str = "insert into record \
-    (topition, offset_id, attributes, producer_id, producer_epoch, timestamp, k, v) values ";
+/// reco patch: statements run for every produced batch or every fetch, kept compiled per
+/// connection (`PoolConnection::cached`). None of their callers reads a row of one after
+/// running the same statement again.
+const CACHED_STATEMENTS: &[&str] = &[
+    "producer_epoch_current_for_producer.sql",
+    "producer_select_for_update.sql",
+    "producer_detail_insert.sql",
+    "watermark_select_no_update.sql",
+    "topition_select_id.sql",
+    "watermark_update.sql",
+    "watermark_select.sql",
+];
+
+/// reco patch: a partition's records from an offset (?4) below the high watermark (?5), in
+/// offset order, each with its key and value size (column 5) for the fetch to stop at its byte
+/// limit. The release's `record_fetch.sql` summed the sizes with a window function and filtered
+/// on the sum: SQLite computed the sum over every record up to the high watermark before the
+/// first row came back, so a fetch 100,000 records behind read all 100,000 to return 5,000
+/// (143 ms instead of 6 ms), and a consumer catching up slowed everything else down.
+const RECORDS_FROM: &str = "select r.offset_id, r.attributes, r.timestamp, r.k, r.v, \
+    coalesce(length(r.k), 0) + coalesce(length(r.v), 0), r.producer_id, r.producer_epoch \
+    from cluster c join topic t on t.cluster = c.id join topition tp on tp.topic = t.id \
+    join record r on r.topition = tp.id \
+    where c.name = ?1 and t.name = ?2 and tp.partition = ?3 \
+    and r.offset_id >= ?4 and r.offset_id < ?5 order by r.offset_id";
 
 /// reco patch: whether a partition has header rows at or after an offset.
 const HEADERS_FROM: &str = "select exists (select 1 from header h \
@@ -242,6 +267,12 @@ const HEADERS_FROM: &str = "select exists (select 1 from header h \
 
 pub(crate) struct PoolConnection {
     connection: Connection,
+    /// reco patch: statements of the produce and fetch paths, compiled once per connection
+    /// (the release compiled every statement for every use: with records inserted one by one,
+    /// SQLite's compiler took more time than the inserts). Reset before each use and after each
+    /// request, and whenever the pool hands the connection out, so no statement left mid-way
+    /// keeps a read snapshot open (third_party/README.md, change 9).
+    cached: Mutex<HashMap<String, Arc<Statement>>>,
 }
 
 impl Debug for PoolConnection {
@@ -318,17 +349,48 @@ impl PoolConnection {
     async fn new(connection: Connection) -> Result<Self> {
         Self::init(&connection).await?;
 
-        Ok(Self { connection })
+        Ok(Self { connection, cached: Mutex::new(HashMap::new()) })
+    }
+
+    /// reco patch: `sql` compiled once for this connection under `key`, reset for a new use.
+    /// A caller finishes with each row before it uses the same key again.
+    async fn cached(&self, key: &str, sql: &str) -> Result<Arc<Statement>, libsql::Error> {
+        let found = self.cached.lock().unwrap_or_else(PoisonError::into_inner).get(key).cloned();
+        if let Some(statement) = found {
+            statement.reset();
+            return Ok(statement);
+        }
+        let statement = Arc::new(self.connection.prepare(sql).await?);
+        _ = self
+            .cached
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(key.to_owned(), statement.clone());
+        Ok(statement)
+    }
+
+    /// reco patch: a cached statement left mid-way holds a read snapshot: a later fetch on
+    /// this connection would not see newer records, and checkpoints could not pass it.
+    fn reset_cached(&self) {
+        for statement in self.cached.lock().unwrap_or_else(PoisonError::into_inner).values() {
+            statement.reset();
+        }
     }
 
     #[instrument(skip(self))]
-    async fn prepared_statement(&self, key: &str) -> Result<Statement, libsql::Error> {
+    async fn prepared_statement(&self, key: &str) -> Result<Arc<Statement>, libsql::Error> {
         let sql = SQL
             .0
             .get(key)
             .ok_or(libsql::Error::Misuse(format!("Unknown cache key: {}", key)))?;
 
-        self.connection.prepare(sql).await
+        // reco patch: the statements of every produced batch and every fetch are compiled
+        // once per connection; the rest as in the release.
+        if CACHED_STATEMENTS.contains(&key) {
+            self.cached(key, sql).await
+        } else {
+            self.connection.prepare(sql).await.map(Arc::new)
+        }
     }
 
     fn attributes_for_error(&self, key: Option<&str>, error: &libsql::Error) -> Vec<KeyValue> {
@@ -541,9 +603,11 @@ impl managed::Manager for ConnectionManager {
 
     async fn recycle(
         &self,
-        _obj: &mut Self::Type,
+        obj: &mut Self::Type,
         _metrics: &managed::Metrics,
     ) -> managed::RecycleResult<Self::Error> {
+        // reco patch: whatever the last user left, no cached statement is mid-way.
+        obj.reset_cached();
         Ok(())
     }
 }
@@ -773,10 +837,10 @@ impl Delegate {
                     })
                     .inspect(|tansu_lake_sink| debug!(tansu_lake_sink))?)
         {
-            // reco patch: a batch's records go in with one multi-row insert per chunk, against
-            // the partition's row id looked up once. The release ran `record_insert.sql` per
-            // record: a statement compiled for every record, each resolving the partition
-            // through a three-table join (third_party/README.md).
+            // reco patch: a batch's records go in through one insert statement compiled once
+            // per connection, against the partition's row id looked up once. The release ran
+            // `record_insert.sql` per record: a statement compiled for every record, each
+            // resolving the partition through a three-table join (third_party/README.md).
             let topition_id = connection
                 .query_one(
                     "topition_select_id.sql",
@@ -801,29 +865,26 @@ impl Delegate {
             };
             let bytes = |b: &Option<Bytes>| b.as_ref().map_or(Value::Null, |b| Value::Blob(b.to_vec()));
             let base = high.unwrap_or_default();
-            for (n, chunk) in inflated.records.chunks(RECORDS_PER_INSERT).enumerate() {
-                let first = base + i64::try_from(n * RECORDS_PER_INSERT)?;
-                let mut sql = String::with_capacity(INSERT_RECORDS.len() + chunk.len() * 18);
-                sql.push_str(INSERT_RECORDS);
-                let mut params = Vec::with_capacity(chunk.len() * 8);
-                for (i, record) in chunk.iter().enumerate() {
-                    sql.push_str(if i == 0 { "(?,?,?,?,?,?,?,?)" } else { ",(?,?,?,?,?,?,?,?)" });
-                    params.extend([
+            let insert = connection
+                .cached("reco:insert_record", INSERT_RECORD)
+                .await
+                .inspect_err(|err| error!(?err))?;
+            for (i, record) in inflated.records.iter().enumerate() {
+                let offset = base + i64::try_from(i)?;
+                insert.reset();
+                _ = insert
+                    .execute([
                         Value::Integer(topition_id),
-                        Value::Integer(first + i64::try_from(i)?),
+                        Value::Integer(offset),
                         Value::Integer(i64::from(inflated.attributes)),
                         producer_id.clone(),
                         producer_epoch.clone(),
                         Value::Integer(inflated.base_timestamp + record.timestamp_delta),
                         bytes(&record.key),
                         bytes(&record.value),
-                    ]);
-                }
-                _ = connection
-                    .connection
-                    .execute(&sql, libsql::params_from_iter(params))
+                    ])
                     .await
-                    .inspect_err(|err| error!(?err, ?topic, ?partition, first))
+                    .inspect_err(|err| error!(?err, ?topic, ?partition, offset))
                     .map_err(unique_constraint(ErrorCode::UnknownServerError))?;
             }
 
@@ -2346,7 +2407,10 @@ impl Storage for Delegate {
             .inspect(|_| {
                 debug!(after_produce_in_tx = elapsed_millis(start));
             })
-            .inspect_err(|err| error!(?err))?;
+            .inspect_err(|err| error!(?err));
+        // reco patch: no cached statement stays mid-way (`PoolConnection::reset_cached`).
+        pc.reset_cached();
+        let high = high?;
 
         pc.commit(tx)
             .await
@@ -2399,35 +2463,38 @@ impl Storage for Delegate {
         // reading, most of the broker's CPU went to SQLite's statement compiler
         // (third_party/README.md). reco's API sends no headers; other producers may.
         let has_headers = c
-            .connection
-            .query(
-                HEADERS_FROM,
-                (self.cluster.as_str(), topition.topic(), topition.partition(), offset),
-            )
+            .cached("reco:headers_from", HEADERS_FROM)
+            .await?
+            .query((self.cluster.as_str(), topition.topic(), topition.partition(), offset))
             .await
             .inspect_err(|err| error!(?err))?
             .next()
             .await?
             .map_or(Ok(false), |row| row.get::<i64>(0).map(|n| n != 0))?;
 
+        // reco patch: records in offset order, read only as far as `max_bytes` reaches
+        // (`RECORDS_FROM`).
         let mut records = c
-            .query(
-                "record_fetch.sql",
-                (
-                    self.cluster.as_str(),
-                    topition.topic(),
-                    topition.partition(),
-                    offset,
-                    (max_bytes as i64),
-                    high_watermark,
-                ),
-            )
+            .cached("reco:records_from", RECORDS_FROM)
+            .await?
+            .query((
+                self.cluster.as_str(),
+                topition.topic(),
+                topition.partition(),
+                offset,
+                high_watermark,
+            ))
             .await
             .inspect_err(|err| error!(?err))?;
+        let max_bytes = i64::from(max_bytes);
+        let mut fetched_bytes = 0;
 
         let mut batches = vec![];
 
         if let Some(row) = records.next().await? {
+            // The first record is returned whatever its size, as Kafka does, so a record
+            // larger than `max_bytes` cannot stop its consumer for good.
+            fetched_bytes += row.get::<i64>(5)?;
             let offset_delta = 0;
             let timestamp_delta = 0;
 
@@ -2519,6 +2586,11 @@ impl Storage for Delegate {
                 .last_offset_delta(offset_delta);
 
             while let Some(row) = records.next().await? {
+                fetched_bytes += row.get::<i64>(5)?;
+                if fetched_bytes >= max_bytes {
+                    break;
+                }
+
                 let attributes = row
                     .get::<Option<i32>>(1)
                     .map(|attributes| attributes.unwrap_or(0))
@@ -2646,6 +2718,11 @@ impl Storage for Delegate {
                     .and_then(TryInto::try_into)?,
             );
         }
+
+        // reco patch: the record query stops mid-way; its snapshot ends here, not at the next
+        // use of this connection (`PoolConnection::reset_cached`).
+        drop(records);
+        c.reset_cached();
 
         Ok(batches).inspect(|_| {
             DELEGATE_REQUEST_DURATION.record(

@@ -91,10 +91,11 @@ async fn expired_records_leave_the_front_of_each_log_and_nothing_else_does() {
 }
 
 /// The SQLite log returns what was produced: offsets in order without holes, keys, values,
-/// timestamps and headers, read from the start and from inside the log. reco's patched engine
-/// writes a batch's records with one statement and skips the header lookup of fetches that
-/// have no headers (third_party/README.md, changes 6 and 7): records with headers between
-/// records without must still carry them.
+/// timestamps and headers, read from the start, from inside the log and in small fetches.
+/// reco's patched engine writes a batch's records through one compiled statement, skips the
+/// header lookup of fetches that have no headers and stops each fetch at its byte limit
+/// (third_party/README.md, changes 6, 7, 9 and 10): records with headers between records
+/// without must still carry them.
 #[tokio::test(flavor = "multi_thread")]
 async fn the_sqlite_log_returns_records_and_headers_as_produced() {
     use rdkafka::{
@@ -112,7 +113,7 @@ async fn the_sqlite_log_returns_records_and_headers_as_produced() {
         .set("compression.type", "lz4")
         .create()
         .unwrap();
-    // 2,000 records in bursts (batches over the 512 records of one insert); every 300th with
+    // 2,000 records in bursts (batches of hundreds of records); every 300th with
     // headers, every 7th without a key.
     let base_ts = now_ms() - 1_000;
     let mut pending = Vec::new();
@@ -134,19 +135,25 @@ async fn the_sqlite_log_returns_records_and_headers_as_produced() {
         p.await.unwrap().unwrap();
     }
 
-    for from in [0i64, 1_234] {
-        let consumer: BaseConsumer = reco_kafka::client_config(&bootstrap)
-            .set("group.id", "log-probe")
-            .set("enable.auto.commit", "false")
-            .create()
-            .unwrap();
+    // From the start, from inside the log, and from the start in fetches of at most 1,000
+    // bytes (each fetch then stops partway through the log: change 10).
+    for (from, fetch_max_bytes) in [(0i64, None), (1_234, None), (0, Some("1000"))] {
+        let mut config = reco_kafka::client_config(&bootstrap);
+        config.set("group.id", "log-probe").set("enable.auto.commit", "false");
+        if let Some(max) = fetch_max_bytes {
+            config.set("fetch.max.bytes", max).set("message.max.bytes", max).set("max.partition.fetch.bytes", max);
+        }
+        let consumer: BaseConsumer = config.create().unwrap();
         let mut tpl = rdkafka::TopicPartitionList::new();
         tpl.add_partition_offset("log_probe", 0, rdkafka::Offset::Offset(from)).unwrap();
         consumer.assign(&tpl).unwrap();
         let mut next = from;
         let deadline = std::time::Instant::now() + Duration::from_secs(30);
         while next < 2_000 {
-            assert!(std::time::Instant::now() < deadline, "read to offset {next} of 2000 from {from}");
+            assert!(
+                std::time::Instant::now() < deadline,
+                "read to offset {next} of 2000 from {from} ({fetch_max_bytes:?})"
+            );
             let Some(m) = consumer.poll(Duration::from_millis(200)) else { continue };
             let m = m.unwrap();
             let i = m.offset();
@@ -171,6 +178,55 @@ async fn the_sqlite_log_returns_records_and_headers_as_produced() {
             assert_eq!(headers, expected, "headers of {i}");
             next += 1;
         }
+    }
+    broker.stop().await;
+}
+
+/// A fetch reads the log only as far as its byte limit reaches, and returns a record larger
+/// than the limit rather than nothing (third_party/README.md, change 10): the release returned
+/// no record when the next one was larger than the limit, and its consumer waited for good.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_record_larger_than_the_fetch_limit_is_still_read() {
+    use rdkafka::{
+        Message,
+        consumer::{BaseConsumer, Consumer},
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let broker = EmbeddedBroker::start(free_addr(), BrokerStorage::Sqlite(dir.path().join("broker.db"))).await.unwrap();
+    let bootstrap = broker.bootstrap();
+    create_topic(&bootstrap, &NewTopic::new("big_probe", 1, TopicReplication::Fixed(1))).await;
+    let producer: FutureProducer = reco_kafka::client_config(&bootstrap).set("linger.ms", "5").create().unwrap();
+    // Small records with a 5,000-byte one every 10th: some fetches start at a big record.
+    let payload = |i: usize| if i % 10 == 3 { format!("{i}:{}", "x".repeat(5_000)) } else { format!("{i}:small") };
+    let mut pending = Vec::new();
+    for i in 0..200 {
+        let value = payload(i);
+        pending
+            .push(producer.send_result(FutureRecord::<(), _>::to("big_probe").partition(0).payload(&value)).unwrap());
+    }
+    for p in pending {
+        p.await.unwrap().unwrap();
+    }
+    let consumer: BaseConsumer = reco_kafka::client_config(&bootstrap)
+        .set("group.id", "big-probe")
+        .set("enable.auto.commit", "false")
+        .set("fetch.max.bytes", "1000")
+        .set("message.max.bytes", "1000")
+        .set("max.partition.fetch.bytes", "1000")
+        .create()
+        .unwrap();
+    let mut tpl = rdkafka::TopicPartitionList::new();
+    tpl.add_partition_offset("big_probe", 0, rdkafka::Offset::Beginning).unwrap();
+    consumer.assign(&tpl).unwrap();
+    let mut next = 0usize;
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while next < 200 {
+        assert!(std::time::Instant::now() < deadline, "read {next} of 200 records");
+        let Some(m) = consumer.poll(Duration::from_millis(200)) else { continue };
+        let m = m.unwrap();
+        assert_eq!(m.offset(), next as i64, "offsets in order without holes");
+        assert_eq!(m.payload_view::<str>().unwrap().unwrap(), payload(next));
+        next += 1;
     }
     broker.stop().await;
 }
