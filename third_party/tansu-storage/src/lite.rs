@@ -2768,6 +2768,11 @@ impl Storage for Delegate {
 
         debug!(cluster = self.cluster, ?topition, log_start, high_watermark,);
 
+        // reco patch: the cached watermark statement stops at its one row; its read snapshot
+        // ends here, not when the pool next hands this connection out (change 9).
+        drop(row);
+        c.reset_cached();
+
         Ok(OffsetStage {
             last_stable,
             high_watermark,
@@ -4454,7 +4459,10 @@ impl Storage for Delegate {
 
         let error_code = self
             .end_in_tx(transaction_id, producer_id, producer_epoch, committed, &pc)
-            .await?;
+            .await;
+        // reco patch: no cached statement of the markers' produce stays mid-way (change 9).
+        pc.reset_cached();
+        let error_code = error_code?;
 
         pc.commit(tx).await.and(Ok(error_code)).inspect(|_| {
             DELEGATE_REQUEST_DURATION.record(
