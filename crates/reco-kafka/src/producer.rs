@@ -90,7 +90,8 @@ struct Producers {
 #[derive(Clone)]
 pub struct EventProducer {
     producers: Arc<RwLock<Producers>>,
-    settings: ProducerSettings,
+    /// Shared, so a clone (one per HTTP request in the API's state) allocates nothing.
+    settings: Arc<ProducerSettings>,
     /// `send_all` calls awaiting their acknowledgments: the load that picks the lane.
     waiting: Arc<AtomicUsize>,
     /// Until when (µs since `epoch`) the batching lane is used whatever the count: load seen
@@ -115,7 +116,7 @@ impl EventProducer {
         let producers = Producers { lanes, generation: 0, created: Instant::now() };
         Ok(EventProducer {
             producers: Arc::new(RwLock::new(producers)),
-            settings,
+            settings: Arc::new(settings),
             waiting: Arc::new(AtomicUsize::new(0)),
             busy_until_us: Arc::new(std::sync::atomic::AtomicU64::new(0)),
             epoch: Instant::now(),

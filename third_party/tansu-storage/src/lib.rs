@@ -1310,6 +1310,14 @@ impl From<TxnState> for String {
     }
 }
 
+/// reco patch: one batch of a produce request, for [`Storage::produce_many`].
+#[derive(Clone, Debug, Eq, Hash, Ord, PartialEq, PartialOrd)]
+pub struct ProduceItem {
+    pub transaction_id: Option<String>,
+    pub topition: Topition,
+    pub batch: deflated::Batch,
+}
+
 /// Storage
 ///
 /// The Core storage abstraction. All storage engines implement this type.
@@ -1346,6 +1354,20 @@ pub trait Storage: Clone + Debug + Send + Sync + 'static {
         topition: &Topition,
         batch: deflated::Batch,
     ) -> Result<i64>;
+
+    /// reco patch: produce several batches, of any partitions, with one result each in order,
+    /// as if by one `produce` each. An engine may store them in one transaction (SQLite does:
+    /// a group commit, `lite.rs`); a batch that fails leaves the others unaffected.
+    async fn produce_many(&self, items: Vec<ProduceItem>) -> Vec<Result<i64>> {
+        let mut results = Vec::with_capacity(items.len());
+        for item in items {
+            results.push(
+                self.produce(item.transaction_id.as_deref(), &item.topition, item.batch)
+                    .await,
+            );
+        }
+        results
+    }
 
     /// Fetch deflated batches from storage.
     async fn fetch(

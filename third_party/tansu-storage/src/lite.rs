@@ -26,7 +26,8 @@ use std::{
 
 use crate::{
     BrokerRegistrationRequest, ChannelRequestLayer, Error, GroupDetail, ListOffsetResponse, METER,
-    MetadataResponse, NamedGroupDetail, OffsetCommitRequest, OffsetStage, ProducerIdResponse,
+    MetadataResponse, NamedGroupDetail, OffsetCommitRequest, OffsetStage, ProduceItem,
+    ProducerIdResponse,
     RequestChannelService, RequestStorageService, Result, ScramCredential, Storage, TopicId,
     Topition, TxnAddPartitionsRequest, TxnAddPartitionsResponse, TxnOffsetCommitRequest, TxnState,
     UpdateError, Version, bounded_channel,
@@ -625,6 +626,30 @@ impl Delegate {
                 &[KeyValue::new("cluster_id", self.cluster.clone())],
             )
         })
+    }
+
+    /// reco patch: one batch of a group commit (`produce_many`) within its own savepoint. The
+    /// outer error means the transaction can no longer be trusted (a savepoint statement
+    /// failed); the inner result is the batch's own, its writes rolled back if it failed.
+    async fn produce_in_savepoint(
+        &self,
+        pc: &PoolConnection,
+        item: ProduceItem,
+    ) -> Result<Result<i64>> {
+        let step = |key: &'static str, sql: &'static str| async move {
+            pc.cached(key, sql).await?.execute(()).await.map(|_| ())
+        };
+        step("reco:savepoint", "savepoint produce").await?;
+        let produced = self
+            .produce_in_tx(item.transaction_id.as_deref(), &item.topition, item.batch, pc)
+            .await
+            .inspect_err(|err| debug!(?err, topition = ?item.topition));
+        pc.reset_cached();
+        if produced.is_err() {
+            step("reco:rollback_to", "rollback to produce").await?;
+        }
+        step("reco:release", "release produce").await?;
+        Ok(produced)
     }
 
     #[instrument(skip_all)]
@@ -2021,7 +2046,10 @@ impl Builder<String, i32, Url, Url> {
                 .inspect_err(|err| error!(name, ?err));
         }
 
-        let (sender, receiver) = bounded_channel(1);
+        // reco patch: room for the produces of many connections to wait together, so the lane
+        // stores them with one group commit (`ChannelRequestService`, `produce_many`); the
+        // release's 1 let only one wait.
+        let (sender, receiver) = bounded_channel(64);
         // reco patch: fetches on a lane of their own (`RequestChannelService::with_fetch_lane`):
         // each fetch reads with its own pooled connection, a reader beside the one writer in
         // WAL mode, bounded by the high watermark it reads first.
@@ -2424,6 +2452,56 @@ impl Storage for Delegate {
                     &[KeyValue::new("operation", "produce")],
                 )
             })
+    }
+
+    /// reco patch: a group commit. The batches that were waiting together on the storage
+    /// lane go into one transaction, each within a savepoint: a batch that fails (a sequence
+    /// error, an unknown partition) is rolled back alone and answered with its error, as if
+    /// produced by itself; the others are acknowledged once the one commit succeeds. Per batch
+    /// this saves the transaction's begin and commit, the costliest steps of a small batch.
+    async fn produce_many(&self, items: Vec<ProduceItem>) -> Vec<Result<i64>> {
+        let start = SystemTime::now();
+        let count = items.len();
+
+        let pc = match self.connection().await {
+            Ok(pc) => pc,
+            Err(err) => return vec![Err(err); count],
+        };
+        let tx = match pc.transaction().await {
+            Ok(tx) => tx,
+            Err(err) => return vec![Err(err); count],
+        };
+
+        let mut results = Vec::with_capacity(count);
+        for item in items {
+            match self.produce_in_savepoint(&pc, item).await {
+                Ok(result) => results.push(result),
+                Err(err) => {
+                    // The transaction itself failed: dropping it rolls everything back.
+                    error!(?err);
+                    pc.reset_cached();
+                    return vec![Err(err); count];
+                }
+            }
+        }
+        pc.reset_cached();
+
+        match pc.commit(tx).await {
+            Ok(()) => {
+                DELEGATE_REQUEST_DURATION.record(
+                    elapsed_millis(start),
+                    &[KeyValue::new("operation", "produce_many")],
+                );
+                results
+            }
+            Err(err) => {
+                error!(?err);
+                results
+                    .into_iter()
+                    .map(|result| result.and(Err(err.clone())))
+                    .collect()
+            }
+        }
     }
 
     async fn fetch(

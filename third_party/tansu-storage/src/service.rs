@@ -99,7 +99,7 @@ use uuid::Uuid;
 
 use crate::{
     BrokerRegistrationRequest, Error, GroupDetail, ListOffsetResponse, METER, MetadataResponse,
-    NamedGroupDetail, OffsetCommitRequest, OffsetStage, ProducerIdResponse, Result,
+    NamedGroupDetail, OffsetCommitRequest, OffsetStage, ProduceItem, ProducerIdResponse, Result,
     ScramCredential, Storage, TopicId, Topition, TxnAddPartitionsRequest, TxnAddPartitionsResponse,
     TxnOffsetCommitRequest, UpdateError, Version,
 };
@@ -120,6 +120,8 @@ pub enum Request {
         topition: Topition,
         batch: deflated::Batch,
     },
+    /// reco patch: produces that were waiting together, stored by one `produce_many`.
+    ProduceMany(Vec<ProduceItem>),
     Fetch {
         topition: Topition,
         offset: i64,
@@ -231,6 +233,7 @@ impl Display for Request {
             Self::OffsetFetch { .. } => f.write_str("OffsetFetch"),
             Self::OffsetStage(_) => f.write_str("OffsetStage"),
             Self::Produce { .. } => f.write_str("Produce"),
+            Self::ProduceMany(_) => f.write_str("ProduceMany"),
             Self::RegisterBroker(_) => f.write_str("RegisterBroker"),
             Self::TxnAddOffsets { .. } => f.write_str("TxnAddOffsets"),
             Self::TxnAddPartitions(_) => f.write_str("TxnAddPartitions"),
@@ -272,6 +275,7 @@ pub enum Response {
     OffsetStage(Result<OffsetStage>),
     Ping(Result<()>),
     Produce(Result<i64>),
+    ProduceMany(Vec<Result<i64>>),
     RegisterBroker(Result<()>),
     TxnAddOffsets(Result<ErrorCode>),
     TxnAddPartitions(Result<TxnAddPartitionsResponse>),
@@ -1250,27 +1254,76 @@ where
         ctx: Context<State>,
         mut req: RequestReceiver,
     ) -> Result<Self::Response, Self::Error> {
+        // reco patch: a group commit. Produces already waiting when one is taken are served
+        // together by one `Request::ProduceMany` (one SQLite transaction instead of one per
+        // batch); `held` is a request of another kind taken while collecting them, served
+        // next, so requests are still served in the order they arrived.
+        let mut held = None;
         loop {
-            tokio::select! {
-                Some((request, tx)) = req.recv() => {
-                    self.inner
+            let (request, tx) = match held.take() {
+                Some(next) => next,
+                None => tokio::select! {
+                    Some(next) = req.recv() => next,
+
+                    cancelled = self.cancellation.cancelled() => {
+                        debug!(?cancelled);
+                        break;
+                    }
+                },
+            };
+
+            let Request::Produce { transaction_id, topition, batch } = request else {
+                self.inner
                     .serve(ctx.clone(), request)
                     .await
                     .and_then(|response| {
                         tx.send(response).map_err(|_unsent| Error::UnableToSend)
-                    })?
-                }
+                    })?;
+                continue;
+            };
 
-                cancelled = self.cancellation.cancelled() => {
-                    debug!(?cancelled);
-                    break;
+            let mut items = vec![ProduceItem { transaction_id, topition, batch }];
+            let mut senders = vec![tx];
+            while items.len() < PRODUCE_GROUP_MAX {
+                match req.try_recv() {
+                    Ok((Request::Produce { transaction_id, topition, batch }, tx)) => {
+                        items.push(ProduceItem { transaction_id, topition, batch });
+                        senders.push(tx);
+                    }
+                    Ok(other) => {
+                        held = Some(other);
+                        break;
+                    }
+                    Err(_) => break,
                 }
+            }
+
+            if items.len() == 1 {
+                let ProduceItem { transaction_id, topition, batch } = items.remove(0);
+                let request = Request::Produce { transaction_id, topition, batch };
+                let response = self.inner.serve(ctx.clone(), request).await?;
+                senders.remove(0).send(response).map_err(|_unsent| Error::UnableToSend)?;
+                continue;
+            }
+
+            match self.inner.serve(ctx.clone(), Request::ProduceMany(items)).await? {
+                Response::ProduceMany(results) => {
+                    for (tx, result) in senders.into_iter().zip(results) {
+                        // A requester gone meanwhile (its connection closed) loses nothing
+                        // it was told; its batch is stored, as Kafka stores it.
+                        _ = tx.send(Response::Produce(result));
+                    }
+                }
+                otherwise => return Err(Error::UnexpectedServiceResponse(Box::new(otherwise))),
             }
         }
 
         Ok(())
     }
 }
+
+/// reco patch: the most produces one group commit takes (see `ChannelRequestService`).
+const PRODUCE_GROUP_MAX: usize = 64;
 
 #[derive(Copy, Clone, Debug, Default, Eq, Hash, Ord, PartialEq, PartialOrd)]
 pub struct RequestStorageService<G> {
@@ -1334,6 +1387,9 @@ where
                     .produce(transaction_id.as_deref(), &topition, batch)
                     .await,
             )),
+            Request::ProduceMany(items) => {
+                Ok(Response::ProduceMany(self.storage.produce_many(items).await))
+            }
             Request::Fetch {
                 topition,
                 offset,

@@ -5,6 +5,7 @@
 
 mod bench_smoke;
 mod broker_memory_log;
+mod broker_produce_groups;
 mod broker_retention;
 mod console;
 mod deploy;

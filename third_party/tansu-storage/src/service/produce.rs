@@ -12,6 +12,7 @@
 // See the License for the specific language governing permissions and
 // limitations under the License.
 
+use futures::future::join_all;
 use rama::{Context, Service};
 use tansu_sans_io::{
     ApiKey, ErrorCode, ProduceRequest, ProduceResponse,
@@ -216,19 +217,21 @@ impl ProduceService {
     where
         G: Storage,
     {
-        let mut partitions = vec![];
-
-        if let Some(partition_data) = topic.partition_data {
-            for partition in partition_data {
-                partitions.push(
-                    self.partition(ctx.clone(), transaction_id, &topic.name, partition)
-                        .await,
-                )
-            }
-        }
+        // reco patch: a topic's partitions are produced concurrently (each partition's
+        // batches still in order), so that storage sees them together and an engine that
+        // group-commits (SQLite) stores a whole request in one transaction.
+        let name = topic.name;
+        let partitions = join_all(
+            topic
+                .partition_data
+                .into_iter()
+                .flatten()
+                .map(|partition| self.partition(ctx.clone(), transaction_id, &name, partition)),
+        )
+        .await;
 
         TopicProduceResponse::default()
-            .name(topic.name)
+            .name(name)
             .partition_responses(Some(partitions))
     }
 }
@@ -246,20 +249,15 @@ where
         ctx: Context<G>,
         req: ProduceRequest,
     ) -> Result<Self::Response, Self::Error> {
-        let mut responses = Vec::with_capacity(
+        // reco patch: topics concurrently too (see `topic`).
+        let transaction_id = req.transactional_id.as_deref();
+        let responses = join_all(
             req.topic_data
-                .as_ref()
-                .map_or(0, |topic_data| topic_data.len()),
-        );
-
-        if let Some(topics) = req.topic_data {
-            for topic in topics {
-                responses.push(
-                    self.topic(ctx.clone(), req.transactional_id.as_deref(), topic)
-                        .await,
-                )
-            }
-        }
+                .into_iter()
+                .flatten()
+                .map(|topic| self.topic(ctx.clone(), transaction_id, topic)),
+        )
+        .await;
 
         Ok(ProduceResponse::default()
             .responses(Some(responses))
