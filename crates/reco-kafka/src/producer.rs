@@ -27,6 +27,9 @@ pub struct ProducerSettings {
     pub ack_timeout: Duration,
     /// How long the batching lane waits to fill a batch (librdkafka `linger.ms`).
     pub linger: Duration,
+    /// How long the bulk lane waits to fill a batch; it takes requests of at least
+    /// [`BULK_RECORDS`] records. See [`EventProducer`].
+    pub bulk_linger: Duration,
     /// Requests awaiting acknowledgment below which a new one takes the immediate lane
     /// (`linger.ms=0`); at or above it, the batching lane. See [`EventProducer`].
     pub immediate_below: usize,
@@ -43,6 +46,7 @@ impl Default for ProducerSettings {
             bootstrap_servers: "127.0.0.1:9092".into(),
             ack_timeout: Duration::from_secs(5),
             linger: Duration::from_millis(1),
+            bulk_linger: Duration::from_millis(5),
             immediate_below: 2,
             compression: "lz4",
         }
@@ -63,7 +67,7 @@ pub struct Delivery {
     pub offset: i64,
 }
 
-/// Two librdkafka producers to the same cluster, differing only in `linger.ms`. One setting
+/// Three librdkafka producers to the same cluster, differing only in `linger.ms`. One setting
 /// cannot serve both kinds of load: with no linger a lone request goes out at once, but under
 /// many concurrent requests every record wakes librdkafka's broker thread and travels in a
 /// request of its own (about half the throughput at 32 connections); with a linger of a few
@@ -71,13 +75,22 @@ pub struct Delivery {
 /// (measurements in docs/BENCHMARKS.md).
 /// So the producer picks per request: when no more than one other request is waiting for its
 /// acknowledgment, the immediate lane; else the batching lane, whose 1 ms linger is shorter
-/// than what those requests wait anyway. Ordering is unaffected for a client that waits for
-/// its 202 before sending again; concurrent requests have no order to keep.
+/// than what those requests wait anyway, or, for a request of [`BULK_RECORDS`] records or more,
+/// the bulk lane, whose linger is longer (5 ms): under load such a request waits for several
+/// batches anyway, while every wakeup of librdkafka's broker
+/// thread to send a partly filled batch costs CPU the HTTP side needs (a quarter of `reco up`'s
+/// CPU under 100-event batches with the 1 ms linger, perf; docs/BENCHMARKS.md). Ordering is
+/// unaffected for a client that waits for its 202 before sending again; concurrent requests
+/// have no order to keep.
 #[derive(Clone)]
 struct Lanes {
     immediate: FutureProducer,
     batching: FutureProducer,
+    bulk: FutureProducer,
 }
+
+/// The least records a request needs to take the bulk lane.
+pub const BULK_RECORDS: usize = 32;
 
 /// The producers in use and how many times they were replaced.
 struct Producers {
@@ -156,7 +169,11 @@ impl EventProducer {
 }
 
 fn create_lanes(settings: &ProducerSettings) -> Result<Lanes> {
-    Ok(Lanes { immediate: create(settings, Duration::ZERO)?, batching: create(settings, settings.linger)? })
+    Ok(Lanes {
+        immediate: create(settings, Duration::ZERO)?,
+        batching: create(settings, settings.linger)?,
+        bulk: create(settings, settings.bulk_linger)?,
+    })
 }
 
 fn create(settings: &ProducerSettings, linger: Duration) -> Result<FutureProducer> {
@@ -190,7 +207,13 @@ impl EventProducer {
             self.busy_until_us.store(now_us + BUSY_HOLD.as_micros() as u64, Ordering::Relaxed);
         }
         let immediate = !busy && now_us >= self.busy_until_us.load(Ordering::Relaxed);
-        let producer = if immediate { &lanes.immediate } else { &lanes.batching };
+        let producer = if immediate {
+            &lanes.immediate
+        } else if records.len() >= BULK_RECORDS {
+            &lanes.bulk
+        } else {
+            &lanes.batching
+        };
         let results = self.send_with(producer, records).await;
         drop(waiting);
         if results.iter().any(Result::is_err) {
@@ -234,14 +257,15 @@ impl EventProducer {
         let (lanes, _) = self.current();
         run_blocking(move || {
             let deadline = Instant::now() + timeout;
-            lanes.immediate.flush(Timeout::After(timeout))?;
-            lanes.batching.flush(Timeout::After(deadline.saturating_duration_since(Instant::now())))?;
+            for lane in [&lanes.immediate, &lanes.batching, &lanes.bulk] {
+                lane.flush(Timeout::After(deadline.saturating_duration_since(Instant::now())))?;
+            }
             Ok(())
         })
         .await
     }
 
-    /// Looks up `topics` on both lanes before the first event: the first produce otherwise
+    /// Looks up `topics` on every lane before the first event: the first produce otherwise
     /// waits for the topic's metadata and leader (about 0.85 s on a broker that just created
     /// the topics, measured under `reco up`). Best effort: a broker that does not answer yet
     /// is looked up on first use, as before.
@@ -249,7 +273,7 @@ impl EventProducer {
         let (lanes, _) = self.current();
         let topics = topics.to_vec();
         let warmed = run_blocking(move || {
-            for producer in [&lanes.immediate, &lanes.batching] {
+            for producer in [&lanes.immediate, &lanes.batching, &lanes.bulk] {
                 for topic in &topics {
                     producer.client().fetch_metadata(Some(topic), timeout)?;
                 }
