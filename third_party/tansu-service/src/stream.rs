@@ -436,8 +436,7 @@ fn is_produce(frame: &[u8]) -> bool {
 
 /// reco patch: whether `buffered` starts with a whole Produce request.
 fn buffered_produce(buffered: &[u8]) -> bool {
-    buffered.len() >= 6
-        && is_produce(buffered)
+    is_produce(buffered)
         && buffered.len() >= frame_length([buffered[0], buffered[1], buffered[2], buffered[3]])
 }
 
