@@ -20,12 +20,12 @@ use std::{
     time::SystemTime,
 };
 
-use bytes::{Buf, Bytes, BytesMut};
-use futures_util::{FutureExt, StreamExt, stream::FuturesOrdered};
+use bytes::Bytes;
+use futures_util::future::join_all;
 use opentelemetry::KeyValue;
 use rama::{Context, Layer, Service};
 use tokio::{
-    io::{AsyncReadExt, AsyncWriteExt},
+    io::{AsyncReadExt, AsyncWriteExt, BufReader, BufWriter},
     net::{TcpListener, TcpStream},
     task::JoinSet,
 };
@@ -283,6 +283,49 @@ where
     State: Clone + Default + Send + Sync + 'static,
 {
     #[instrument(skip_all)]
+    async fn wait<R>(
+        &self,
+        req: &mut R,
+        maximum_frame_size: Option<usize>,
+    ) -> Result<[u8; 4], S::Error>
+    where
+        R: AsyncReadExt + Unpin,
+    {
+        let mut size = [0u8; 4];
+
+        _ = req
+            .read_exact(&mut size)
+            .await
+            .inspect_err(|err| debug!(?err))?;
+
+        if maximum_frame_size
+            .is_some_and(|maximum_frame_size| maximum_frame_size > frame_length(size))
+        {
+            return Err(Into::into(Error::FrameTooBig(frame_length(size))));
+        } else {
+            Ok(size)
+        }
+    }
+
+    #[instrument(skip_all)]
+    async fn read<R>(&self, req: &mut R, size: [u8; 4]) -> Result<Bytes, S::Error>
+    where
+        R: AsyncReadExt + Unpin,
+    {
+        let mut request: Vec<u8> = vec![0u8; frame_length(size)];
+
+        request[0..size.len()].copy_from_slice(&size[..]);
+
+        _ = req
+            .read_exact(&mut request[4..])
+            .await
+            .inspect_err(|err| error!(?err))?;
+        BYTES_RECEIVED.add(request.len() as u64, &[]);
+
+        Ok(Bytes::from(request))
+    }
+
+    #[instrument(skip_all)]
     async fn process(
         &self,
         attributes: &[KeyValue],
@@ -339,122 +382,62 @@ where
 
         let maximum_frame_size = ctx.state().maximum_frame_size;
 
-        // reco patch: produce requests are pipelined. A client sends one Produce request per
-        // partition (librdkafka does) and up to five per connection before the first is
-        // answered; served one at a time, each waited for the storage's transaction of the one
-        // before. A Produce request is now started as soon as it is read, while the ones
-        // before it are still being served (up to PRODUCE_GROUP_MAX at once), entering storage
-        // in the order it arrived (the first poll of each reaches the storage channel, FIFO),
-        // so an engine that group-commits (SQLite) stores those that wait together in one
-        // transaction; responses go back in request order, as the protocol requires. Any other
-        // request is served alone, once every request before it has been answered, and nothing
-        // after it is started before it is answered.
-        let mut stream = req;
-        let mut buf = BytesMut::with_capacity(READ_BUFFER);
-        let mut out = Vec::new();
-        let mut inflight = FuturesOrdered::new();
-        let mut held = None;
-        let mut eof = false;
+        // reco patch: produce requests that arrived together are served together. A client
+        // sends one Produce request per partition (librdkafka does), back to back; served one
+        // at a time, each waited for the storage's transaction of the one before. Those
+        // already read into this buffer are now served concurrently, entering storage in
+        // the order they arrived (the first poll of each reaches the storage channel, FIFO),
+        // so an engine that group-commits (SQLite) stores them in one transaction; responses
+        // go back in request order, as the protocol requires. Every other request is still
+        // served alone, after the ones before it have been answered.
+        let mut req = BufReader::with_capacity(READ_BUFFER, req);
 
         loop {
-            if buf.capacity() - buf.len() < READ_BUFFER / 4 {
-                buf.reserve(READ_BUFFER);
-            }
-            while held.is_none() && inflight.len() < PRODUCE_GROUP_MAX {
-                let Some(frame) = take_frame(&mut buf, maximum_frame_size)? else {
-                    break;
-                };
-                if is_produce(&frame) {
-                    inflight.push_back(self.process(&attributes[..], ctx.clone(), frame));
-                } else {
-                    held = Some(frame);
-                }
+            let size = self.wait(&mut req, maximum_frame_size).await?;
+            let first = self.read(&mut req, size).await?;
+
+            let mut frames = vec![first];
+            while frames.len() < PRODUCE_GROUP_MAX
+                && is_produce(&frames[0])
+                && buffered_produce(req.buffer())
+            {
+                let size = self.wait(&mut req, maximum_frame_size).await?;
+                frames.push(self.read(&mut req, size).await?);
             }
 
-            if inflight.is_empty() {
-                if let Some(frame) = held.take() {
-                    let response = self.process(&attributes[..], ctx.clone(), frame).await?;
-                    send(&mut stream, &response).await?;
-                } else if eof {
-                    // As the release: a connection ends with the error of its last read.
-                    return Err(io::Error::from(io::ErrorKind::UnexpectedEof).into());
-                } else if stream.read_buf(&mut buf).await.inspect_err(|err| debug!(?err))? == 0 {
-                    eof = true;
-                }
-                continue;
-            }
+            let responses = join_all(
+                frames
+                    .into_iter()
+                    .map(|frame| self.process(&attributes[..], ctx.clone(), frame)),
+            )
+            .await;
 
-            let reading = held.is_none() && !eof && inflight.len() < PRODUCE_GROUP_MAX;
-            let next = tokio::select! {
-                biased;
-                response = inflight.next() => Next::Answered(response),
-                read = stream.read_buf(&mut buf), if reading => Next::Read(read),
-            };
-            match next {
-                Next::Read(read) => {
-                    if read.inspect_err(|err| debug!(?err))? == 0 {
-                        eof = true;
-                    }
-                }
-                Next::Answered(mut response) => {
-                    // Every response already done goes out in one write.
-                    while let Some(result) = response {
-                        let frame = result?;
-                        out.extend_from_slice(&frame);
-                        response = inflight.next().now_or_never().flatten();
-                    }
-                    send(&mut stream, &out).await?;
-                    out.clear();
-                }
+            let mut w = BufWriter::new(&mut req);
+            for response in responses {
+                let frame = response?;
+                w.write_all(&frame).await.inspect_err(|err| error!(?err))?;
+                BYTES_SENT.add(frame.len() as u64, &[]);
             }
+            w.flush().await?;
         }
     }
-}
-
-/// reco patch: what ended a wait on a pipelined connection.
-enum Next<R> {
-    Answered(Option<R>),
-    Read(io::Result<usize>),
-}
-
-/// reco patch: the next whole frame (size, then request) in `buf`, copied out to a buffer of
-/// its own (a record batch held by storage would otherwise keep the whole read buffer alive),
-/// or `None` until more is read (room for the whole frame is made here).
-fn take_frame(buf: &mut BytesMut, maximum_frame_size: Option<usize>) -> Result<Option<Bytes>, Error> {
-    let Some(size) = buf.get(..4) else {
-        return Ok(None);
-    };
-    let length = frame_length([size[0], size[1], size[2], size[3]]);
-    if maximum_frame_size.is_some_and(|maximum| length > maximum) {
-        return Err(Error::FrameTooBig(length));
-    }
-    if buf.len() < length {
-        buf.reserve(length - buf.len());
-        return Ok(None);
-    }
-    let frame = Bytes::copy_from_slice(&buf[..length]);
-    buf.advance(length);
-    BYTES_RECEIVED.add(frame.len() as u64, &[]);
-    Ok(Some(frame))
-}
-
-/// reco patch: writes response frames to the connection.
-async fn send<W: AsyncWriteExt + Unpin>(stream: &mut W, frames: &[u8]) -> io::Result<()> {
-    stream.write_all(frames).await.inspect_err(|err| error!(?err))?;
-    stream.flush().await?;
-    BYTES_SENT.add(frames.len() as u64, &[]);
-    Ok(())
 }
 
 /// reco patch: room for several requests read from a connection at once.
 const READ_BUFFER: usize = 256 * 1024;
 
-/// reco patch: the most produce requests served at once on one connection.
+/// reco patch: the most produce requests served together.
 const PRODUCE_GROUP_MAX: usize = 16;
 
 /// reco patch: whether a frame (size, then request header) is a Produce request (API key 0).
 fn is_produce(frame: &[u8]) -> bool {
     frame.len() >= 6 && i16::from_be_bytes([frame[4], frame[5]]) == 0
+}
+
+/// reco patch: whether `buffered` starts with a whole Produce request.
+fn buffered_produce(buffered: &[u8]) -> bool {
+    is_produce(buffered)
+        && buffered.len() >= frame_length([buffered[0], buffered[1], buffered[2], buffered[3]])
 }
 
 /// A [`Layer`] that handles and responds with [`Bytes`]
