@@ -78,6 +78,11 @@ async fn broker_outage() {
 
     let lake = Lake::new(&lake_path, Format::Delta).unwrap();
     let audit = audit_when_drained(&lake, &acked, Duration::from_secs(120)).await;
+    // Where missing events are, if any: still in the broker's log (silver did not take them) or
+    // not there at all (the broker acknowledged what it did not keep). Asked before the broker
+    // stops; only on failure, so a passing run costs nothing.
+    let whereabouts =
+        if audit.missing > 0 { missing_in_broker(&bootstrap, &lake, &acked).await } else { String::new() };
     let expected = recount(&silver_events(&lake).await, TOP_N);
     let settled =
         reco_testkit::wait_until(Duration::from_secs(120), || async { published(&lake).await == expected }).await;
@@ -101,7 +106,7 @@ async fn broker_outage() {
         &format!(
             "broker down {} s: probe {} ({}), {failed} events refused with 503, {accepted_during} acknowledged while down; \
              broker {} {:.1} s after restart, posting again {:.1} s after restart, jobs {}; {accepted} of {sent} acknowledged, silver {} missing {} duplicated; \
-             gold {} windows {} recount",
+             gold {} windows {} recount{whereabouts}",
             outage.as_secs(),
             answer.status,
             answer.json()["error"]["code"],
@@ -115,4 +120,34 @@ async fn broker_outage() {
             if settled { "=" } else { "!=" },
         ),
     );
+}
+
+/// For acknowledged events missing from silver: how many the broker's log holds, per topic and
+/// partition with their offset range, and how many it does not hold at all.
+async fn missing_in_broker(bootstrap: &str, lake: &Lake, acked: &[String]) -> String {
+    let in_silver = crate::common::silver_ids(lake).await;
+    let mut missing: std::collections::HashSet<&str> =
+        acked.iter().filter(|id| !in_silver.contains_key(*id)).map(String::as_str).collect();
+    let mut found = std::collections::BTreeMap::<(String, i32), (usize, i64, i64)>::new();
+    for topic in ["events_views", "events_clicks", "events_ratings"] {
+        for record in reco_testkit::read_topic(bootstrap, topic).await {
+            let id = record
+                .payload
+                .as_deref()
+                .and_then(|p| serde_json::from_slice::<serde_json::Value>(p).ok())
+                .and_then(|v| v["event_id"].as_str().map(str::to_owned));
+            if id.is_some_and(|id| missing.remove(id.as_str())) {
+                let entry = found.entry((topic.to_owned(), record.partition)).or_insert((0, i64::MAX, i64::MIN));
+                *entry = (entry.0 + 1, entry.1.min(record.offset), entry.2.max(record.offset));
+            }
+        }
+    }
+    let held: Vec<String> =
+        found.iter().map(|((t, p), (n, lo, hi))| format!("{t}[{p}] {n} at offsets {lo}..={hi}")).collect();
+    format!(
+        "; of the missing, in the broker's log: {} ({}), not in it: {}",
+        found.values().map(|f| f.0).sum::<usize>(),
+        held.join(", "),
+        missing.len()
+    )
 }
