@@ -129,14 +129,10 @@ async fn missing_in_broker(bootstrap: &str, lake: &Lake, acked: &[String]) -> St
     let mut missing: std::collections::HashSet<&str> =
         acked.iter().filter(|id| !in_silver.contains_key(*id)).map(String::as_str).collect();
     let mut found = std::collections::BTreeMap::<(String, i32), (usize, i64, i64)>::new();
-    for topic in ["events_views", "events_clicks", "events_ratings"] {
+    for topic in reco_core::EventType::ALL.map(|t| t.topic()) {
         for record in reco_testkit::read_topic(bootstrap, topic).await {
-            let id = record
-                .payload
-                .as_deref()
-                .and_then(|p| serde_json::from_slice::<serde_json::Value>(p).ok())
-                .and_then(|v| v["event_id"].as_str().map(str::to_owned));
-            if id.is_some_and(|id| missing.remove(id.as_str())) {
+            let event = record.payload.as_deref().and_then(|p| serde_json::from_slice::<serde_json::Value>(p).ok());
+            if event.as_ref().and_then(|e| e["event_id"].as_str()).is_some_and(|id| missing.remove(id)) {
                 let entry = found.entry((topic.to_owned(), record.partition)).or_insert((0, i64::MAX, i64::MIN));
                 *entry = (entry.0 + 1, entry.1.min(record.offset), entry.2.max(record.offset));
             }
