@@ -12,6 +12,7 @@ mod deploy;
 mod docs;
 mod exposure;
 mod gold_crash;
+mod group_rejoin;
 mod kafka_tls;
 mod monitoring;
 mod neighbors_e2e;
