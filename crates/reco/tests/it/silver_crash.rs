@@ -2,10 +2,9 @@
 //! - SIGKILL at random moments (10 times) while 100,000 events are produced, plus one abort
 //!   between "files written" and "commit"; after a final clean run, silver + dead-letter hold
 //!   every produced record exactly once;
-//! - two workers in one group, one killed mid-way: the survivor takes over its partitions and
-//!   exactly once still holds (on the embedded broker the killed worker is replaced, see
-//!   `two_workers_one_killed_then_replaced`; on librdkafka's mock cluster, which expires dead
-//!   members, the survivor alone takes over).
+//! - two workers in one group, one killed mid-way: the survivor alone takes over its partitions
+//!   once its session ended (embedded broker and librdkafka's mock cluster), or a replacement
+//!   joins and the two share them; exactly once still holds.
 
 use std::{
     collections::HashSet,
@@ -208,15 +207,6 @@ async fn sigkill_loop_on_s3() {
 /// Two workers split the group; B is SIGKILLed mid-stream, and its replacement C joins (as a
 /// Deployment or StatefulSet restarts a killed pod): the group rebalances between A and C,
 /// both take partitions another worker was writing, and every record is still written once.
-///
-/// Why a replacement and not "A alone takes over": tansu 0.6.0's group coordinator drops a dead
-/// member on the next heartbeat of another member but keeps the group `Formed`
-/// (`coordinator/group/administrator.rs`, `Inner<Formed>::heartbeat` calls `missed_heartbeat`
-/// before `Wrapper::missed_heartbeat` could move the group to `Forming`), and the survivor's
-/// re-join with unchanged metadata returns the old generation and assignment. So on the
-/// embedded broker a dead member's partitions wait for the next join. Real Kafka reassigns
-/// after the session timeout; `survivor_takes_over_after_session_timeout` checks that and is
-/// ignored here.
 #[tokio::test(flavor = "multi_thread")]
 async fn two_workers_one_killed_then_replaced() {
     let broker = reco_testkit::broker_with_topics().await;
@@ -236,9 +226,9 @@ async fn two_workers_one_killed_then_replaced() {
     assert!(both_working, "both workers committed rows");
     b.kill().unwrap();
     b.wait().unwrap();
-    // Well past B's session timeout (10 s): tansu drops B on one of A's heartbeats (every ~3 s)
-    // after that, and only a join after the drop gives B's partitions to live members. A
-    // margin of several heartbeats keeps this robust on a loaded machine.
+    // Well past B's session timeout (10 s): A has taken B's partitions by then (see
+    // `survivor_takes_over_after_session_timeout_on_the_embedded_broker`), and C's join moves
+    // some to C, from wherever A got to.
     tokio::time::sleep(Duration::from_secs(25)).await;
     let c = spawn_on(&bootstrap, dir.path(), "delta", None, None, &metrics[2], &[]);
     // Kill the survivors if an assertion below fails, so they do not outlive the test.
@@ -264,6 +254,15 @@ impl Drop for Survivors {
             let _ = Command::new("kill").args(["-KILL", &pid.to_string()]).status();
         }
     }
+}
+
+/// Two workers on the embedded broker, one SIGKILLed mid-stream: once its session has ended,
+/// the survivor alone takes over its partitions (third_party/README.md, tansu-broker change 3).
+#[tokio::test(flavor = "multi_thread")]
+async fn survivor_takes_over_after_session_timeout_on_the_embedded_broker() {
+    let broker = reco_testkit::broker_with_topics().await;
+    survivor_takes_over(broker.bootstrap()).await;
+    broker.stop().await;
 }
 
 /// The same on librdkafka's mock cluster (in this test process; the workers reach it over

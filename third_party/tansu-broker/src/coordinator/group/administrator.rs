@@ -448,7 +448,9 @@ where
                         session_timeout_ms: inner.session_timeout_ms,
                         rebalance_timeout_ms: inner.rebalance_timeout_ms,
                         members: inner.members,
-                        generation_id: inner.generation_id,
+                        // reco patch: a new round, so the survivors' heartbeats (of the old
+                        // generation) are answered `RebalanceInProgress` and they rejoin.
+                        generation_id: inner.generation_id + 1,
                         state: Forming {
                             protocol_type: Some(inner.state.protocol_type),
                             protocol_name: Some(inner.state.protocol_name),
@@ -1177,13 +1179,21 @@ where
 
             let now = SystemTime::now();
 
-            let (mut wrapper, body) = wrapper
+            // reco patch: members whose session ended are dropped before the heartbeat is
+            // served, so a formed group moves to forming (`Wrapper::missed_heartbeat`) and the
+            // survivors, answered `RebalanceInProgress`, rejoin and share the dead member's
+            // partitions. The release checked after `Inner<Formed>::heartbeat` had already
+            // dropped them without a new round: the group stayed formed with the old
+            // assignment, and the dead member's partitions waited for the next join.
+            let wrapper = if group_instance_id.is_none() {
+                wrapper.missed_heartbeat(group_id, now)
+            } else {
+                wrapper
+            };
+
+            let (wrapper, body) = wrapper
                 .heartbeat(now, group_id, generation_id, member_id, group_instance_id)
                 .await;
-
-            if group_instance_id.is_none() {
-                wrapper = wrapper.missed_heartbeat(group_id, now);
-            }
 
             debug!(group_id, ?wrapper, ?version, iteration,);
 
