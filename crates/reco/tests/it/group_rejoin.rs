@@ -7,7 +7,7 @@
 
 use std::{
     collections::HashSet,
-    process::{Child, Command, Stdio},
+    process::{Child, Command},
     time::Duration,
 };
 
@@ -15,21 +15,9 @@ use rdkafka::producer::{FutureProducer, FutureRecord};
 use reco_kafka::BrokerStorage;
 use reco_lake::{Format, Lake};
 
-const SESSION_MS: u64 = 6_000;
+use crate::silver_crash::{spawn_on, stop};
 
-fn silver(bootstrap: &str, lake: &std::path::Path) -> Child {
-    Command::new(env!("CARGO_BIN_EXE_reco"))
-        .args(["silver", "--metrics-addr", "127.0.0.1:0", "--max-batch-age-ms", "300"])
-        .env("KAFKA_BOOTSTRAP_SERVERS", bootstrap)
-        .env("LAKEHOUSE_PATH", lake)
-        .env("RECO_SILVER_INSTANCE_ID", "rejoin-silver")
-        .env("RECO_SILVER_SESSION_TIMEOUT_MS", SESSION_MS.to_string())
-        .env("RUST_LOG", "warn,reco_silver=info")
-        .stdout(Stdio::null())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("spawn reco silver")
-}
+const SESSION_MS: u64 = 6_000;
 
 fn signal(child: &Child, name: &str) {
     assert!(Command::new("kill").args([&format!("-{name}"), &child.id().to_string()]).status().unwrap().success());
@@ -66,7 +54,10 @@ async fn static_member_stopped_past_its_session_reads_again() {
     let lake_path = dir.path().join("lake");
     let lake = Lake::new(&lake_path, Format::Delta).unwrap();
     let producer: FutureProducer = reco_kafka::client_config(&bootstrap).create().unwrap();
-    let mut job = silver(&bootstrap, &lake_path);
+    // A static member (StatefulSet-style instance id) with a short session.
+    let session = SESSION_MS.to_string();
+    let env = [("RECO_SILVER_SESSION_TIMEOUT_MS", session.as_str())];
+    let job = spawn_on(&bootstrap, &lake_path, "delta", None, Some("rejoin-silver"), "127.0.0.1:0", &env);
 
     let first = produce(&producer, 0, 30).await;
     let joined = reco_testkit::wait_until(Duration::from_secs(60), || in_silver(&lake, &first)).await;
@@ -81,7 +72,6 @@ async fn static_member_stopped_past_its_session_reads_again() {
     // A rejoin takes a few seconds (the session check, the static member's 3 s join pause);
     // the coordinator's bug held the partitions for the 5-minute rebalance timeout.
     let resumed = reco_testkit::wait_until(Duration::from_secs(45), || in_silver(&lake, &second)).await;
-    signal(&job, "TERM");
-    let _ = job.wait();
+    stop(job);
     assert!(resumed, "silver read nothing within 45 s after rejoining the group");
 }

@@ -39,7 +39,7 @@ impl Place {
 }
 
 /// `instance`: static group membership id; `None` for dynamic membership.
-fn spawn_on(
+pub(crate) fn spawn_on(
     bootstrap: &str,
     lake: impl AsRef<std::ffi::OsStr>,
     format: &str,
@@ -66,7 +66,7 @@ fn spawn_on(
     cmd.spawn().expect("spawn reco silver")
 }
 
-fn stop(mut child: Child) {
+pub(crate) fn stop(mut child: Child) {
     Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
     assert!(child.wait().unwrap().success(), "clean stop on SIGTERM");
 }
